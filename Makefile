@@ -1,0 +1,28 @@
+# The two commands of the README:
+#   make demo   - set up (first time) and run the main job on the embedded default benchmark
+#   make test   - set up (first time) and run the test suite (what CI runs)
+# Set-up creates .venv with torch 2.14.1 + torchvision 0.29.1 and this package (editable).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/nasbench-xfer demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info runs

@@ -1,0 +1,1 @@
+"""The ``nasbench-xfer`` command line (click). One module per command group."""

@@ -1,0 +1,35 @@
+"""Entry point of ``nasbench-xfer``: the root group and the registration of command modules.
+
+Each module under ``nasbench_xfer/cli/`` that defines ``register(cli)`` adds its
+commands; the list below keeps the order of ``--help``.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .. import __version__
+
+COMMAND_MODULES = ("store_cmds", "import_cmds")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="nasbench-xfer")
+def cli() -> None:
+    """Transfer NAS toolkit (XferNAS, Wistuba 2019).
+
+    Benchmark stores (HDF5) of architecture evaluations per task, importers of
+    real benchmarks, the XferNAS transfer predictor and search baselines.
+    Run `nasbench-xfer COMMAND --help` for any command.
+    """
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(f"{__package__}.{_name}")
+    except ModuleNotFoundError as exc:  # a module still being written is skipped, nothing else
+        if exc.name != f"{__package__}.{_name}":
+            raise
+        continue
+    _mod.register(cli)

@@ -1,0 +1,180 @@
+"""Benchmark-table commands: info, query, export, validate, merge."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from ..space import SpaceError
+from ..store import Store, StoreError
+
+
+def open_store(path: str, mode: str = "r") -> Store:
+    """Open a store for a command, turning every store error into a clean CLI error."""
+    try:
+        return Store.open(path, mode)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _fmt_range(r: list[float] | None) -> str:
+    return "-" if r is None else f"{r[0]:.4g} .. {r[1]:.4g}"
+
+
+@click.command("info")
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
+def info_cmd(store: str, as_json: bool) -> None:
+    """Summarise STORE: search space, tasks, evaluation counts, metric ranges, provenance."""
+    with open_store(store) as st:
+        summary = st.summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    click.echo(f"store     {summary['path']}")
+    click.echo(f"format    {summary['format']} v{summary['schema_version']} "
+               f"(written by nasbench_xfer {summary['package_version']}, created {summary['created']})")
+    click.echo(f"space     {summary['space']} {json.dumps(summary['space_config'])}")
+    click.echo(f"archs     {summary['num_archs']}")
+    rows = []
+    for t, i in summary["tasks"].items():
+        rows.append({"task": t, "dataset": i["dataset"], "metric": i["metric"],
+                     "evals": i["num_evaluations"], "archs": i["num_archs"],
+                     "val range": _fmt_range(i["val_metric_range"]), "epochs": i["max_epochs"],
+                     "protocols": ",".join(i["protocols"]) or "-",
+                     "source": str(i["provenance"].get("source", "-"))
+                     if isinstance(i["provenance"], dict) else "merged"})
+    if rows:
+        click.echo(pd.DataFrame(rows).to_string(index=False))
+    else:
+        click.echo("(no tasks)")
+    prov = summary["provenance"]
+    if prov:
+        click.echo("provenance " + json.dumps(prov))
+
+
+@click.command("query")
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--task", "-t", required=True, help="Task to query (see `info`).")
+@click.option("--top", type=int, default=10, show_default=True,
+              help="Show the best N evaluations by --sort (0: all).")
+@click.option("--sort", "sort_by", default="val_metric", show_default=True,
+              help="Column to rank by (higher first, unless the task's metric is lower-is-better).")
+@click.option("--arch", "arch_spec", default=None,
+              help="Only this architecture, as a spec string of the store's space (e.g. a NB201 "
+                   "cell string, NASNet appendix-C JSON or a JSON file path).")
+@click.option("--hash", "arch_hash", default=None, help="Only the architecture with this canonical hash.")
+@click.option("--spec/--no-spec", default=True, show_default=True, help="Include spec strings.")
+def query_cmd(store: str, task: str, top: int, sort_by: str, arch_spec: str | None,
+              arch_hash: str | None, spec: bool) -> None:
+    """Show evaluations of one task of STORE: the best ones, or those of one architecture."""
+    with open_store(store) as st:
+        try:
+            frame = st.evaluations(task, spec=spec)
+            higher = st.task_info(task)["higher_is_better"]
+            if arch_spec is not None:
+                text = Path(arch_spec).read_text() if Path(arch_spec).is_file() else arch_spec
+                arch_hash = st.space.hash(st.space.from_string(text))
+        except (StoreError, SpaceError) as exc:
+            raise click.ClickException(str(exc)) from None
+    if arch_hash is not None:
+        frame = frame[frame["hash"] == arch_hash]
+        if frame.empty:
+            raise click.ClickException(f"architecture {arch_hash} has no evaluation on task {task!r}")
+    if sort_by not in frame.columns:
+        raise click.ClickException(f"unknown column {sort_by!r}; columns: {', '.join(frame.columns)}")
+    frame = frame.sort_values(sort_by, ascending=not higher, na_position="last")
+    if top > 0:
+        frame = frame.head(top)
+    frame = frame.loc[:, [c for c in frame.columns if frame[c].notna().any() and c != "finished_at"]]
+    with pd.option_context("display.max_colwidth", 200, "display.width", 250):
+        click.echo(frame.to_string(index=False))
+
+
+@click.command("export")
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .csv or .parquet (parquet needs pyarrow).")
+@click.option("--task", "-t", "tasks", multiple=True,
+              help="Task(s) to export (repeatable); default: all tasks, stacked with a 'task' column.")
+@click.option("--curves", is_flag=True, help="Add the per-epoch curves as columns curve_0, curve_1, ...")
+def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool) -> None:
+    """Export evaluations of STORE as one tidy table (a row per evaluation)."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise click.ClickException(f"--out must end in .csv or .parquet, got {out!r}")
+    with open_store(store) as st:
+        try:
+            frames = []
+            for t in tasks or st.tasks:
+                frame = st.evaluations(t, spec=True)
+                frame.insert(0, "task", t)
+                if curves:
+                    c = st.curves(t)
+                    frame = pd.concat([frame, pd.DataFrame(c, columns=[f"curve_{i}" for i in
+                                                                       range(c.shape[1])])], axis=1)
+                frames.append(frame)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if suffix == ".csv":
+        table.to_csv(out, index=False)
+    else:
+        try:
+            table.to_parquet(out, index=False)
+        except ImportError as exc:
+            raise click.ClickException(f"parquet export needs pyarrow ({exc}); "
+                                       f"pip install pyarrow, or write .csv") from None
+    click.echo(f"wrote {len(table)} rows to {out}")
+
+
+@click.command("validate")
+@click.argument("stores", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--quick", is_flag=True, help="Skip re-deriving every architecture's hash.")
+def validate_cmd(stores: tuple[str, ...], quick: bool) -> None:
+    """Check that each STORE is sound; exit status 1 if any has problems."""
+    bad = 0
+    for path in stores:
+        try:
+            with Store.open(path) as st:
+                problems = st.validate(full=not quick)
+                n = sum(st.num_evaluations(t) for t in st.tasks)
+                ntasks = len(st.tasks)
+        except StoreError as exc:
+            problems, n, ntasks = [str(exc)], 0, 0
+        if problems:
+            bad += 1
+            click.echo(f"INVALID {path}")
+            for p in problems:
+                click.echo(f"  - {p}")
+        else:
+            click.echo(f"ok {path}: {ntasks} tasks, {n} evaluations")
+    if bad:
+        raise SystemExit(1)
+
+
+@click.command("merge")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Merged store to write.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def merge_cmd(inputs: tuple[str, ...], out: str, overwrite: bool) -> None:
+    """Merge INPUTS (e.g. shards written by `train --shard i/n`) into one store.
+
+    Two evaluations are duplicates when task, architecture (canonical hash), seed and
+    protocol are equal; the one from the earliest input on the command line is kept.
+    """
+    try:
+        with Store.merge(list(inputs), out, overwrite=overwrite) as st:
+            n = sum(st.num_evaluations(t) for t in st.tasks)
+            click.echo(f"merged {len(inputs)} stores into {out}: {len(st.tasks)} tasks, "
+                       f"{st.num_archs} architectures, {n} evaluations")
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def register(cli: click.Group) -> None:
+    for cmd in (info_cmd, query_cmd, export_cmd, validate_cmd, merge_cmd):
+        cli.add_command(cmd)

@@ -1,0 +1,35 @@
+"""Search spaces: an immutable architecture type per space behind one interface.
+
+``get_space(name, config)`` rebuilds a space from what a store records.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import SearchSpace, SpaceError
+from .nasnet import OPS, Block, NASNetArch, NASNetSpace, named_arch, XFERNASNET_JSON
+
+_SPACES: dict[str, type[SearchSpace]] = {"nasnet": NASNetSpace}
+
+
+def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
+    """Make a space class reachable by its ``name`` (used when opening stores)."""
+    _SPACES[cls.name] = cls
+    return cls
+
+
+def get_space(name: str, config: dict[str, Any] | None = None) -> SearchSpace:
+    """The space called ``name`` built with ``config`` (as a store records it)."""
+    try:
+        cls = _SPACES[name]
+    except KeyError:
+        raise SpaceError(f"unknown search space {name!r}; known: {', '.join(sorted(_SPACES))}") from None
+    return cls(**(config or {}))
+
+
+def list_spaces() -> list[str]:
+    return sorted(_SPACES)
+
+
+__all__ = ["SearchSpace", "SpaceError", "NASNetSpace", "NASNetArch", "Block", "OPS",
+           "named_arch", "XFERNASNET_JSON", "get_space", "register_space", "list_spaces"]

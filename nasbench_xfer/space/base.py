@@ -1,0 +1,171 @@
+"""The interface every search space implements.
+
+A search space turns architectures into fixed-length token sequences (for the
+NAO encoder/decoder), samples them, names them canonically and reads/writes
+them as strings.  The predictor, the store and the optimizers only talk to this
+interface, so a new space (an imported benchmark's, say) works everywhere once
+it implements it.
+"""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from typing import Any, Hashable, Iterator, Sequence
+
+import numpy as np
+
+
+class SpaceError(ValueError):
+    """An architecture, token sequence or spec string is not valid in a space."""
+
+
+class SearchSpace(ABC):
+    """A discrete architecture space with a token encoding.
+
+    Subclasses define ``name``, ``seq_len``, ``vocab_size``, ``token_mask()``,
+    ``_from_tokens``/``encode``, ``sample``, ``canonical``, ``to_string`` and
+    ``from_string``.  Architectures are immutable, hashable values; two values
+    compare equal when they are the same *specification*; use :meth:`hash` (or
+    :meth:`canonical`) to compare *networks*.
+    """
+
+    name: str = ""
+    #: number of tokens of every encoded architecture
+    seq_len: int = 0
+    #: token ids run over ``range(vocab_size)``
+    vocab_size: int = 0
+
+    # ------------------------------------------------------------------ config
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable arguments that rebuild this space (stored with a store)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.config() == self.config()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(sorted(self.config().items()))))
+
+    # ------------------------------------------------------------- encoding
+    @abstractmethod
+    def token_mask(self) -> np.ndarray:
+        """Boolean array (seq_len, vocab_size): which tokens are valid at each position.
+
+        The NAO decoder restricts its output to this mask, so that every decoded
+        sequence names an architecture of the space.
+        """
+
+    @abstractmethod
+    def encode(self, arch: Hashable) -> tuple[int, ...]:
+        """Token sequence of length :attr:`seq_len`."""
+
+    @abstractmethod
+    def _from_tokens(self, tokens: tuple[int, ...]) -> Hashable:
+        """Build an architecture from tokens that all satisfy :meth:`token_mask`."""
+
+    def _repair_arch(self, arch: Hashable) -> Hashable:
+        """Turn a structurally decoded architecture into a valid one (default: as is)."""
+        return arch
+
+    def _check_arch(self, arch: Hashable) -> None:
+        """Raise :class:`SpaceError` if a structurally decoded architecture is invalid."""
+
+    def decode(self, tokens: Sequence[int], repair: bool = False) -> Hashable:
+        """Architecture named by ``tokens``.
+
+        With ``repair=False`` an invalid sequence raises :class:`SpaceError` naming
+        the first offending position; with ``repair=True`` it is mapped to the
+        nearest valid architecture: too long is truncated, too short is padded
+        with the first valid token of each position, and each invalid token is
+        replaced by the valid token of that position closest to it in id.
+        Never raises anything but :class:`SpaceError`.
+        """
+        try:
+            toks = [int(t) for t in tokens]
+        except (TypeError, ValueError) as exc:
+            raise SpaceError(f"{self.name}: tokens must be integers ({exc})") from None
+        mask = self.token_mask()
+        if len(toks) != self.seq_len:
+            if not repair:
+                raise SpaceError(
+                    f"{self.name}: expected {self.seq_len} tokens, got {len(toks)}")
+            toks = toks[: self.seq_len] + [
+                int(np.flatnonzero(mask[i])[0]) for i in range(len(toks), self.seq_len)]
+        for i, t in enumerate(toks):
+            if 0 <= t < self.vocab_size and mask[i, t]:
+                continue
+            allowed = np.flatnonzero(mask[i])
+            if not repair:
+                raise SpaceError(
+                    f"{self.name}: token {t} at position {i} ({self.describe_position(i)}) "
+                    f"is not valid; allowed: {allowed.tolist()}")
+            toks[i] = int(allowed[np.argmin(np.abs(allowed - t))])
+        arch = self._from_tokens(tuple(toks))
+        if repair:
+            return self._repair_arch(arch)
+        self._check_arch(arch)
+        return arch
+
+    def describe_position(self, i: int) -> str:
+        """Human-readable meaning of token position ``i`` (used in error messages)."""
+        return f"position {i}"
+
+    def vocabulary(self) -> list[str]:
+        """Name of each token id (documentation and debugging)."""
+        return [str(i) for i in range(self.vocab_size)]
+
+    # ------------------------------------------------------------ identity
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Hashable:
+        """One architecture drawn uniformly over the valid choices of each decision."""
+
+    def sample_many(self, n: int, rng: np.random.Generator, unique: bool = True) -> list:
+        """``n`` sampled architectures, distinct under :meth:`hash` if ``unique``."""
+        out: list = []
+        seen: set[str] = set()
+        tries = 0
+        while len(out) < n:
+            tries += 1
+            if tries > 100 * n + 1000:
+                raise SpaceError(f"{self.name}: could not sample {n} distinct architectures")
+            a = self.sample(rng)
+            if unique:
+                h = self.hash(a)
+                if h in seen:
+                    continue
+                seen.add(h)
+            out.append(a)
+        return out
+
+    @abstractmethod
+    def canonical(self, arch: Hashable) -> Hashable:
+        """The representative of ``arch``'s equivalence class (same network)."""
+
+    def hash(self, arch: Hashable) -> str:
+        """Canonical hash: 16 hex digits, equal for equivalent specifications."""
+        text = self.name + ":" + ",".join(map(str, self.encode(self.canonical(arch))))
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @abstractmethod
+    def to_string(self, arch: Hashable) -> str:
+        """Compact one-line spec string."""
+
+    @abstractmethod
+    def from_string(self, text: str) -> Hashable:
+        """Parse a spec string (raises :class:`SpaceError` naming the problem)."""
+
+    def augment(self, arch: Hashable, rng: np.random.Generator) -> Hashable:
+        """An equivalent specification of ``arch`` (symmetry augmentation); default: ``arch``."""
+        return arch
+
+    # ---------------------------------------------------- exhaustive spaces
+    #: number of architectures if the space is small enough to enumerate, else None
+    size: int | None = None
+
+    def enumerate(self) -> Iterator[Hashable]:
+        """Every canonical architecture (only for enumerable spaces)."""
+        raise NotImplementedError(f"{self.name} is too large to enumerate")

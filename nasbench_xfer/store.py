@@ -1,0 +1,752 @@
+"""The HDF5 benchmark store: architecture evaluations per task, crash-safe.
+
+Layout (schema v1; ``docs/store.md`` is the reference for plain-h5py readers)::
+
+    /                     attrs: format="nasbench_xfer.store", schema_version=1,
+                                 created, package_version, provenance (json)
+    /space                attrs: name, config (json)
+    /space/tokens         (A, L) int16   canonical token sequence of each architecture
+    /space/hash           (A,)   S16     canonical hash (16 hex digits)
+    /space/spec           (A,)   str     spec string (space.to_string of the canonical form)
+    /space/dense_map      (D,)   int32   optional: raw spec index -> architecture id (-1: none)
+    /tasks/<task>         attrs: dataset, num_classes, metric, higher_is_better,
+                                 protocols (json {name: definition}), provenance (json),
+                                 preprocessing (json), info (json)
+    /tasks/<task>/<col>   (R,)   one dataset per evaluation column (see EVAL_COLUMNS),
+                                 plus extra float columns declared by the task
+    /tasks/<task>/curves  (R, E) float32 per-epoch validation metric, NaN-padded
+
+Integrity: the file at ``path`` is only ever replaced whole.  A writer copies
+it to ``path.tmp-<pid>``, writes there, fsyncs and renames the copy over the
+original (atomic on POSIX), so a writer killed at any moment leaves either the
+old or the new file, each complete; a reader never sees half a row.  Every
+:meth:`Store.append` is one such commit (batch many rows per call, or group
+calls with :meth:`Store.batch`).  A lock file ``path.lock`` keeps a second
+writer out.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .space import SearchSpace, SpaceError, get_space
+
+FORMAT = "nasbench_xfer.store"
+SCHEMA_VERSION = 1
+
+#: column -> (numpy dtype, fill value when a record does not give it)
+EVAL_COLUMNS: dict[str, tuple[Any, Any]] = {
+    "arch": (np.int32, None),
+    "seed": (np.int32, 0),
+    "val_metric": (np.float64, np.nan),
+    "test_metric": (np.float64, np.nan),
+    "params": (np.float64, np.nan),
+    "flops": (np.float64, np.nan),
+    "train_seconds": (np.float64, np.nan),
+    "status": (str, "ok"),
+    "protocol": (str, ""),
+    "device": (str, ""),
+    "finished_at": (np.float64, np.nan),
+}
+_STR = h5py.string_dtype("utf-8")
+
+
+class StoreError(Exception):
+    """A store cannot be opened, read or written as asked (the message says why)."""
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """Standard provenance record: package version, date, host, plus ``extra``."""
+    rec = {"package": "nasbench_xfer", "package_version": __version__,
+           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "hostname": socket.gethostname()}
+    rec.update(extra)
+    return rec
+
+
+def _jload(value: Any, default: Any = None) -> Any:
+    if value is None:
+        return default
+    if isinstance(value, bytes):
+        value = value.decode()
+    return json.loads(value)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_task_name(task: str) -> None:
+    if not isinstance(task, str) or not task or "/" in task or task.startswith("."):
+        raise StoreError(f"invalid task name {task!r} (non-empty, no '/')")
+
+
+class Store:
+    """An open benchmark store.  Use :meth:`open` or :meth:`create`, ideally as a context manager.
+
+    Reading never loads more than asked: :meth:`evaluations` reads one task's
+    columns, :meth:`curves` one task's curves, architecture specs are read only
+    when requested.
+    """
+
+    def __init__(self, path: Path, mode: str):
+        self.path = Path(path)
+        self.mode = mode
+        self._lock_fd: int | None = None
+        self._h5: h5py.File | None = None
+        self._tx: h5py.File | None = None  # the writable copy during a commit
+        self._tx_depth = 0
+        self._hash_index: dict[str, int] | None = None
+        self.space: SearchSpace
+        if mode == "a":
+            self._acquire_lock()
+        try:
+            self._open_reader()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    # ------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r") -> "Store":
+        """Open an existing store, read-only (``"r"``) or for appending (``"a"``)."""
+        if mode not in ("r", "a"):
+            raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"no store at {path}")
+        return cls(path, mode)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, space: SearchSpace, *, overwrite: bool = False,
+               provenance_info: Mapping[str, Any] | None = None) -> "Store":
+        """Create an empty store for ``space`` and return it open for appending."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise StoreError(f"{path} already exists (pass overwrite=True to replace it)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            f.attrs["package_version"] = __version__
+            f.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
+            g = f.create_group("space")
+            g.attrs["name"] = space.name
+            g.attrs["config"] = json.dumps(space.config())
+            g.create_dataset("tokens", shape=(0, space.seq_len), maxshape=(None, space.seq_len),
+                             dtype=np.int16, chunks=(4096, space.seq_len), compression="gzip")
+            g.create_dataset("hash", shape=(0,), maxshape=(None,), dtype="S16", chunks=(16384,),
+                             compression="gzip")
+            g.create_dataset("spec", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(4096,),
+                             compression="gzip")
+            f.create_group("tasks")
+        cls._durable_replace(tmp, path)
+        return cls(path, "a")
+
+    def _acquire_lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"{self.path} is being written by another process "
+                             f"(lock {lock_path} is held)") from None
+        self._lock_fd = fd
+        # no other writer is alive: copies left by a killed writer are garbage
+        for stale in self.path.parent.glob(self.path.name + ".tmp-*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _open_reader(self) -> None:
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise StoreError(f"{self.path} is not a readable HDF5 store (corrupt or another "
+                             f"kind of file): {exc.__class__.__name__}") from None
+        try:
+            fmt = f.attrs.get("format")
+            if isinstance(fmt, bytes):
+                fmt = fmt.decode()
+            if fmt != FORMAT:
+                raise StoreError(f"{self.path} is an HDF5 file but not a nasbench_xfer store "
+                                 f"(format attribute {fmt!r})")
+            version = int(f.attrs.get("schema_version", -1))
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has store schema version {version}, newer than "
+                                 f"this nasbench_xfer {__version__} supports (version "
+                                 f"{SCHEMA_VERSION}); upgrade nasbench_xfer to read it")
+            if version < 1:
+                raise StoreError(f"{self.path}: invalid schema version {version}")
+            for name in ("space", "space/tokens", "space/hash", "space/spec", "tasks"):
+                if name not in f:
+                    raise StoreError(f"{self.path}: damaged store, missing /{name}")
+            g = f["space"]
+            try:
+                self.space = get_space(str(g.attrs["name"]), _jload(g.attrs["config"], {}))
+            except (SpaceError, TypeError, KeyError) as exc:
+                raise StoreError(f"{self.path}: cannot rebuild the search space: {exc}") from None
+        except StoreError:
+            f.close()
+            raise
+        except Exception as exc:  # h5py internals on a damaged file
+            f.close()
+            raise StoreError(f"{self.path}: damaged store ({exc.__class__.__name__}: {exc})") from None
+        self._h5 = f
+        self._hash_index = None
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+        self._release_lock()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, space={self.space!r}, tasks={self.tasks})"
+
+    @property
+    def _f(self) -> h5py.File:
+        """The handle to read from: the pending copy inside a commit, else the file."""
+        if self._tx is not None:
+            return self._tx
+        if self._h5 is None:
+            raise StoreError(f"{self.path}: store is closed")
+        return self._h5
+
+    # ------------------------------------------------------------ metadata
+    @property
+    def attrs(self) -> dict[str, Any]:
+        f = self._f
+        return {"format": FORMAT, "schema_version": int(f.attrs["schema_version"]),
+                "created": str(f.attrs.get("created", "")),
+                "package_version": str(f.attrs.get("package_version", "")),
+                "provenance": _jload(f.attrs.get("provenance"), {})}
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self._f["tasks"].keys())
+
+    def _task_group(self, task: str) -> h5py.Group:
+        g = self._f["tasks"].get(task)
+        if g is None:
+            known = ", ".join(self.tasks) or "none"
+            raise StoreError(f"task {task!r} is not in {self.path} (tasks: {known})")
+        return g
+
+    def task_info(self, task: str) -> dict[str, Any]:
+        """Dataset, metric, protocols, provenance, ... of a task, as stored."""
+        a = self._task_group(task).attrs
+        return {"task": task, "dataset": str(a.get("dataset", "")),
+                "num_classes": int(a.get("num_classes", -1)),
+                "metric": str(a.get("metric", "")),
+                "higher_is_better": bool(a.get("higher_is_better", True)),
+                "protocols": _jload(a.get("protocols"), {}),
+                "provenance": _jload(a.get("provenance"), {}),
+                "preprocessing": _jload(a.get("preprocessing"), {}),
+                "info": _jload(a.get("info"), {}),
+                "extra_columns": list(_jload(a.get("extra_columns"), [])),
+                "num_evaluations": self.num_evaluations(task)}
+
+    def num_evaluations(self, task: str) -> int:
+        return int(self._task_group(task)["arch"].shape[0])
+
+    @property
+    def num_archs(self) -> int:
+        return int(self._f["space/hash"].shape[0])
+
+    # ---------------------------------------------------------- reading
+    def evaluations(self, task: str, *, spec: bool = False) -> pd.DataFrame:
+        """All evaluations of ``task``: one row each, columns ``arch_id``, ``hash``,
+        the evaluation columns and the task's extra columns (``spec=True`` adds spec strings)."""
+        g = self._task_group(task)
+        cols: dict[str, Any] = {}
+        for name, (dtype, _) in EVAL_COLUMNS.items():
+            data = g[name][()]
+            if dtype is str:
+                data = np.asarray([v.decode() if isinstance(v, bytes) else v for v in data], dtype=object)
+            cols["arch_id" if name == "arch" else name] = data
+        for name in _jload(g.attrs.get("extra_columns"), []):
+            cols[name] = g[name][()]
+        frame = pd.DataFrame(cols)
+        ids = frame["arch_id"].to_numpy()
+        hashes = self._f["space/hash"]
+        if len(ids):
+            frame.insert(1, "hash", self._read_rows(hashes, ids).astype("U16"))
+            if spec:
+                specs = self._read_rows(self._f["space/spec"], ids)
+                frame.insert(2, "spec", [s.decode() if isinstance(s, bytes) else s for s in specs])
+        else:
+            frame.insert(1, "hash", pd.Series([], dtype=object))
+            if spec:
+                frame.insert(2, "spec", pd.Series([], dtype=object))
+        return frame
+
+    @staticmethod
+    def _read_rows(ds: h5py.Dataset, ids: np.ndarray) -> np.ndarray:
+        """``ds[ids]`` for unsorted, repeated ids, reading the whole column once when that is cheaper."""
+        if len(ids) > ds.shape[0] // 8:
+            return ds[()][ids]
+        uniq, inv = np.unique(ids, return_inverse=True)
+        return ds[uniq][inv]
+
+    def curves(self, task: str) -> np.ndarray:
+        """Per-epoch validation curves (evaluations x epochs), aligned with :meth:`evaluations`."""
+        return self._task_group(task)["curves"][()]
+
+    def arch_ids(self, archs: Iterable[Hashable]) -> np.ndarray:
+        """Store ids of ``archs`` (-1 where the store does not hold the architecture)."""
+        archs = list(archs)
+        dense = self._dense_map()
+        if dense is not None:
+            raw = np.asarray([self.space.dense_index(a) for a in archs], dtype=np.int64)  # type: ignore[attr-defined]
+            return dense[raw]
+        index = self._hashes()
+        return np.asarray([index.get(self.space.hash(a), -1) for a in archs], dtype=np.int64)
+
+    def arch_id(self, arch_or_hash: Hashable | str) -> int:
+        """Id of one architecture, given as an architecture or a canonical hash (-1 if absent)."""
+        if isinstance(arch_or_hash, str):
+            return self._hashes().get(arch_or_hash, -1)
+        return int(self.arch_ids([arch_or_hash])[0])
+
+    def archs(self, ids: Sequence[int] | np.ndarray | None = None) -> list:
+        """Architectures by id (all if ``ids`` is None), decoded from their stored tokens."""
+        toks = self._f["space/tokens"][()] if ids is None else self._read_rows(
+            self._f["space/tokens"], np.asarray(ids, dtype=np.int64))
+        return [self.space.decode(t) for t in toks]
+
+    def metric_table(self, task: str, column: str = "val_metric") -> np.ndarray:
+        """Array over architecture ids with the mean of ``column`` over that task's evaluations
+        (NaN where the architecture was not evaluated on the task)."""
+        g = self._task_group(task)
+        ids = g["arch"][()]
+        vals = g[column][()].astype(np.float64)
+        out = np.full(self.num_archs, np.nan)
+        if len(ids):
+            ok = ~np.isnan(vals)
+            sums = np.bincount(ids[ok], weights=vals[ok], minlength=self.num_archs)
+            counts = np.bincount(ids[ok], minlength=self.num_archs)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return out
+
+    def lookup(self, task: str, archs: Iterable[Hashable], column: str = "val_metric") -> np.ndarray:
+        """``column`` (mean over seeds) of each architecture on ``task``; NaN if not evaluated."""
+        ids = self.arch_ids(archs)
+        table = self.metric_table(task, column)
+        out = np.full(len(ids), np.nan)
+        ok = ids >= 0
+        out[ok] = table[ids[ok]]
+        return out
+
+    def _hashes(self) -> dict[str, int]:
+        if self._hash_index is None:
+            raw = self._f["space/hash"][()]
+            self._hash_index = {h.decode(): i for i, h in enumerate(raw)}
+        return self._hash_index
+
+    def _dense_map(self) -> np.ndarray | None:
+        ds = self._f["space"].get("dense_map")
+        return None if ds is None else ds[()]
+
+    # ---------------------------------------------------------- writing
+    def _require_writer(self) -> None:
+        if self.mode != "a":
+            raise StoreError(f"{self.path} is open read-only; open it with mode='a' to write")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator["Store"]:
+        """Group several writes into one commit: all of them land, or none do."""
+        self._require_writer()
+        if self._tx_depth == 0:
+            tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
+            assert self._h5 is not None
+            self._h5.close()
+            self._h5 = None
+            shutil.copyfile(self.path, tmp)
+            self._tx = h5py.File(tmp, "r+")
+            self._tx_tmp = tmp
+        self._tx_depth += 1
+        ok = False
+        try:
+            yield self
+            ok = True
+        finally:
+            self._tx_depth -= 1
+            if self._tx_depth == 0:
+                tx, self._tx = self._tx, None
+                assert tx is not None
+                try:
+                    if ok:
+                        self._finalize(tx)
+                    tx.close()
+                    if ok:
+                        self._durable_replace(self._tx_tmp, self.path)
+                finally:
+                    if self._tx_tmp.exists():
+                        self._tx_tmp.unlink()
+                    self._open_reader()
+
+    @staticmethod
+    def _durable_replace(tmp: Path, path: Path) -> None:
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+
+    def _finalize(self, f: h5py.File) -> None:
+        """Refresh derived data before a commit (the dense lookup map of enumerable spaces)."""
+        if not hasattr(self.space, "dense_canonical_table"):
+            return
+        g = f["space"]
+        tokens = g["tokens"][()]
+        if "dense_map" in g and g["dense_map"].attrs.get("num_archs", -1) == len(tokens):
+            return
+        table = self.space.dense_canonical_table()  # type: ignore[attr-defined]
+        canon_to_id = np.full(len(table), -1, dtype=np.int32)
+        if len(tokens):
+            canon = self.space.dense_index_tokens(tokens)  # type: ignore[attr-defined]
+            canon_to_id[canon] = np.arange(len(tokens), dtype=np.int32)
+        dense = np.where(table >= 0, canon_to_id[np.maximum(table, 0)], -1).astype(np.int32)
+        if "dense_map" in g:
+            del g["dense_map"]
+        ds = g.create_dataset("dense_map", data=dense, compression="gzip", chunks=True)
+        ds.attrs["num_archs"] = len(tokens)
+
+    def add_task(self, task: str, *, dataset: str, metric: str = "accuracy",
+                 higher_is_better: bool = True, num_classes: int = -1,
+                 protocols: Mapping[str, Any] | None = None,
+                 provenance_info: Mapping[str, Any] | None = None,
+                 preprocessing: Mapping[str, Any] | None = None,
+                 info: Mapping[str, Any] | None = None,
+                 extra_columns: Sequence[str] = (), exist_ok: bool = False) -> None:
+        """Declare a task (its dataset, metric, protocols, provenance and extra float columns)."""
+        _check_task_name(task)
+        self._require_writer()
+        for c in extra_columns:
+            if c in EVAL_COLUMNS or c in ("curves", "arch_id", "hash", "spec"):
+                raise StoreError(f"extra column {c!r} clashes with a standard column")
+        if task in self._f["tasks"]:
+            if exist_ok:
+                return
+            raise StoreError(f"task {task!r} already exists in {self.path}")
+        with self.batch():
+            g = self._f["tasks"].create_group(task)
+            g.attrs["dataset"] = dataset
+            g.attrs["metric"] = metric
+            g.attrs["higher_is_better"] = bool(higher_is_better)
+            g.attrs["num_classes"] = int(num_classes)
+            g.attrs["protocols"] = json.dumps(dict(protocols or {}), sort_keys=True)
+            g.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
+            g.attrs["preprocessing"] = json.dumps(dict(preprocessing or {}))
+            g.attrs["info"] = json.dumps(dict(info or {}))
+            g.attrs["extra_columns"] = json.dumps(list(extra_columns))
+            for name, (dtype, _) in EVAL_COLUMNS.items():
+                g.create_dataset(name, shape=(0,), maxshape=(None,),
+                                 dtype=_STR if dtype is str else dtype, chunks=(8192,),
+                                 compression="gzip")
+            for name in extra_columns:
+                g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64,
+                                 chunks=(8192,), compression="gzip")
+            g.create_dataset("curves", shape=(0, 0), maxshape=(None, None), dtype=np.float32,
+                             chunks=(1024, 16), compression="gzip", fillvalue=np.nan)
+
+    def register_protocol(self, task: str, name: str, definition: Mapping[str, Any]) -> None:
+        """Record a training protocol under ``name``; a different definition under the same name
+        is refused, so results of different protocols are never mixed silently."""
+        self._require_writer()
+        g = self._task_group(task)
+        protocols = _jload(g.attrs.get("protocols"), {})
+        definition = json.loads(json.dumps(dict(definition), sort_keys=True))
+        if name in protocols:
+            if protocols[name] != definition:
+                raise StoreError(f"task {task!r} already has a protocol {name!r} with another "
+                                 f"definition: stored {protocols[name]}, given {definition}")
+            return
+        with self.batch():
+            protocols[name] = definition
+            self._task_group(task).attrs["protocols"] = json.dumps(protocols, sort_keys=True)
+
+    def add_archs(self, archs: Iterable[Hashable]) -> np.ndarray:
+        """Ids of ``archs``, adding the ones the store does not hold yet (canonical forms)."""
+        self._require_writer()
+        archs = list(archs)
+        space = self.space
+        index = self._hashes()
+        ids = np.empty(len(archs), dtype=np.int64)
+        new_tokens, new_hash, new_spec = [], [], []
+        pending: dict[str, int] = {}
+        for i, a in enumerate(archs):
+            try:
+                h = space.hash(a)
+            except SpaceError as exc:
+                raise StoreError(f"architecture {i} is not valid in space {space.name}: {exc}") from None
+            except Exception as exc:
+                raise StoreError(f"architecture {i} ({type(a).__name__}) is not an architecture "
+                                 f"of space {space.name}: {exc}") from None
+            if h in index:
+                ids[i] = index[h]
+            elif h in pending:
+                ids[i] = pending[h]
+            else:
+                canon = space.canonical(a)
+                pending[h] = ids[i] = len(index) + len(pending)
+                new_tokens.append(space.encode(canon))
+                new_hash.append(h.encode())
+                new_spec.append(space.to_string(canon))
+        if new_tokens:
+            with self.batch():
+                g = self._f["space"]
+                n0 = g["hash"].shape[0]
+                n1 = n0 + len(new_tokens)
+                for name, data in (("tokens", np.asarray(new_tokens, dtype=np.int16)),
+                                   ("hash", np.asarray(new_hash, dtype="S16")),
+                                   ("spec", np.asarray(new_spec, dtype=object))):
+                    g[name].resize(n1, axis=0)
+                    g[name][n0:n1] = data
+                index.update(pending)
+        return ids
+
+    def append(self, task: str, records: pd.DataFrame | Sequence[Mapping[str, Any]]) -> int:
+        """Append evaluations of ``task`` in one commit; returns the number of rows added.
+
+        Each record gives ``arch`` (an architecture of the store's space; or ``arch_id``),
+        any evaluation columns (:data:`EVAL_COLUMNS`), the task's extra columns and
+        optionally ``curve`` (per-epoch validation metric).  When it returns, the rows are
+        durable on disk.
+        """
+        self._require_writer()
+        if isinstance(records, pd.DataFrame):
+            records = records.to_dict("records")
+        records = list(records)
+        if not records:
+            return 0
+        g = self._task_group(task)
+        extras = list(_jload(g.attrs.get("extra_columns"), []))
+        protocols = _jload(g.attrs.get("protocols"), {})
+        known = set(EVAL_COLUMNS) | set(extras) | {"arch_id", "curve"}
+        for i, r in enumerate(records):
+            unknown = set(r) - known
+            if unknown:
+                raise StoreError(f"record {i} has unknown columns {sorted(unknown)}; "
+                                 f"task {task!r} takes {sorted(known)}")
+            if ("arch" in r) == ("arch_id" in r):
+                raise StoreError(f"record {i} must give exactly one of 'arch' and 'arch_id'")
+            p = r.get("protocol", "")
+            if p and p not in protocols:
+                raise StoreError(f"record {i} uses protocol {p!r}, not registered for task "
+                                 f"{task!r} (registered: {sorted(protocols) or 'none'}); "
+                                 f"call register_protocol first")
+        with self.batch():
+            by_arch = [i for i, r in enumerate(records) if "arch" in r]
+            ids = np.empty(len(records), dtype=np.int64)
+            if by_arch:
+                ids[by_arch] = self.add_archs([records[i]["arch"] for i in by_arch])
+            for i, r in enumerate(records):
+                if "arch_id" in r:
+                    ids[i] = int(r["arch_id"])
+                    if not 0 <= ids[i] < self.num_archs:
+                        raise StoreError(f"record {i}: arch_id {ids[i]} out of range")
+            g = self._task_group(task)
+            n0 = g["arch"].shape[0]
+            n1 = n0 + len(records)
+            columns: dict[str, np.ndarray] = {"arch": ids.astype(np.int32)}
+            for name, (dtype, fill) in EVAL_COLUMNS.items():
+                if name == "arch":
+                    continue
+                vals = [r.get(name, fill) for r in records]
+                vals = [fill if v is None else v for v in vals]
+                try:
+                    columns[name] = (np.asarray([str(v) for v in vals], dtype=object) if dtype is str
+                                     else np.asarray(vals, dtype=dtype))
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(f"column {name!r}: {exc}") from None
+            for name in extras:
+                try:
+                    columns[name] = np.asarray([np.nan if r.get(name) is None else r.get(name)
+                                                for r in records], dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(f"column {name!r}: {exc}") from None
+            curves = [np.asarray(r.get("curve", ()), dtype=np.float32).ravel() for r in records]
+            width = max([g["curves"].shape[1]] + [len(c) for c in curves])
+            for name, data in columns.items():
+                g[name].resize(n1, axis=0)
+                g[name][n0:n1] = data
+            cds = g["curves"]
+            cds.resize((n1, width))
+            block = np.full((len(records), width), np.nan, dtype=np.float32)
+            for i, c in enumerate(curves):
+                block[i, : len(c)] = c
+            cds[n0:n1, :] = block
+        return len(records)
+
+    # ------------------------------------------------------- validation
+    def validate(self, *, full: bool = True) -> list[str]:
+        """List of problems (empty: the store is sound).  ``full`` also re-derives every
+        architecture's canonical hash from its tokens."""
+        problems: list[str] = []
+        f = self._f
+        g = f["space"]
+        n = g["hash"].shape[0]
+        for name in ("tokens", "spec"):
+            if g[name].shape[0] != n:
+                problems.append(f"/space/{name} has {g[name].shape[0]} rows, /space/hash has {n}")
+        if g["tokens"].ndim != 2 or g["tokens"].shape[1] != self.space.seq_len:
+            problems.append(f"/space/tokens has shape {g['tokens'].shape}, expected (*, {self.space.seq_len})")
+        hashes = g["hash"][()]
+        if len(set(hashes.tolist())) != len(hashes):
+            problems.append("/space/hash holds duplicate architectures")
+        if full and not problems:
+            for i, (t, h) in enumerate(zip(g["tokens"][()], hashes)):
+                try:
+                    arch = self.space.decode(t)
+                except SpaceError as exc:
+                    problems.append(f"architecture {i}: tokens invalid: {exc}")
+                    continue
+                if self.space.hash(arch) != h.decode():
+                    problems.append(f"architecture {i}: stored hash {h.decode()} does not match its tokens")
+                if len(problems) > 20:
+                    problems.append("... (stopped after 20 problems)")
+                    return problems
+        for task in self.tasks:
+            tg = f["tasks"][task]
+            missing = [c for c in list(EVAL_COLUMNS) + ["curves"] if c not in tg]
+            missing += [c for c in _jload(tg.attrs.get("extra_columns"), []) if c not in tg]
+            if missing:
+                problems.append(f"task {task}: missing columns {missing}")
+                continue
+            rows = tg["arch"].shape[0]
+            for c in list(EVAL_COLUMNS) + _jload(tg.attrs.get("extra_columns"), []) + ["curves"]:
+                if tg[c].shape[0] != rows:
+                    problems.append(f"task {task}: column {c} has {tg[c].shape[0]} rows, expected {rows}")
+            ids = tg["arch"][()]
+            if len(ids) and (ids.min() < 0 or ids.max() >= n):
+                problems.append(f"task {task}: architecture ids outside 0..{n - 1}")
+            protocols = _jload(tg.attrs.get("protocols"), {})
+            used = {p.decode() if isinstance(p, bytes) else p for p in tg["protocol"][()]}
+            unknown = sorted(p for p in used if p and p not in protocols)
+            if unknown:
+                problems.append(f"task {task}: evaluations use unregistered protocols {unknown}")
+        return problems
+
+    # ----------------------------------------------------------- merging
+    @classmethod
+    def merge(cls, paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+              overwrite: bool = False) -> "Store":
+        """Join stores (shards) of one space into ``out``.
+
+        Duplicate rule: two evaluations are duplicates when task, architecture
+        (canonical hash), seed and protocol are equal; the one from the earliest
+        input in ``paths`` (then the earliest row) is kept.  Tasks must agree on
+        dataset and metric; protocol definitions of the same name must be equal;
+        protocols and provenance of all inputs are kept (provenance as a list).
+        """
+        if not paths:
+            raise StoreError("merge needs at least one input store")
+        out = Path(out)
+        if any(Path(p).resolve() == out.resolve() for p in paths):
+            raise StoreError(f"output {out} is also an input; write the merge to a new file")
+        sources = [cls.open(p, "r") for p in paths]
+        try:
+            space = sources[0].space
+            for s in sources[1:]:
+                if s.space != space:
+                    raise StoreError(f"cannot merge {s.path} (space {s.space!r}) with "
+                                     f"{sources[0].path} (space {space!r})")
+            merged = cls.create(out, space, overwrite=overwrite,
+                                provenance_info=provenance(merged_from=[str(p) for p in paths]))
+            with merged.batch():
+                seen: set[tuple] = set()
+                for s in sources:
+                    for task in s.tasks:
+                        info = s.task_info(task)
+                        extras = info["extra_columns"]
+                        if task in merged.tasks:
+                            have = merged.task_info(task)
+                            for key in ("dataset", "metric"):
+                                if have[key] != info[key]:
+                                    raise StoreError(f"task {task!r}: {key} differs between inputs "
+                                                     f"({have[key]!r} vs {info[key]!r} in {s.path})")
+                            if set(have["extra_columns"]) != set(extras):
+                                raise StoreError(f"task {task!r}: extra columns differ between inputs")
+                            prov = merged._task_group(task).attrs
+                            plist = _jload(prov["provenance"], {})
+                            plist = plist if isinstance(plist, list) else [plist]
+                            plist.append(info["provenance"])
+                            prov["provenance"] = json.dumps(plist)
+                        else:
+                            merged.add_task(task, dataset=info["dataset"], metric=info["metric"],
+                                            higher_is_better=info["higher_is_better"],
+                                            num_classes=info["num_classes"],
+                                            provenance_info=info["provenance"],
+                                            preprocessing=info["preprocessing"], info=info["info"],
+                                            extra_columns=extras)
+                        for name, definition in info["protocols"].items():
+                            merged.register_protocol(task, name, definition)
+                        frame = s.evaluations(task)
+                        if frame.empty:
+                            continue
+                        curves = s.curves(task)
+                        archs = s.archs(np.unique(frame["arch_id"].to_numpy()))
+                        by_id = dict(zip(np.unique(frame["arch_id"].to_numpy()).tolist(), archs))
+                        records = []
+                        for row, curve in zip(frame.to_dict("records"), curves):
+                            key = (task, row["hash"], int(row["seed"]), row["protocol"])
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                            rec = {k: v for k, v in row.items() if k not in ("arch_id", "hash")}
+                            rec["arch"] = by_id[row["arch_id"]]
+                            rec["curve"] = curve[~np.isnan(curve)]
+                            records.append(rec)
+                        merged.append(task, records)
+            return merged
+        finally:
+            for s in sources:
+                s.close()
+
+    # ------------------------------------------------------------ export
+    def summary(self) -> dict[str, Any]:
+        """What ``nasbench-xfer info`` prints: space, counts, metric ranges, provenance."""
+        tasks = {}
+        for t in self.tasks:
+            info = self.task_info(t)
+            g = self._task_group(t)
+            vals = g["val_metric"][()]
+            ok = vals[~np.isnan(vals)]
+            info["val_metric_range"] = [float(ok.min()), float(ok.max())] if len(ok) else None
+            info["num_archs"] = int(len(np.unique(g["arch"][()])))
+            info["max_epochs"] = int(g["curves"].shape[1])
+            tasks[t] = info
+        return {"path": str(self.path), **self.attrs, "space": self.space.name,
+                "space_config": self.space.config(), "num_archs": self.num_archs, "tasks": tasks}
