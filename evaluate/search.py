@@ -1,0 +1,252 @@
+"""Search comparisons: run optimizers against an oracle, summarise, plot.
+
+:func:`run_search` runs one optimizer for one seed; :func:`compare` runs a grid
+of optimizers x seeds in parallel processes, keeps one result file per run
+under ``out/runs/`` (written atomically, so an interrupted comparison resumes
+where it stopped and a rerun with the same arguments reproduces every number),
+and writes ``trajectories.csv`` (and ``.parquet`` when pyarrow is installed),
+``summary.csv``/``summary.md`` and ``best_so_far.png``/``.pdf``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..optimizer import OptimizerError, SearchContext, make_optimizer
+from ..oracle import OracleError, TabularOracle, load_task_data
+from ..store import Store, StoreError
+
+SUMMARY_BUDGETS = (10, 33, 100)
+
+
+@dataclass
+class SearchSpec:
+    """What one comparison runs (also the identity of its result files)."""
+
+    store: str
+    target: str
+    sources: list[str]
+    optimizers: list[str]
+    budget: int
+    seeds: list[int]
+    source_size: int | None = 200
+    batch_size: int = 1
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _seed_for(seed: int, *parts: str) -> int:
+    """A stable sub-seed (independent of Python's hash randomisation)."""
+    return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2 ** 32)
+
+
+def check_spec(spec: SearchSpec) -> None:
+    """Every bad-input check, before anything runs (clear messages)."""
+    from ..optimizer import get_optimizer_class
+
+    for name in spec.optimizers:
+        get_optimizer_class(name)
+    if spec.budget < 1:
+        raise OptimizerError(f"budget must be at least 1, got {spec.budget}")
+    with Store.open(spec.store) as st:
+        tasks = st.tasks
+        if spec.target not in tasks:
+            raise StoreError(f"target task {spec.target!r} is not in {spec.store} (tasks: {', '.join(tasks)})")
+        for s in spec.sources:
+            if s not in tasks:
+                raise StoreError(f"source task {s!r} is not in {spec.store} (tasks: {', '.join(tasks)})")
+        if spec.target in spec.sources:
+            raise OptimizerError(f"the target {spec.target!r} cannot also be a source")
+        TabularOracle(st, spec.target, spec.budget)  # budget vs pool
+
+
+def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
+    """One search: ``optimizer`` on ``spec.target`` with ``spec.budget`` evaluations, seeded."""
+    from ..baselines.probe import choose_probe
+
+    with Store.open(spec.store) as st:
+        oracle = TabularOracle(st, spec.target, spec.budget)
+        src_rng = np.random.default_rng(_seed_for(seed, "sources"))
+        sources = load_task_data(st, spec.sources, spec.source_size, src_rng)
+        opt = make_optimizer(optimizer, **spec.options.get(optimizer, {}))
+        probe, probe_scores = (choose_probe(st, spec.target, spec.sources)
+                               if getattr(opt, "uses_probe", False) else (None, {}))
+        ctx = SearchContext(space=st.space, target=spec.target, sources=sources, budget=spec.budget,
+                            rng=np.random.default_rng(_seed_for(seed, optimizer)),
+                            candidates=oracle.candidates, restricted=oracle.restricted,
+                            task_info={t: st.task_info(t) for t in [spec.target, *spec.sources]},
+                            probe=probe, probe_scores=probe_scores)
+        opt.setup(ctx)
+        stale = 0
+        while oracle.used < spec.budget:
+            n = min(spec.batch_size, spec.budget - oracle.used)
+            archs = list(opt.ask(n))[:n]
+            before = oracle.used
+            results = [oracle.evaluate(a) for a in archs]
+            opt.tell(archs, results)
+            stale = stale + 1 if oracle.used == before else 0
+            if stale >= 3:
+                raise OptimizerError(f"optimizer {optimizer!r} proposed no new architecture three "
+                                     f"times in a row after {oracle.used} evaluations")
+        traj = oracle.trajectory_frame()
+        values = oracle.values()
+        best = oracle.best_value()
+    traj.insert(0, "optimizer", optimizer)
+    traj.insert(1, "seed", seed)
+    traj.insert(2, "target", spec.target)
+    traj["regret"] = best - traj["best_val"]
+    # fraction of the table strictly better than the best found so far (0: the table's best)
+    sorted_vals = np.sort(values)
+    traj["top_fraction"] = 1.0 - np.searchsorted(sorted_vals, traj["best_val"].to_numpy(),
+                                                  side="left") / len(values)
+    return traj
+
+
+def _run_file(out: Path, optimizer: str, seed: int) -> Path:
+    safe = optimizer.replace(":", "_").replace("/", "_").replace(".", "_")
+    return out / "runs" / f"{safe}__seed{seed}.csv"
+
+
+def _job(spec_dict: dict[str, Any], optimizer: str, seed: int, path: str) -> str:
+    import torch
+
+    torch.set_num_threads(1)
+    traj = run_search(SearchSpec(**spec_dict), optimizer, seed)
+    tmp = path + f".tmp-{os.getpid()}"
+    traj.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress: bool = True) -> dict:
+    """Run every optimizer for every seed, resumably; write trajectories, summary and plot."""
+    check_spec(spec)
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    spec_file = out / "spec.json"
+    spec_dict = asdict(spec)
+    if spec_file.exists():
+        old = json.loads(spec_file.read_text())
+        same = {k: v for k, v in old.items() if k not in ("optimizers", "seeds")} == \
+               {k: v for k, v in spec_dict.items() if k not in ("optimizers", "seeds")}
+        if not same:
+            raise OptimizerError(f"{out} holds results of another comparison ({spec_file}); "
+                                 f"use a new output folder")
+    spec_file.write_text(json.dumps(spec_dict, indent=2))
+    todo = [(o, s) for o in spec.optimizers for s in spec.seeds
+            if not _run_file(out, o, s).exists()]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(spec.optimizers) * len(spec.seeds),
+                   initial=len(spec.optimizers) * len(spec.seeds) - len(todo), desc="searches",
+                   unit="run")
+    try:
+        if jobs <= 1:
+            for o, s in todo:
+                _job(spec_dict, o, s, str(_run_file(out, o, s)))
+                if bar:
+                    bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(_job, spec_dict, o, s, str(_run_file(out, o, s))): (o, s)
+                           for o, s in todo}
+                for fut in as_completed(futures):
+                    fut.result()
+                    if bar:
+                        bar.update()
+    finally:
+        if bar:
+            bar.close()
+    traj = pd.concat([pd.read_csv(_run_file(out, o, s)) for o in spec.optimizers for s in spec.seeds],
+                     ignore_index=True)
+    traj.to_csv(out / "trajectories.csv", index=False)
+    try:
+        traj.to_parquet(out / "trajectories.parquet", index=False)
+    except ImportError:
+        pass
+    summary = summarize(traj, spec.budget)
+    summary.to_csv(out / "summary.csv", index=False)
+    (out / "summary.md").write_text(summary_markdown(summary, spec))
+    plot_best_so_far(traj, out / "best_so_far", title=f"target {spec.target}")
+    return {"trajectories": traj, "summary": summary}
+
+
+def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Per optimizer: best val / its test / regret at budgets 10, 33, 100 (mean, std over seeds),
+    and evaluations needed to reach the table's top 1% and 5%."""
+    rows = []
+    budgets = sorted({b for b in SUMMARY_BUDGETS if b <= budget} | {budget})
+    for opt, g in traj.groupby("optimizer", sort=False):
+        row: dict[str, Any] = {"optimizer": opt, "seeds": g["seed"].nunique()}
+        for b in budgets:
+            at = g[g["step"] <= b].groupby("seed").last()
+            for col, name in (("best_val", "val"), ("test_at_best", "test"), ("regret", "regret")):
+                row[f"{name}@{b}_mean"] = at[col].mean()
+                row[f"{name}@{b}_std"] = at[col].std(ddof=0)
+        for frac in (0.01, 0.05):
+            need = []
+            for _, s in g.groupby("seed"):
+                hit = s.loc[s["top_fraction"] <= frac, "step"]
+                need.append(hit.iloc[0] if len(hit) else np.nan)
+            need = np.asarray(need, dtype=float)
+            key = f"top{int(frac * 100)}%"
+            row[f"evals_to_{key}_median"] = np.nanmedian(need) if np.isfinite(need).any() else np.nan
+            row[f"reached_{key}"] = float(np.isfinite(need).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(summary: pd.DataFrame, spec: SearchSpec) -> str:
+    budgets = sorted({int(c.split("@")[1].split("_")[0]) for c in summary.columns if c.startswith("val@")})
+    lines = [f"Target `{spec.target}`, sources {', '.join(f'`{s}`' for s in spec.sources) or 'none'}, "
+             f"budget {spec.budget}, {len(spec.seeds)} seeds, source size {spec.source_size} per task.", ""]
+    head = ["optimizer"] + [f"val@{b}" for b in budgets] + [f"test@{b}" for b in budgets] + \
+           [f"regret@{budgets[-1]}", "evals to top 1%", "evals to top 5%"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in summary.iterrows():
+        cells = [r["optimizer"]]
+        cells += [f"{r[f'val@{b}_mean']:.4g} ± {r[f'val@{b}_std']:.2g}" for b in budgets]
+        cells += [f"{r[f'test@{b}_mean']:.4g} ± {r[f'test@{b}_std']:.2g}" for b in budgets]
+        b = budgets[-1]
+        cells.append(f"{r[f'regret@{b}_mean']:.4g} ± {r[f'regret@{b}_std']:.2g}")
+        for key in ("top1%", "top5%"):
+            med, frac = r[f"evals_to_{key}_median"], r[f"reached_{key}"]
+            cells.append("-" if np.isnan(med) else f"{med:.0f} ({frac:.0%} of seeds)")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "") -> None:
+    """Best validation metric found vs evaluations: mean over seeds with a std band (PNG + PDF)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for opt, g in traj.groupby("optimizer", sort=False):
+        piv = g.pivot(index="step", columns="seed", values="best_val").ffill()
+        m, s = piv.mean(axis=1), piv.std(axis=1, ddof=0)
+        ax.plot(piv.index, m, label=opt)
+        ax.fill_between(piv.index, m - s, m + s, alpha=0.15)
+    ax.set_xlabel("evaluations on the target")
+    ax.set_ylabel("best validation metric so far")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{stem}.{ext}", dpi=130)
+    plt.close(fig)
+
+
+__all__ = ["SearchSpec", "run_search", "compare", "summarize", "plot_best_so_far", "check_spec",
+           "OracleError"]

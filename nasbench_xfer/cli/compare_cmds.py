@@ -1,0 +1,91 @@
+"""`nasbench-xfer compare`: search strategies side by side on a target task."""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from ..optimizer import OptimizerError, list_optimizers
+from ..oracle import OracleError
+from ..space import SpaceError
+from ..store import StoreError
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@click.command("compare")
+@click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
+              help="Benchmark store (HDF5) that answers the evaluations.")
+@click.option("--target", "-t", required=True, help="Target task: the one searched on.")
+@click.option("--sources", default=None,
+              help="Comma-separated source tasks (their evaluations are the source knowledge). "
+                   "Default: every other task of the store.")
+@click.option("--optimizers", "-O", default="xfernas,nao,random,best-on-source,tapas", show_default=True,
+              help="Comma-separated optimizers: built-in names, installed plugins "
+                   "(entry-point group nasbench_xfer.optimizers) or module:Class paths.")
+@click.option("--budget", "-b", default=33, show_default=True, type=int,
+              help="Evaluations on the target per search (each distinct architecture costs one).")
+@click.option("--seeds", default=10, show_default=True, type=int, help="Seeds 0..N-1 per optimizer.")
+@click.option("--source-size", default=200, show_default=True, type=int,
+              help="Random architectures per source task given to the optimizers (paper: 200; "
+                   "0 = all).")
+@click.option("--option", "options", multiple=True, metavar="OPT.KEY=VALUE",
+              help="Optimizer option, e.g. --option best-on-source.source=cifar100 or "
+                   "--option xfernas.epochs=100 (VALUE parsed as JSON when it can be).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Output folder (trajectories, summary, plots; rerun to resume).")
+@click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=int,
+              help="Parallel processes.")
+def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, options, out, jobs):
+    """Run search strategies on TARGET for several seeds and compare them.
+
+    Writes OUT/trajectories.csv (+ .parquet with pyarrow): one row per evaluation;
+    OUT/summary.csv and summary.md: best validation metric found and its test metric at
+    budgets 10/33/100, regret to the table's best, evaluations needed to reach the
+    table's top 1% and 5%; OUT/best_so_far.png/.pdf. Finished runs are kept in
+    OUT/runs/, so an interrupted comparison continues where it stopped.
+
+    Example: nasbench-xfer compare -s transnas.h5 -t class_object --budget 33 --seeds 10 -o runs/cmp
+    """
+    from ..evaluate.search import SearchSpec, compare
+    from ..store import Store
+
+    opt_names = _csv(optimizers)
+    if not opt_names:
+        raise click.ClickException(f"no optimizer given; available: {', '.join(list_optimizers())}")
+    opts: dict[str, dict] = {}
+    for item in options:
+        key, eq, value = item.partition("=")
+        opt, dot, name = key.partition(".")
+        if not eq or not dot:
+            raise click.ClickException(f"--option {item!r}: expected OPTIMIZER.KEY=VALUE")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        opts.setdefault(opt, {})[name] = parsed
+    try:
+        if sources is None:
+            with Store.open(store) as st:
+                src = [t for t in st.tasks if t != target]
+                if target not in st.tasks:
+                    raise StoreError(f"target task {target!r} is not in {store} "
+                                     f"(tasks: {', '.join(st.tasks)})")
+        else:
+            src = _csv(sources)
+        spec = SearchSpec(store=str(store), target=target, sources=src, optimizers=opt_names,
+                          budget=budget, seeds=list(range(seeds)),
+                          source_size=None if source_size == 0 else source_size, options=opts)
+        result = compare(spec, out, jobs=jobs)
+    except (StoreError, OptimizerError, OracleError, SpaceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo((open(os.path.join(out, "summary.md")).read()))
+    click.echo(f"results in {out}/ (trajectories.csv, summary.csv, best_so_far.png)")
+    return result
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(compare_cmd)

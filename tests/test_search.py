@@ -1,0 +1,137 @@
+"""Optimizer protocol, registry, tabular oracle, baselines and `compare` on a small synthetic store."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from nasbench_xfer.cli.main import cli
+from nasbench_xfer.evaluate.search import SearchSpec, compare, run_search
+from nasbench_xfer.optimizer import OptimizerError, get_optimizer_class, list_optimizers
+from nasbench_xfer.oracle import BudgetExhausted, OutOfPoolError, TabularOracle
+from nasbench_xfer.space import OPS, NASNetSpace
+from nasbench_xfer.store import Store
+
+OP_VALUE = np.linspace(-1, 1, len(OPS))
+
+
+def score(arch, task_shift: float) -> float:
+    v = sum(OP_VALUE[OPS.index(b.op_a)] + OP_VALUE[OPS.index(b.op_b)] for b in arch.normal)
+    return float(v + task_shift * sum(b.input_a for b in arch.normal))
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("search") / "synthetic.h5"
+    space = NASNetSpace()
+    archs = space.sample_many(150, np.random.default_rng(0))
+    with Store.create(path, space) as st:
+        for task, shift, offset in (("target", 0.1, 0.0), ("near", 0.12, 0.05), ("far", -0.5, 3.0)):
+            st.add_task(task, dataset=task)
+            # "far" only holds part of the pool: the probe must be shared by all
+            sub = archs if task != "far" else archs[::2]
+            st.append(task, [dict(arch=a, val_metric=score(a, shift) + offset,
+                                  test_metric=score(a, shift) + offset - 0.01,
+                                  params=float(1e6 + 1000 * i)) for i, a in enumerate(sub)])
+    return path
+
+
+def spec(path, **kw) -> SearchSpec:
+    base = dict(store=str(path), target="target", sources=["near", "far"], optimizers=["random"],
+                budget=12, seeds=[0, 1], source_size=None)
+    base.update(kw)
+    return SearchSpec(**base)
+
+
+def test_registry_lists_builtins_and_rejects_unknown():
+    assert {"random", "best-on-source", "tapas", "nao", "xfernas"} <= set(list_optimizers())
+    with pytest.raises(OptimizerError, match="unknown optimizer 'bogus'; available: .*random"):
+        get_optimizer_class("bogus")
+    with pytest.raises(OptimizerError, match="cannot load optimizer 'no.such.module:X'"):
+        get_optimizer_class("no.such.module:X")
+
+
+def test_tabular_oracle_budget_pool_and_trajectory(store_path):
+    with Store.open(store_path) as st:
+        oracle = TabularOracle(st, "target", budget=3)
+        assert oracle.restricted and len(oracle.candidates) == 150
+        a, b, c, d = oracle.candidates[:4]
+        va = oracle.evaluate(a)
+        assert oracle.evaluate(a) == va and oracle.used == 1  # a repeat costs nothing
+        oracle.evaluate(b), oracle.evaluate(c)
+        with pytest.raises(BudgetExhausted):
+            oracle.evaluate(d)
+        t = oracle.trajectory_frame()
+        assert t["step"].tolist() == [1, 2, 3]
+        assert (np.diff(t["best_val"]) >= 0).all()
+        outsider = NASNetSpace().sample(np.random.default_rng(12345))
+        with pytest.raises(OutOfPoolError, match="not among the 150 architectures evaluated on 'target'"):
+            TabularOracle(st, "target").evaluate(outsider)
+
+
+def test_random_search_is_reproducible_and_never_repeats(store_path):
+    a = run_search(spec(store_path), "random", 0)
+    b = run_search(spec(store_path), "random", 0)
+    c = run_search(spec(store_path), "random", 1)
+    assert a["hash"].tolist() == b["hash"].tolist()
+    assert a["hash"].tolist() != c["hash"].tolist()
+    assert a["hash"].nunique() == 12
+    assert (a["regret"] >= 0).all() and a["top_fraction"].between(0, 1).all()
+
+
+def test_best_on_source_picks_the_closest_probe_task(store_path):
+    traj = run_search(spec(store_path), "best-on-source", 0)
+    # the probe (fewest parameters among shared archs) is evaluated first
+    assert len(traj) == 12
+    # "near" is close to the target, so its best architectures are evaluated and are good
+    assert traj["top_fraction"].iloc[-1] <= 0.05
+
+
+def test_tapas_uses_source_data_only_and_beats_random(store_path):
+    tapas = run_search(spec(store_path), "tapas", 0)
+    rand = run_search(spec(store_path), "random", 0)
+    assert tapas["best_val"].iloc[-1] > rand["best_val"].iloc[-1]
+
+
+def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
+    s = spec(store_path, optimizers=["random", "best-on-source", "tapas"])
+    out = tmp_path / "cmp"
+    res = compare(s, out, jobs=1, progress=False)
+    assert (out / "trajectories.csv").exists() and (out / "best_so_far.png").exists()
+    assert (out / "best_so_far.pdf").exists() and (out / "summary.md").exists()
+    summary = res["summary"]
+    assert set(summary["optimizer"]) == {"random", "best-on-source", "tapas"}
+    assert {"val@10_mean", "test@12_std", "regret@12_mean", "evals_to_top5%_median"} <= set(summary.columns)
+    # resume: delete one run, rerun; the others are not recomputed (their files stay untouched)
+    kept = out / "runs" / "random__seed0.csv"
+    mtime = kept.stat().st_mtime_ns
+    (out / "runs" / "tapas__seed1.csv").unlink()
+    res2 = compare(s, out, jobs=1, progress=False)
+    assert kept.stat().st_mtime_ns == mtime
+    pd.testing.assert_frame_equal(res["trajectories"], res2["trajectories"])
+    with pytest.raises(OptimizerError, match="holds results of another comparison"):
+        compare(spec(store_path, budget=5), out, progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-O", "random,nope"], "unknown optimizer 'nope'; available:"),
+    (["-t", "cifar"], "target task 'cifar' is not in"),
+    (["--sources", "near,mars"], "source task 'mars' is not in"),
+    (["--budget", "1000"], "budget 1000 is larger than the 150 architectures"),
+])
+def test_compare_cli_bad_input(store_path, tmp_path, args, message):
+    base = ["compare", "-s", str(store_path), "-t", "target", "-O", "random", "--seeds", "1",
+            "-o", str(tmp_path / "o"), "-j", "1"]
+    # later options override earlier ones
+    result = CliRunner().invoke(cli, base + args)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_compare_cli_runs(store_path, tmp_path):
+    result = CliRunner().invoke(cli, ["compare", "-s", str(store_path), "-t", "target",
+                                      "-O", "random,tapas", "--budget", "10", "--seeds", "2",
+                                      "-o", str(tmp_path / "o"), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    assert "| random |" in result.output and "| tapas |" in result.output
