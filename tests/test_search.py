@@ -135,3 +135,20 @@ def test_compare_cli_runs(store_path, tmp_path):
                                       "-o", str(tmp_path / "o"), "-j", "1"])
     assert result.exit_code == 0, result.output
     assert "| random |" in result.output and "| tapas |" in result.output
+
+
+def test_transferability_matrix_and_best_source(store_path, tmp_path):
+    from nasbench_xfer.evaluate.transferability import best_sources, rank_correlations
+
+    with Store.open(store_path) as st:
+        corr = rank_correlations(st)
+    pair = corr[(corr.task_a == "target") & (corr.task_b == "far")].iloc[0]
+    assert pair["shared"] == 75
+    best = best_sources(corr).set_index("task")
+    assert best.loc["target", "best_source"] == "near"
+    assert best.loc["target", "spearman"] > 0.95
+    result = CliRunner().invoke(cli, ["transferability", "-s", str(store_path), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "best single source per task" in result.output
+    assert (tmp_path / "transferability_spearman.png").exists()
+    assert (tmp_path / "transferability_kendall.pdf").exists()

@@ -1,0 +1,76 @@
+"""Which tasks carry knowledge to which: task-by-task rank correlations (NASTransfer-style view).
+
+For every pair of tasks, Spearman and Kendall correlation of the validation
+metric (mean over seeds) on the architectures both tasks share; for every task,
+the single source task that ranks its architectures best.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..store import Store
+
+
+def rank_correlations(store: Store, tasks: Sequence[str] | None = None, min_shared: int = 10) -> pd.DataFrame:
+    """Tidy table: task_a, task_b, shared, spearman, kendall (NaN where < ``min_shared`` shared)."""
+    tasks = list(tasks or store.tasks)
+    tables = {t: store.metric_table(t) for t in tasks}
+    rows = []
+    for a in tasks:
+        for b in tasks:
+            both = ~np.isnan(tables[a]) & ~np.isnan(tables[b])
+            n = int(both.sum())
+            if a == b:
+                rho = tau = 1.0 if n >= 2 else np.nan
+            elif n < min_shared:
+                rho = tau = np.nan
+            else:
+                rho = stats.spearmanr(tables[a][both], tables[b][both]).statistic
+                tau = stats.kendalltau(tables[a][both], tables[b][both]).statistic
+            rows.append({"task_a": a, "task_b": b, "shared": n, "spearman": float(rho),
+                         "kendall": float(tau)})
+    return pd.DataFrame(rows)
+
+
+def best_sources(corr: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
+    """For each task, the other task with the highest rank correlation."""
+    off = corr[(corr["task_a"] != corr["task_b"]) & corr[metric].notna()]
+    rows = []
+    for task, g in off.groupby("task_a", sort=False):
+        best = g.loc[g[metric].idxmax()]
+        rows.append({"task": task, "best_source": best["task_b"], metric: best[metric],
+                     "shared": int(best["shared"])})
+    return pd.DataFrame(rows)
+
+
+def plot_heatmap(corr: pd.DataFrame, stem: Path, metric: str = "spearman", title: str = "") -> None:
+    """Heatmap of the task-by-task matrix (PNG + PDF)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mat = corr.pivot(index="task_a", columns="task_b", values=metric)
+    order = list(dict.fromkeys(corr["task_a"]))
+    mat = mat.loc[order, order]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(order), 0.6 + 0.65 * len(order)))
+    im = ax.imshow(mat.to_numpy(dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
+    ax.set_yticks(range(len(order)), order)
+    for i in range(len(order)):
+        for j in range(len(order)):
+            v = mat.iat[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(v) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, label=f"{metric} rank correlation")
+    ax.set_title(title or f"{metric} rank correlation between tasks")
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{stem}.{ext}", dpi=130)
+    plt.close(fig)
