@@ -16,6 +16,13 @@ Layout (schema v1; ``docs/store.md`` is the reference for plain-h5py readers)::
                                  plus extra float columns declared by the task
     /tasks/<task>/curves  (R, E) float32 per-epoch validation metric, NaN-padded
 
+Enumerable spaces (NB201, TransNAS micro, NAS-Bench-Graph) may implement the
+dense-index protocol: ``dense_index(arch) -> int`` (index of a *raw*
+specification), ``dense_index_tokens(tokens) -> ndarray`` (vectorised, for
+canonical token rows) and ``dense_canonical_table() -> ndarray`` (raw index ->
+raw index of its canonical form, -1 if invalid).  The store then keeps
+``/space/dense_map`` and answers lookups by array indexing instead of hashing.
+
 Integrity: the file at ``path`` is only ever replaced whole.  A writer copies
 it to ``path.tmp-<pid>``, writes there, fsyncs and renames the copy over the
 original (atomic on POSIX), so a writer killed at any moment leaves either the
@@ -572,10 +579,11 @@ class Store:
             ids = np.empty(len(records), dtype=np.int64)
             if by_arch:
                 ids[by_arch] = self.add_archs([records[i]["arch"] for i in by_arch])
+            num_archs = self.num_archs
             for i, r in enumerate(records):
                 if "arch_id" in r:
                     ids[i] = int(r["arch_id"])
-                    if not 0 <= ids[i] < self.num_archs:
+                    if not 0 <= ids[i] < num_archs:
                         raise StoreError(f"record {i}: arch_id {ids[i]} out of range")
             g = self._task_group(task)
             n0 = g["arch"].shape[0]

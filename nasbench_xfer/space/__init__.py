@@ -33,3 +33,13 @@ def list_spaces() -> list[str]:
 
 __all__ = ["SearchSpace", "SpaceError", "NASNetSpace", "NASNetArch", "Block", "OPS",
            "named_arch", "XFERNASNET_JSON", "get_space", "register_space", "list_spaces"]
+
+# imported benchmarks' spaces
+from .edge import EdgeCellArch, EdgeCellSpace, NB201Space, TransNASMicroSpace  # noqa: E402
+from .graph import GraphArch, GraphSpace  # noqa: E402
+
+register_space(NB201Space)
+register_space(TransNASMicroSpace)
+register_space(GraphSpace)
+__all__ += ["EdgeCellArch", "EdgeCellSpace", "NB201Space", "TransNASMicroSpace",
+            "GraphArch", "GraphSpace"]

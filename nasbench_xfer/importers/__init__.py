@@ -1,0 +1,106 @@
+"""Importers: turn published benchmark tables into stores (:mod:`nasbench_xfer.store`).
+
+* :func:`import_nas_bench_graph` - NAS-Bench-Graph (PyPI ``nas-bench-graph``), 9 graph datasets
+* :func:`import_transnas` - TransNAS-Bench-101 micro (NASLib's export), 7 tasks x 4,096 cells
+* :func:`import_csv` - any CSV table with an architecture column and one metric column per task
+
+Every importer writes a new store (one search space per store) and records
+provenance (source, command, versions, date, host) on the store and on each task.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from ..space import SearchSpace
+from ..store import Store, StoreError
+
+
+class ImporterError(Exception):
+    """An importer cannot read its source or write its store (the message says why)."""
+
+
+@dataclass
+class ImportResult:
+    """What an importer wrote: one entry per store file."""
+
+    stores: dict[str, Path] = field(default_factory=dict)  #: label -> store path
+    rows: dict[str, int] = field(default_factory=dict)  #: task -> evaluations written
+    archs: dict[str, int] = field(default_factory=dict)  #: label -> architectures in that store
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{label}: {path} ({self.archs.get(label, '?')} architectures)"
+                 for label, path in self.stores.items()]
+        lines += [f"  {task}: {n} evaluations" for task, n in self.rows.items()]
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"done in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def dist_version(name: str) -> str:
+    """Installed version of a distribution (``"unknown"`` if it is not installed)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def default_command(func: str, **kwargs: Any) -> str:
+    """A provenance ``command`` string for an importer called from Python."""
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"python: nasbench_xfer.importers.{func}({args})"
+
+
+@contextlib.contextmanager
+def building_store(out: str | os.PathLike, space: SearchSpace, *, overwrite: bool,
+                   provenance_info: Mapping[str, Any]) -> Iterator[Store]:
+    """A new store for ``space``, written under a temporary name and moved to ``out`` on success.
+
+    Everything written inside the ``with`` block is one commit; if the block raises,
+    nothing is left behind and an existing ``out`` is untouched.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise ImporterError(f"{out} is a directory; give the path of the store file to write")
+    if out.exists() and not overwrite:
+        raise ImporterError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
+    try:
+        store = Store.create(tmp, space, overwrite=True, provenance_info=provenance_info)
+    except StoreError as exc:
+        raise ImporterError(str(exc)) from None
+    ok = False
+    try:
+        try:
+            with store.batch():
+                yield store
+                problems = store.validate(full=False)
+                if problems:
+                    raise ImporterError("the imported store failed validation: " + "; ".join(problems))
+        except StoreError as exc:
+            raise ImporterError(str(exc)) from None
+        ok = True
+    finally:
+        store.close()
+        with contextlib.suppress(OSError):
+            tmp.with_name(tmp.name + ".lock").unlink()
+        if ok:
+            os.replace(tmp, out)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+from .csv_table import import_csv  # noqa: E402
+from .nas_bench_graph import import_nas_bench_graph  # noqa: E402
+from .transnas import default_transnas_zip, import_transnas  # noqa: E402
+
+__all__ = ["ImporterError", "ImportResult", "import_csv", "import_nas_bench_graph",
+           "import_transnas", "default_transnas_zip"]

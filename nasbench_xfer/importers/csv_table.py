@@ -1,0 +1,151 @@
+"""Import any CSV benchmark table: one architecture column, one metric column per task.
+
+Example (a NAS-Bench-201 export)::
+
+    arch,cifar10_valid,cifar100_valid,latency
+    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|,91.2,70.1,0.012
+    ...
+
+    import_csv("nb201.csv", "nb201.h5", arch_column="arch",
+               task_columns={"cifar10": "cifar10_valid", "cifar100": "cifar100_valid"},
+               extra_columns=["latency"])
+
+The architecture column is parsed with the chosen space's ``from_string`` (default
+``nb201``: NAS-Bench-201 cell strings; ``transnas_micro`` also reads ``(2, 3, 2, 3, 2, 3)``
+and ``64-41414-2_33_222``; ``nas_bench_graph`` the JSON form; ``nasnet`` appendix-C JSON).
+Each task column becomes the task's ``val_metric``; optional ``test_columns`` give
+``test_metric``.  Extra columns (numbers) are stored with every task.  Empty cells are
+missing values; a row whose metric for a task is missing gets no evaluation on that
+task.  Rows naming the same architecture (under the space's canonical form) become
+several evaluations of it (``seed`` = its occurrence number 0, 1, ...).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..space import SpaceError, get_space
+from ..store import provenance
+from . import ImporterError, ImportResult, building_store, default_command
+
+_MAX_REPORTED = 5
+
+
+def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    raw = frame[column]
+    vals = pd.to_numeric(raw, errors="coerce")
+    bad = vals.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        rows = [f"line {i + 2}: {raw[i]!r}" for i in np.flatnonzero(bad.to_numpy())[:_MAX_REPORTED]]
+        raise ImporterError(f"{path}: column {column!r} has {int(bad.sum())} non-numeric value(s) "
+                            f"({'; '.join(rows)})")
+    return vals.to_numpy(dtype=np.float64)
+
+
+def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_column: str,
+               task_columns: Mapping[str, str], extra_columns: Sequence[str] = (),
+               test_columns: Mapping[str, str] | None = None, space: str = "nb201",
+               space_config: Mapping[str, Any] | None = None, metric: str = "accuracy",
+               higher_is_better: bool = True, datasets: Mapping[str, str] | None = None,
+               source: str | None = None, overwrite: bool = False,
+               command: str | None = None, sep: str = ",") -> ImportResult:
+    """Write the CSV at ``csv_path`` as a store at ``out`` (see the module docstring).
+
+    ``task_columns`` maps task name -> metric column; ``test_columns`` task -> test
+    metric column; ``datasets`` task -> dataset name (default: the task name);
+    ``source`` a free-text description of where the table comes from (provenance).
+    """
+    t0 = time.perf_counter()
+    csv_path = Path(csv_path)
+    if not task_columns:
+        raise ImporterError("give at least one task column (TASK=COLUMN)")
+    test_columns = dict(test_columns or {})
+    stray = sorted(set(test_columns) - set(task_columns))
+    if stray:
+        raise ImporterError(f"test columns given for task(s) {stray} that have no metric column")
+    try:
+        sp = get_space(space, dict(space_config or {}))
+    except (SpaceError, TypeError) as exc:
+        raise ImporterError(f"cannot build space {space!r}: {exc}") from None
+    if not csv_path.is_file():
+        raise ImporterError(f"CSV file not found: {csv_path}")
+    try:
+        frame = pd.read_csv(csv_path, sep=sep, dtype={arch_column: str}, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ImporterError(f"{csv_path}: cannot read CSV: {exc}") from None
+    needed = [arch_column, *task_columns.values(), *test_columns.values(), *extra_columns]
+    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    if missing:
+        raise ImporterError(f"{csv_path}: no column(s) {missing}; the CSV has: {', '.join(map(str, frame.columns))}")
+    if len(set(extra_columns)) != len(list(extra_columns)):
+        raise ImporterError(f"extra column listed twice in {list(extra_columns)}")
+    if frame.empty:
+        raise ImporterError(f"{csv_path}: the CSV has no rows")
+    # architectures
+    archs, errors = [], []
+    for i, text in enumerate(frame[arch_column].tolist()):
+        if not isinstance(text, str) or not text.strip():
+            errors.append(f"line {i + 2}: empty architecture")
+            archs.append(None)
+            continue
+        try:
+            archs.append(sp.from_string(text))
+        except SpaceError as exc:
+            errors.append(f"line {i + 2}: {exc}")
+            archs.append(None)
+    if errors:
+        more = f" (and {len(errors) - _MAX_REPORTED} more)" if len(errors) > _MAX_REPORTED else ""
+        raise ImporterError(f"{csv_path}: {len(errors)} architecture(s) in column {arch_column!r} "
+                            f"are not valid in space {space!r}:\n  " + "\n  ".join(errors[:_MAX_REPORTED]) + more)
+    values = {t: _numeric(frame, c, csv_path) for t, c in task_columns.items()}
+    tests = {t: _numeric(frame, c, csv_path) for t, c in test_columns.items()}
+    extras = {c: _numeric(frame, c, csv_path) for c in extra_columns}
+    if command is None:
+        command = default_command("import_csv", csv_path=str(csv_path), out=str(out),
+                                  arch_column=arch_column, task_columns=dict(task_columns),
+                                  space=space)
+    base: dict[str, Any] = dict(source=source or f"CSV table {csv_path.name}", command=command,
+                                source_file=str(csv_path.resolve()),
+                                source_file_bytes=csv_path.stat().st_size,
+                                column_mapping={"arch": arch_column, "tasks": dict(task_columns),
+                                                "test": test_columns, "extra": list(extra_columns)})
+    result = ImportResult()
+    with building_store(out, sp, overwrite=overwrite, provenance_info=provenance(**base)) as store:
+        ids = store.add_archs(archs)
+        # seed = occurrence number of the architecture in the table
+        seen: dict[int, int] = {}
+        seeds = np.empty(len(ids), dtype=np.int64)
+        for i, a in enumerate(ids.tolist()):
+            seeds[i] = seen.get(a, 0)
+            seen[a] = seeds[i] + 1
+        for task, column in task_columns.items():
+            store.add_task(task, dataset=(datasets or {}).get(task, task), metric=metric,
+                           higher_is_better=higher_is_better,
+                           provenance_info=provenance(**base, task=task, metric_column=column),
+                           info={"csv_metric_column": column,
+                                 "csv_test_column": test_columns.get(task)},
+                           extra_columns=list(extra_columns))
+            val = values[task]
+            keep = np.flatnonzero(~np.isnan(val))
+            if len(keep) < len(val):
+                result.notes.append(f"{task}: {len(val) - len(keep)} row(s) without a value in "
+                                    f"{column!r} were skipped")
+            records = []
+            for i in keep.tolist():
+                r: dict[str, Any] = {"arch_id": int(ids[i]), "seed": int(seeds[i]),
+                                     "val_metric": float(val[i])}
+                if task in tests:
+                    r["test_metric"] = float(tests[task][i])
+                for c, v in extras.items():
+                    r[c] = float(v[i])
+                records.append(r)
+            result.rows[task] = store.append(task, records)
+        result.archs[space] = store.num_archs
+    result.stores[space] = Path(out)
+    result.seconds = time.perf_counter() - t0
+    return result
