@@ -367,9 +367,26 @@ class Store:
                 out = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         return out
 
-    def lookup(self, task: str, archs: Iterable[Hashable], column: str = "val_metric") -> np.ndarray:
-        """``column`` (mean over seeds) of each architecture on ``task``; NaN if not evaluated."""
-        ids = self.arch_ids(archs)
+    def dense_ids(self, raw: np.ndarray) -> np.ndarray:
+        """Store ids of raw dense spec indices (enumerable spaces only; -1 where absent)."""
+        dense = self._dense_map()
+        if dense is None:
+            raise StoreError(f"space {self.space.name} of {self.path} has no dense index")
+        raw = np.asarray(raw, dtype=np.int64)
+        if len(raw) and (raw.min() < 0 or raw.max() >= len(dense)):
+            raise StoreError(f"dense indices must lie in 0..{len(dense) - 1}")
+        return dense[raw]
+
+    def lookup(self, task: str, archs: Iterable[Hashable] | None = None, column: str = "val_metric",
+               *, dense_index: np.ndarray | None = None) -> np.ndarray:
+        """``column`` (mean over seeds) of each architecture on ``task``; NaN if not evaluated.
+
+        Give architectures, or (enumerable spaces) their raw ``dense_index`` array for a
+        vectorised lookup without building architecture objects.
+        """
+        if (archs is None) == (dense_index is None):
+            raise StoreError("lookup needs exactly one of archs and dense_index")
+        ids = self.arch_ids(archs) if archs is not None else self.dense_ids(dense_index)
         table = self.metric_table(task, column)
         out = np.full(len(ids), np.nan)
         ok = ids >= 0
@@ -447,7 +464,7 @@ class Store:
         dense = np.where(table >= 0, canon_to_id[np.maximum(table, 0)], -1).astype(np.int32)
         if "dense_map" in g:
             del g["dense_map"]
-        ds = g.create_dataset("dense_map", data=dense, compression="gzip", chunks=True)
+        ds = g.create_dataset("dense_map", data=dense)  # contiguous: read whole at every lookup
         ds.attrs["num_archs"] = len(tokens)
 
     def add_task(self, task: str, *, dataset: str, metric: str = "accuracy",
@@ -478,13 +495,15 @@ class Store:
             g.attrs["preprocessing"] = json.dumps(dict(preprocessing or {}))
             g.attrs["info"] = json.dumps(dict(info or {}))
             g.attrs["extra_columns"] = json.dumps(list(extra_columns))
+            # numbers are stored uncompressed (metrics barely compress and lookups read
+            # whole columns); repetitive strings and NaN-padded curves are gzipped
             for name, (dtype, _) in EVAL_COLUMNS.items():
                 g.create_dataset(name, shape=(0,), maxshape=(None,),
                                  dtype=_STR if dtype is str else dtype, chunks=(8192,),
-                                 compression="gzip")
+                                 compression="gzip" if dtype is str else None)
             for name in extra_columns:
                 g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64,
-                                 chunks=(8192,), compression="gzip")
+                                 chunks=(8192,))
             g.create_dataset("curves", shape=(0, 0), maxshape=(None, None), dtype=np.float32,
                              chunks=(1024, 16), compression="gzip", fillvalue=np.nan)
 
