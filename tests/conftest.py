@@ -24,3 +24,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def pytest_configure(config):
+    # one thread per test process: predictable timings on the 2-core CI machine
+    import torch
+
+    torch.set_num_threads(1)

@@ -152,3 +152,17 @@ def test_transferability_matrix_and_best_source(store_path, tmp_path):
     assert "best single source per task" in result.output
     assert (tmp_path / "transferability_spearman.png").exists()
     assert (tmp_path / "transferability_kendall.pdf").exists()
+
+
+def test_xfernas_and_nao_search_through_the_same_loop(store_path):
+    fast = {"epochs": 5, "min_steps": 40}
+    s = spec(store_path, budget=8, options={"xfernas": {**fast, "refit_every": 4},
+                                            "nao": {**fast, "refit_every": 4, "n_init": 4}})
+    x = run_search(s, "xfernas", 0)
+    n = run_search(s, "nao", 0)
+    for traj in (x, n):
+        assert len(traj) == 8 and traj["hash"].nunique() == 8
+    # reproducible from the seed
+    assert run_search(s, "xfernas", 0)["hash"].tolist() == x["hash"].tolist()
+    with pytest.raises(OptimizerError, match="xfernas needs source tasks"):
+        run_search(spec(store_path, sources=[], budget=3), "xfernas", 0)
