@@ -1,6 +1,8 @@
-"""Analysis commands: transferability (task-by-task rank correlations)."""
+"""Analysis commands: transferability (task-by-task rank correlations) and the
+correlation-vs-knowledge ablation (the paper's Figure 3)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -49,5 +51,82 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
         click.echo(f"\nwrote {path}/transferability.csv, best_sources.csv, heatmaps (PNG, PDF)")
 
 
+def _ints(value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+
+
+@click.command("ablation")
+@click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
+              help="Benchmark store (HDF5).")
+@click.option("--target", "-t", required=True, help="Target task whose held-out architectures are ranked.")
+@click.option("--sources", default=None, help="Comma-separated source tasks (default: all other tasks).")
+@click.option("--source-sizes", default="0,50,100,150", show_default=True,
+              help="Architectures per source task (comma-separated).")
+@click.option("--target-sizes", default="0,10,25,50,75,100,150", show_default=True,
+              help="Target architectures known to the predictor (comma-separated; add larger "
+                   "sizes such as 300,550 on request).")
+@click.option("--splits", default=10, show_default=True, help="Random splits (reused for every setting).")
+@click.option("--holdout", default=50, show_default=True, help="Held-out target architectures per split.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the splits.")
+@click.option("--predictor", default="xfernas", show_default=True,
+              help="Surrogate: xfernas, nao, ridge, random-forest, or module:callable(space, seed, **opts).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Folder: runs.jsonl (resumable), table.csv/.json, figure PNG/PDF.")
+@click.option("--jobs", "-j", default=min(2, os.cpu_count() or 1), show_default=True,
+              help="Parallel processes.")
+def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, holdout, seed, predictor,
+                 options, out, jobs):
+    """Correlation of the surrogate's predictions with the truth vs source and target knowledge.
+
+    The paper's section 4.5 protocol: hold out HOLDOUT target architectures, train the
+    predictor on every (source size, target size) for SPLITS seeded splits, and record
+    Pearson, Spearman, Kendall and top-k precision on the held-out set. Every finished
+    fit is appended to OUT/runs.jsonl, so an interrupted ablation resumes where it
+    stopped. Writes OUT/table.csv, OUT/table.json (mean and std over splits) and
+    OUT/figure3_{pearson,spearman}.png/.pdf (x = target size, one curve per source size).
+    """
+    import json as _json
+
+    from ..evaluate.ablation import AblationSpec, aggregate, plot_curves, run_ablation
+    from ..oracle import OracleError
+
+    opts = {}
+    for item in options:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise click.BadParameter(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            opts[key] = _json.loads(value)
+        except _json.JSONDecodeError:
+            opts[key] = value
+    with open_store(store) as st:
+        src = [t.strip() for t in sources.split(",")] if sources else [t for t in st.tasks if t != target]
+    spec = AblationSpec(store=str(store), target=target, sources=src, source_sizes=_ints(source_sizes),
+                        target_sizes=_ints(target_sizes), splits=splits, holdout=holdout, seed=seed,
+                        predictor=predictor, predictor_options=opts)
+    path = Path(out)
+    try:
+        runs = run_ablation(spec, path / "runs.jsonl", jobs=jobs)
+    except (StoreError, OracleError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    table = aggregate(runs)
+    table.to_csv(path / "table.csv", index=False)
+    table.to_json(path / "table.json", orient="records", indent=1)
+    for metric in ("pearson", "spearman"):
+        plot_curves(table, path / f"figure3_{metric}", metric)
+    piv = table.pivot(index="target_size", columns="source_size", values="pearson_mean")
+    click.echo(f"\nPearson correlation on {holdout} held-out {target} architectures "
+               f"(mean over {splits} splits; columns: architectures per source task)")
+    click.echo(piv.round(3).to_string())
+    click.echo(f"\nfit seconds: mean {runs['fit_seconds'].mean():.2f}, total {runs['fit_seconds'].sum():.0f}")
+    click.echo(f"wrote {path}/runs.jsonl, table.csv, table.json, figure3_pearson.png/.pdf")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(transferability_cmd)
+    cli.add_command(ablation_cmd)

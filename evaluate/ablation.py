@@ -1,0 +1,328 @@
+"""Correlation curves versus source and target knowledge (the paper's section 4.5, Figure 3).
+
+Protocol (the paper's, as defaults):
+
+* From the target task's evaluated architectures, split ``k`` (``k < splits``)
+  draws a seeded permutation: its first ``holdout`` (50) architectures are the
+  test set, the rest, in that order, are the candidates for target knowledge;
+  target size ``m`` uses the first ``m`` candidates (nested across sizes).
+* Source knowledge of size ``s`` per task: the first ``s`` architectures of a
+  seeded permutation of each source task's evaluated architectures, held-out
+  architectures excluded, so the test architectures are unknown to the model
+  (as in the paper).  Splits are drawn once and reused across all settings.
+* Every (source size, target size, split) trains a fresh predictor and records
+  Pearson (the paper's), Spearman and Kendall correlation between predicted
+  and true metric on the held-out set, and top-k precision.  Source size 0 and
+  target size 0 together leave nothing to learn from: that cell is recorded
+  with NaN metrics and status ``"no data"`` (a method without knowledge can
+  only guess: correlation 0 in expectation).
+
+Results go to a JSON-lines file, one line per finished run, so an interrupted
+ablation resumes where it stopped; :func:`aggregate` and
+:func:`plot_curves` turn them into the mean/std table and the Figure-3 plot.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Hashable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..oracle import OracleError
+from ..store import Store, StoreError
+
+DEFAULT_SOURCE_SIZES = (0, 50, 100, 150)
+DEFAULT_TARGET_SIZES = (0, 10, 25, 50, 75, 100, 150)
+BUILTIN_PREDICTORS = ("xfernas", "nao", "ridge", "random-forest")
+
+
+# ------------------------------------------------------------------ predictors
+class SklearnTokenPredictor:
+    """A scikit-learn regressor on the one-hot token encoding, fitted on the target only.
+
+    The simplest surrogate to compare against under the same protocol; with no
+    target evaluations it cannot be fitted (the run is recorded as "no data").
+    """
+
+    def __init__(self, space, estimator: str = "ridge", seed: int = 0):
+        from sklearn.ensemble import RandomForestRegressor
+        from sklearn.linear_model import Ridge
+
+        self.space = space
+        self.model = (Ridge(alpha=1.0) if estimator == "ridge"
+                      else RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1))
+
+    def fit(self, history: Mapping[str, tuple], target: str | None = None) -> "SklearnTokenPredictor":
+        from ..baselines.tapas import one_hot
+
+        archs, scores = history.get(target, ([], []))
+        if len(archs) < 2:
+            raise ValueError("needs at least two target evaluations")
+        self.model.fit(one_hot(self.space, archs), np.asarray(scores, dtype=float))
+        return self
+
+    def predict(self, task: str, archs: Sequence[Hashable]) -> np.ndarray:
+        from ..baselines.tapas import one_hot
+
+        return self.model.predict(one_hot(self.space, archs))
+
+
+def make_predictor(name: str, space, seed: int, options: Mapping[str, Any] | None = None):
+    """Built-in surrogates by name: ``xfernas`` (default), ``nao``, ``ridge``, ``random-forest``;
+    or a ``module:callable`` path called as ``callable(space, seed=seed, **options)``."""
+    options = dict(options or {})
+    if name == "xfernas":
+        from ..predictor import TransferPredictor
+
+        return TransferPredictor(space, seed=seed, **options)
+    if name == "nao":
+        from ..predictor import NAOPredictor
+
+        return NAOPredictor(space, seed=seed, **options)
+    if name in ("ridge", "random-forest"):
+        return SklearnTokenPredictor(space, "ridge" if name == "ridge" else "rf", seed)
+    if ":" in name:
+        import importlib
+
+        module, _, attr = name.partition(":")
+        try:
+            factory: Callable = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot load predictor {name!r}: {exc}") from None
+        return factory(space, seed=seed, **options)
+    raise ValueError(f"unknown predictor {name!r}; built-in: xfernas, nao, ridge, random-forest "
+                     f"(or a module:callable path)")
+
+
+# --------------------------------------------------------------------- metrics
+def correlation_metrics(pred: np.ndarray, true: np.ndarray, ks: Sequence[int] = (5, 10)) -> dict:
+    """Pearson, Spearman, Kendall and top-k precision (share of the true top-k among the predicted top-k)."""
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    out: dict[str, float] = {}
+    if np.ptp(pred) == 0 or np.ptp(true) == 0:
+        out.update(pearson=0.0, spearman=0.0, kendall=0.0)
+    else:
+        out["pearson"] = float(stats.pearsonr(pred, true).statistic)
+        out["spearman"] = float(stats.spearmanr(pred, true).statistic)
+        out["kendall"] = float(stats.kendalltau(pred, true).statistic)
+    for k in ks:
+        k = min(k, len(true))
+        top_true = set(np.argsort(-true, kind="stable")[:k])
+        top_pred = set(np.argsort(-pred, kind="stable")[:k])
+        out[f"precision@{k}"] = len(top_true & top_pred) / k
+    return out
+
+
+# --------------------------------------------------------------------- the grid
+@dataclass
+class AblationSpec:
+    store: str
+    target: str
+    sources: list[str]
+    source_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_SOURCE_SIZES))
+    target_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_TARGET_SIZES))
+    splits: int = 10
+    holdout: int = 50
+    seed: int = 0
+    predictor: str = "xfernas"
+    predictor_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _sub_seed(seed: int, *parts: Any) -> int:
+    return (seed * 1_000_003 + zlib.crc32("/".join(map(str, parts)).encode())) % (2 ** 32)
+
+
+def check_spec(spec: AblationSpec) -> None:
+    """Bad-input checks before anything runs."""
+    if spec.predictor not in BUILTIN_PREDICTORS and ":" not in spec.predictor:
+        raise ValueError(f"unknown predictor {spec.predictor!r}; built-in: "
+                         f"{', '.join(BUILTIN_PREDICTORS)} (or a module:callable path)")
+    with Store.open(spec.store) as st:
+        for t in [spec.target, *spec.sources]:
+            if t not in st.tasks:
+                raise StoreError(f"task {t!r} is not in {spec.store} (tasks: {', '.join(st.tasks)})")
+        if spec.target in spec.sources:
+            raise ValueError(f"the target {spec.target!r} cannot also be a source")
+        n = int(np.isfinite(st.metric_table(spec.target)).sum())
+    need = spec.holdout + max(spec.target_sizes)
+    if n < need:
+        raise OracleError(f"target {spec.target!r} has {n} evaluated architectures; holdout "
+                          f"{spec.holdout} + target size {max(spec.target_sizes)} needs {need}")
+    if spec.splits < 1 or spec.holdout < 3:
+        raise ValueError("need splits >= 1 and holdout >= 3")
+    if min(spec.source_sizes) < 0 or min(spec.target_sizes) < 0:
+        raise ValueError("sizes must be non-negative")
+
+
+class _Data:
+    """Per-process cache of the store's tables (ids, scores, decoded architectures)."""
+
+    def __init__(self, spec: AblationSpec):
+        with Store.open(spec.store) as st:
+            self.space = st.space
+            self.tables = {t: st.metric_table(t) for t in [spec.target, *spec.sources]}
+            ids = sorted({int(i) for t in self.tables.values() for i in np.flatnonzero(np.isfinite(t))})
+            self.archs = dict(zip(ids, st.archs(ids)))
+
+    def split(self, spec: AblationSpec, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        tgt = np.flatnonzero(np.isfinite(self.tables[spec.target]))
+        perm = np.random.default_rng(_sub_seed(spec.seed, "target", k)).permutation(tgt)
+        test, cand = perm[: spec.holdout], perm[spec.holdout:]
+        held = set(test.tolist())
+        src = {}
+        for s in spec.sources:
+            ids = np.flatnonzero(np.isfinite(self.tables[s]))
+            ids = np.asarray([i for i in ids if i not in held], dtype=np.int64)
+            src[s] = np.random.default_rng(_sub_seed(spec.seed, "source", s, k)).permutation(ids)
+        return test, cand, src
+
+
+_CACHE: dict[str, _Data] = {}
+
+
+def run_one(spec: AblationSpec, source_size: int, target_size: int, split: int) -> dict[str, Any]:
+    """One cell of the grid: fit on the split's knowledge, score on its held-out set."""
+    import time
+
+    key = json.dumps(asdict(spec), sort_keys=True)
+    data = _CACHE.get(key) or _CACHE.setdefault(key, _Data(spec))
+    test, cand, src = data.split(spec, split)
+    history = {s: ([data.archs[i] for i in ids[:source_size]], data.tables[s][ids[:source_size]])
+               for s, ids in src.items() if source_size > 0}
+    tgt_ids = cand[:target_size]
+    history[spec.target] = ([data.archs[i] for i in tgt_ids], data.tables[spec.target][tgt_ids])
+    row: dict[str, Any] = {"target": spec.target, "predictor": spec.predictor,
+                           "source_size": source_size, "target_size": target_size, "split": split,
+                           "n_train": sum(len(v[1]) for v in history.values())}
+    if row["n_train"] == 0:
+        return {**row, "status": "no data", "pearson": np.nan, "spearman": np.nan,
+                "kendall": np.nan, "fit_seconds": 0.0}
+    t0 = time.perf_counter()
+    model = make_predictor(spec.predictor, data.space, _sub_seed(spec.seed, "fit", split),
+                           spec.predictor_options)
+    try:
+        model.fit(history, target=spec.target)
+    except ValueError as exc:  # e.g. a target-only surrogate with no target data
+        return {**row, "status": f"no data: {exc}", "pearson": np.nan, "spearman": np.nan,
+                "kendall": np.nan, "fit_seconds": time.perf_counter() - t0}
+    pred = model.predict(spec.target, [data.archs[i] for i in test])
+    row.update(correlation_metrics(pred, data.tables[spec.target][test]))
+    row.update(status="ok", fit_seconds=time.perf_counter() - t0)
+    return row
+
+
+def _worker(spec_dict: dict, cells: list[tuple[int, int, int]]) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)
+    spec = AblationSpec(**spec_dict)
+    return [run_one(spec, *c) for c in cells]
+
+
+def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 1,
+                 progress: bool = True) -> pd.DataFrame:
+    """Run the whole grid, appending each finished run to ``results`` (JSON lines); resumable."""
+    check_spec(spec)
+    results = Path(results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    header = {"spec": asdict(spec)}
+    done: set[tuple[int, int, int]] = set()
+    rows: list[dict] = []
+    if results.exists() and results.stat().st_size:
+        lines = results.read_text().splitlines()
+        first = json.loads(lines[0])
+        if first.get("spec") != header["spec"]:
+            raise ValueError(f"{results} holds results of another ablation; use a new file")
+        for line in lines[1:]:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by an interruption
+                continue
+            done.add((r["source_size"], r["target_size"], r["split"]))
+            rows.append(r)
+        with open(results, "w") as fh:  # drop any torn tail
+            fh.write("\n".join([lines[0]] + [json.dumps(r) for r in rows]) + "\n")
+    else:
+        results.write_text(json.dumps(header) + "\n")
+    # cells grouped by split so that each worker reuses its cached split
+    todo = [(s, t, k) for k in range(spec.splits) for s in spec.source_sizes
+            for t in spec.target_sizes if (s, t, k) not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        total = spec.splits * len(spec.source_sizes) * len(spec.target_sizes)
+        bar = tqdm(total=total, initial=total - len(todo), desc=f"ablation {spec.target}", unit="fit")
+
+    def record(new: list[dict]) -> None:
+        with open(results, "a") as fh:
+            for r in new:
+                fh.write(json.dumps(r) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        rows.extend(new)
+        if bar:
+            bar.update(len(new))
+
+    try:
+        if jobs <= 1:
+            for cell in todo:
+                record([run_one(spec, *cell)])
+        else:
+            chunks = [todo[i:i + 4] for i in range(0, len(todo), 4)]
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futs = [pool.submit(_worker, asdict(spec), c) for c in chunks]
+                for fut in as_completed(futs):
+                    record(fut.result())
+    finally:
+        if bar:
+            bar.close()
+    return pd.DataFrame(rows).sort_values(["source_size", "target_size", "split"]).reset_index(drop=True)
+
+
+def load_results(path: str | os.PathLike) -> pd.DataFrame:
+    lines = Path(path).read_text().splitlines()[1:]
+    return pd.DataFrame([json.loads(l) for l in lines if l.strip()])
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over splits for every (source size, target size)."""
+    metrics = [c for c in ("pearson", "spearman", "kendall") if c in runs] + \
+              sorted(c for c in runs.columns if c.startswith("precision@"))
+    g = runs.groupby(["target", "predictor", "source_size", "target_size"])
+    out = g[metrics + ["fit_seconds"]].agg(["mean", "std"])
+    out.columns = [f"{m}_{s}" for m, s in out.columns]
+    out["splits"] = g.size()
+    return out.reset_index()
+
+
+def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pearson",
+                title: str | None = None) -> None:
+    """Figure-3-style plot: x = target size, one curve per source size, mean with a std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s, g in table.groupby("source_size"):
+        g = g.sort_values("target_size")
+        m, sd = g[f"{metric}_mean"].to_numpy(), g[f"{metric}_std"].fillna(0).to_numpy()
+        ax.plot(g["target_size"], m, marker="o", ms=3, label=f"{s} per source task")
+        ax.fill_between(g["target_size"], m - sd, m + sd, alpha=0.15)
+    ax.set_xlabel("target knowledge (evaluated target architectures)")
+    ax.set_ylabel(f"{metric} correlation on held-out architectures")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_title(title or f"target {table['target'].iloc[0]}")
+    ax.grid(alpha=0.3)
+    ax.legend(title="source knowledge")
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{stem}.{ext}", dpi=130)
+    plt.close(fig)

@@ -1,0 +1,96 @@
+"""The correlation-vs-knowledge ablation (paper section 4.5) on a small synthetic store."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from nasbench_xfer.cli.main import cli
+from nasbench_xfer.evaluate.ablation import (AblationSpec, aggregate, correlation_metrics,
+                                              run_ablation)
+from nasbench_xfer.space import OPS, NASNetSpace
+from nasbench_xfer.store import Store
+
+VALUE = np.random.default_rng(5).normal(size=len(OPS))
+
+
+def _score(arch, task_term: float) -> float:
+    ops = [b.op_a for b in arch.normal + arch.reduction] + [b.op_b for b in arch.normal + arch.reduction]
+    return float(sum(VALUE[OPS.index(o)] for o in ops) + task_term * sum(o == "identity" for o in ops))
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("abl") / "s.h5"
+    space = NASNetSpace()
+    archs = space.sample_many(260, np.random.default_rng(1))
+    with Store.create(path, space) as st:
+        # disjoint architectures per task, as in the paper's benchmark
+        for k, (task, term) in enumerate((("target", 0.5), ("src_a", 0.3), ("src_b", 0.8))):
+            st.add_task(task, dataset=task)
+            chunk = archs[k * 80:(k + 1) * 80] if task != "target" else archs[160:]
+            st.append(task, [dict(arch=a, val_metric=_score(a, term)) for a in chunk])
+    return path
+
+
+def test_correlation_metrics_known_values():
+    m = correlation_metrics(np.array([1, 2, 3, 4.0]), np.array([10, 20, 30, 40.0]), ks=(2,))
+    assert m["pearson"] == pytest.approx(1) and m["kendall"] == pytest.approx(1)
+    assert m["precision@2"] == 1.0
+    m = correlation_metrics(np.array([4, 3, 2, 1.0]), np.array([1, 2, 3, 4.0]), ks=(2,))
+    assert m["spearman"] == pytest.approx(-1) and m["precision@2"] == 0.0
+    assert correlation_metrics(np.ones(4), np.arange(4.0))["pearson"] == 0.0
+
+
+def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
+    spec = AblationSpec(store=str(store_path), target="target", sources=["src_a", "src_b"],
+                        source_sizes=[0, 60], target_sizes=[0, 10], splits=2, holdout=30,
+                        predictor="xfernas", predictor_options={"epochs": 30, "min_steps": 150})
+    results = tmp_path / "runs.jsonl"
+    runs = run_ablation(spec, results, jobs=1, progress=False)
+    assert len(runs) == 8
+    nodata = runs[(runs.source_size == 0) & (runs.target_size == 0)]
+    assert (nodata["status"] == "no data").all() and nodata["pearson"].isna().all()
+    # zero target knowledge: transfer alone ranks the held-out architectures well
+    zero_shot = runs[(runs.source_size == 60) & (runs.target_size == 0)]["spearman"]
+    assert zero_shot.mean() > 0.5
+    # interrupt: drop the last two lines (and tear one), rerun: only those are recomputed
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:-2]) + "\n" + lines[-2][: len(lines[-2]) // 2])
+    again = run_ablation(spec, results, jobs=1, progress=False)
+    assert len(again) == 8
+    pd.testing.assert_frame_equal(
+        runs.drop(columns="fit_seconds").sort_values(["source_size", "target_size", "split"]).reset_index(drop=True),
+        again.drop(columns="fit_seconds").sort_values(["source_size", "target_size", "split"]).reset_index(drop=True))
+    table = aggregate(again)
+    assert {"pearson_mean", "pearson_std", "kendall_mean", "precision@5_mean", "splits"} <= set(table.columns)
+    with pytest.raises(ValueError, match="holds results of another ablation"):
+        run_ablation(AblationSpec(**{**spec.__dict__, "holdout": 20}), results, progress=False)
+
+
+def test_ablation_cli_with_a_scikit_learn_surrogate(store_path, tmp_path):
+    out = tmp_path / "abl"
+    result = CliRunner().invoke(cli, ["ablation", "-s", str(store_path), "-t", "target",
+                                      "--predictor", "ridge", "--source-sizes", "0",
+                                      "--target-sizes", "0,20,60", "--splits", "3", "--holdout", "30",
+                                      "-o", str(out), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    assert (out / "figure3_pearson.png").exists() and (out / "figure3_pearson.pdf").exists()
+    table = json.loads((out / "table.json").read_text())
+    by_size = {r["target_size"]: r["pearson_mean"] for r in table}
+    assert by_size[60] > by_size[20] and by_size[60] > 0.3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-t", "nope"], "task 'nope' is not in"),
+    (["-t", "target", "--target-sizes", "0,90"], "has 100 evaluated architectures; holdout 50 + target size 90 needs 140"),
+    (["-t", "target", "--target-sizes", "0", "--predictor", "magic"], "unknown predictor 'magic'"),
+])
+def test_ablation_cli_bad_input(store_path, tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["ablation", "-s", str(store_path), "--splits", "1", "-j", "1",
+                                      "--source-sizes", "0", "-o", str(tmp_path / "x"), *args])
+    assert result.exit_code != 0
+    assert message in result.output
