@@ -1,0 +1,308 @@
+"""Transfer predictor (issue 4): ranking, transfer structure, reconstruction, proposal, I/O, errors.
+
+One predictor is fitted once per module (module-scoped fixture, ~20 s on 2
+cores) on 1,000 random NASNet architectures - 4 source tasks x 200 + 200
+target - with SYNTHETIC scores: a sum of per-operation values shared by all
+tasks plus a task-specific per-operation term, each task on its own scale.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from nasbench_xfer.predictor import (NAOPredictor, PredictorConfig, Proposal, TransferPredictor)
+from nasbench_xfer.predictor.model import ResidualHeads
+from nasbench_xfer.space import OPS, NASNetSpace, SearchSpace, SpaceError
+
+SCALES = {0: (80.0, 1.5), 1: (0.7, 0.01), 2: (60.0, 3.0), 3: (0.5, 0.02), 4: (90.0, 1.0)}
+TARGET = 4
+
+
+def scores(space: NASNetSpace, archs: list, task: int) -> np.ndarray:
+    shared = np.random.default_rng(7).normal(size=len(OPS))
+    own = np.random.default_rng(100 + task).normal(size=len(OPS))
+    tok = np.array([space.encode(a) for a in archs])[:, 1::2] - (space.num_blocks + 2)
+    offset, scale = SCALES[task]
+    return offset + scale * (shared[tok].sum(1) + 0.5 * own[tok].sum(1))
+
+
+@pytest.fixture(scope="module")
+def setup() -> dict[str, Any]:
+    space = NASNetSpace()
+    archs = space.sample_many(1300, np.random.default_rng(0))
+    history: dict[str, Any] = {}
+    for t in range(4):
+        a = archs[200 * t:200 * (t + 1)]
+        history[f"src{t}"] = (a, scores(space, a, t))
+    target = archs[800:1000]
+    history["target"] = (target, scores(space, target, TARGET))
+    history["fresh"] = ([], np.array([]))  # a task with no evaluations yet
+    pred = TransferPredictor(space, device="cpu").fit(history)
+    return {"space": space, "pred": pred, "history": history, "fitted": archs[:1000],
+            "held": archs[1000:], "target": target}
+
+
+# ------------------------------------------------------------------ ranking
+def test_ranks_heldout_target_architectures(setup):
+    p, space, held = setup["pred"], setup["space"], setup["held"]
+    rho = spearmanr(p.predict("target", held), scores(space, held, TARGET))[0]
+    assert rho >= 0.9, rho
+    rho_src = spearmanr(p.predict("src1", held), scores(space, held, 1))[0]
+    assert rho_src >= 0.9, rho_src
+
+
+def test_predictions_in_each_tasks_scale(setup):
+    p, space, held = setup["pred"], setup["space"], setup["held"]
+    for t, name in ((0, "src0"), (1, "src1"), (TARGET, "target")):
+        y, yhat = scores(space, held, t), p.predict(name, held)
+        assert yhat.dtype == np.float64 and yhat.shape == (len(held),)
+        assert abs(yhat.mean() - y.mean()) < 0.3 * y.std()
+        assert 0.5 < yhat.std() / y.std() < 1.5
+    s = p.stats["src1"]
+    y = setup["history"]["src1"][1]
+    assert s.n == 200 and s.mean == pytest.approx(y.mean()) and s.std == pytest.approx(y.std())
+
+
+def test_task_without_evaluations_is_the_universal_network(setup):
+    p, held = setup["pred"], setup["held"]
+    assert "fresh" in p.tasks and "fresh" not in p.residual_tasks and "fresh" not in p.stats
+    np.testing.assert_array_equal(p.predict("fresh", held), p.predict_universal(held))
+    # the universal network alone (no target data) still ranks the target reasonably:
+    # all tasks share the per-operation values
+    rho = spearmanr(p.predict_universal(held), scores(setup["space"], held, TARGET))[0]
+    assert rho > 0.5, rho
+
+
+def test_residual_moves_only_its_own_task(setup):
+    p, held = setup["pred"], setup["held"][:50]
+    before = {t: p.predict(t, held) for t in p.tasks}
+    uni = p.predict_universal(held)
+    q = copy.deepcopy(p)
+    k = q.residual_tasks.index("src2")
+    with torch.no_grad():
+        q.net.residual.biases[-1][k] += 1.0
+        q.net.residual.weights[0][k] *= 2.0
+    after = {t: q.predict(t, held) for t in q.tasks}
+    for t in p.tasks:
+        if t == "src2":
+            assert (after[t] != before[t]).all()
+            assert np.abs(after[t] - before[t]).mean() > 0.1 * p.stats["src2"].std
+        else:
+            np.testing.assert_array_equal(after[t], before[t])
+    np.testing.assert_array_equal(q.predict_universal(held), uni)
+
+
+def test_batched_residual_heads_match_a_loop_over_tasks():
+    torch.manual_seed(0)
+    heads = ResidualHeads(5, 12, (7, 3))
+    with torch.no_grad():
+        for w in heads.weights:
+            w.normal_()
+    x = torch.randn(9, 12)
+    out = heads(x)
+    for t in range(5):
+        h = x
+        for i, (w, b) in enumerate(zip(heads.weights, heads.biases)):
+            h = h @ w[t] + b[t]
+            if i < len(heads.weights) - 1:
+                h = torch.relu(h)
+        torch.testing.assert_close(out[:, t], h.squeeze(-1))
+    idx = torch.tensor([0, 4, -1, 2, 2, 1, 3, -1, 0])
+    g = ResidualHeads.gather(out, idx)
+    assert g[2] == 0 and g[7] == 0 and g[1] == out[1, 4]
+
+
+# ------------------------------------------------------------ reconstruction
+def test_decoder_reconstructs_heldout_architectures(setup):
+    p, held = setup["pred"], setup["held"]
+    acc = p.reconstruction_accuracy(held)
+    assert acc >= 0.99, acc
+    rec = p.reconstruct(held[:20])
+    assert rec == held[:20]
+
+
+# ------------------------------------------------------------------ propose
+def test_propose_returns_new_valid_better_architectures(setup):
+    p, space = setup["pred"], setup["space"]
+    target, y = setup["history"]["target"]
+    starts = [target[i] for i in np.argsort(-y)[:15]]
+    exclude = setup["fitted"]
+    props = p.propose("target", starts, n=10, exclude=exclude)
+    assert 1 <= len(props) <= 10 and all(isinstance(q, Proposal) for q in props)
+    excluded = {space.hash(a) for a in exclude}
+    hashes = [space.hash(q.arch) for q in props]
+    assert len(set(hashes)) == len(hashes)
+    assert not excluded & set(hashes)
+    for q in props:
+        assert space.validate(q.arch) is q.arch
+        assert space.hash(q.arch) != space.hash(q.start)
+        assert q.score > q.start_score
+        assert q.score == pytest.approx(p.predict("target", [q.arch])[0])
+        assert q.start_score == pytest.approx(p.predict("target", [q.start])[0])
+    assert [q.score for q in props] == sorted((q.score for q in props), reverse=True)
+    # deterministic
+    again = p.propose("target", starts, n=10, exclude=exclude)
+    assert [space.hash(q.arch) for q in again] == hashes
+    # on the synthetic function the moves mostly pay off for real
+    gain = scores(space, [q.arch for q in props], TARGET) - scores(space, [q.start for q in props], TARGET)
+    assert np.mean(gain > 0) >= 0.5
+
+
+def test_propose_for_a_task_without_evaluations_uses_the_universal_network(setup):
+    p, space = setup["pred"], setup["space"]
+    starts = setup["history"]["src0"][0][:10]
+    props = p.propose("fresh", starts, step_sizes=[10.0], n=5, exclude=starts)
+    assert props and all(q.score > q.start_score for q in props)
+    assert props[0].score == pytest.approx(float(p.predict_universal([props[0].arch])[0]))
+    assert p.propose("fresh", [], n=5) == []
+
+
+# -------------------------------------------------------------- save / load
+def test_save_load_round_trip(setup, tmp_path):
+    p, held = setup["pred"], setup["held"][:100]
+    path = tmp_path / "pred.pt"
+    p.save(path)
+    q = TransferPredictor.load(path)
+    assert q.tasks == p.tasks and q.residual_tasks == p.residual_tasks and q.stats == p.stats
+    assert q.config == p.config and q.space == p.space
+    for t in p.tasks:
+        np.testing.assert_array_equal(q.predict(t, held), p.predict(t, held))
+    np.testing.assert_array_equal(q.predict_universal(held), p.predict_universal(held))
+    starts = setup["target"][:5]
+    assert [x.arch for x in q.propose("target", starts, n=3)] == \
+        [x.arch for x in p.propose("target", starts, n=3)]
+
+
+# ------------------------------------------------------------------- errors
+def test_bad_input_gives_clear_errors(setup, tmp_path):
+    p, space = setup["pred"], setup["space"]
+    held = setup["held"][:3]
+    fresh = TransferPredictor(space, device="cpu")
+    with pytest.raises(ValueError, match="history is empty"):
+        fresh.fit({})
+    with pytest.raises(ValueError, match="no evaluations"):
+        fresh.fit({"a": ([], [])})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        fresh.fit([(held, [1, 2, 3])])
+    with pytest.raises(ValueError, match=r"history\['a'\]: 3 architectures but 2 scores"):
+        fresh.fit({"a": (held, [1.0, 2.0])})
+    with pytest.raises(ValueError, match="NaN"):
+        fresh.fit({"a": (held, [1.0, np.nan, 2.0])})
+    with pytest.raises(ValueError, match=r"history\['a'\]: architecture 1 is not a valid nasnet"):
+        fresh.fit({"a": ([held[0], "conv 3x3", held[2]], [1.0, 2.0, 3.0])})
+    with pytest.raises(ValueError, match="not fitted"):
+        fresh.predict("a", held)
+    with pytest.raises(ValueError, match="unknown task 'cifar10'.*predict_universal"):
+        p.predict("cifar10", held)
+    with pytest.raises(ValueError, match="predict: architecture 0 is not a valid nasnet"):
+        p.predict("target", [(1, 2, 3)])
+    with pytest.raises(ValueError, match="step_sizes"):
+        p.propose("target", held, step_sizes=[-1.0])
+    with pytest.raises(ValueError, match="unknown task"):
+        p.propose("nope", held)
+    with pytest.raises(ValueError, match="alpha"):
+        PredictorConfig(alpha=1.5)
+    with pytest.raises(ValueError, match="unknown fields"):
+        TransferPredictor(space, hidden=3)
+    bad = tmp_path / "bad.pt"
+    torch.save({"something": 1}, bad)
+    with pytest.raises(ValueError, match="not a saved nasbench_xfer predictor"):
+        TransferPredictor.load(bad)
+    nao = NAOPredictor(space, device="cpu")
+    with pytest.raises(ValueError, match="single task"):
+        nao.fit({"a": (held, [1.0, 2.0, 3.0]), "b": (held, [1.0, 2.0, 3.0])})
+
+
+# ---------------------------------------------------------------------- NAO
+def test_nao_is_the_universal_network_trained_on_the_target_only(setup):
+    space, history = setup["space"], setup["history"]
+    target, y = history["target"]
+    nao = NAOPredictor(space, device="cpu", epochs=1, min_steps=60)
+    assert nao.config.transfer is False and not nao.transfer
+    nao.fit(history, target="target")  # the source tasks are ignored
+    assert nao.tasks == ["target"] and nao.residual_tasks == [] and nao.net.residual is None
+    assert list(nao.stats) == ["target"] and nao.stats["target"].n == len(y)
+    held = setup["held"][:20]
+    z = nao.predict_universal(held)
+    s = nao.stats["target"]
+    np.testing.assert_allclose(nao.predict("target", held), s.mean + s.std * z)
+    with pytest.raises(ValueError, match="unknown task 'src0'"):
+        nao.predict("src0", held)
+    # the same thing spelled as a flag
+    same = TransferPredictor(space, device="cpu", epochs=1, min_steps=60, transfer=False)
+    same.fit({"target": (target, y)})
+    np.testing.assert_array_equal(same.predict("target", held), nao.predict("target", held))
+
+
+# --------------------------------------------------------- generic spaces
+class ToySpace(SearchSpace):
+    """A 6-token space unlike NASNet: (input, op) pairs with per-position masks."""
+
+    name = "toy"
+    seq_len = 6
+    vocab_size = 7
+
+    def token_mask(self) -> np.ndarray:
+        m = np.zeros((6, 7), dtype=bool)
+        for i in range(3):
+            m[2 * i, : i + 1] = True   # input of node i: 0..i
+            m[2 * i + 1, 3:] = True    # op: tokens 3..6
+        return m
+
+    def encode(self, arch):
+        if not (isinstance(arch, tuple) and len(arch) == 6):
+            raise SpaceError(f"toy: expected a 6-tuple, got {arch!r}")
+        if not self.token_mask()[np.arange(6), list(arch)].all():
+            raise SpaceError(f"toy: invalid {arch!r}")
+        return arch
+
+    def _from_tokens(self, tokens):
+        return tuple(tokens)
+
+    def sample(self, rng):
+        m = self.token_mask()
+        return tuple(int(rng.choice(np.flatnonzero(m[i]))) for i in range(6))
+
+    def canonical(self, arch):
+        return arch
+
+    def augment(self, arch, rng):
+        self.augmented = getattr(self, "augmented", 0) + 1
+        return arch
+
+    def to_string(self, arch):
+        return ",".join(map(str, arch))
+
+    def from_string(self, text):
+        return tuple(int(t) for t in text.split(","))
+
+
+def toy_score(archs, task):
+    w = np.random.default_rng(task).normal(size=7) * 0.3 + np.arange(7)
+    return np.array([w[list(a)].sum() for a in archs])
+
+
+def test_generic_space_fit_predict_propose_and_determinism():
+    space = ToySpace()
+    archs = space.sample_many(120, np.random.default_rng(0))
+    hist = {"a": (archs[:60], toy_score(archs[:60], 0)), "b": (archs[60:100], 10 * toy_score(archs[60:100], 1))}
+    kw = dict(device="cpu", epochs=1, min_steps=120, universal_hidden=(32,), residual_hidden=(16,))
+    p1 = TransferPredictor(space, **kw).fit(hist, target="c")
+    p2 = TransferPredictor(space, **kw).fit(hist, target="c")
+    held = archs[100:]
+    np.testing.assert_array_equal(p1.predict("b", held), p2.predict("b", held))
+    assert p1.tasks == ["a", "b", "c"] and p1.residual_tasks == ["a", "b"]
+    np.testing.assert_array_equal(p1.predict("c", held), p1.predict_universal(held))
+    tok = p1.reconstruct_tokens(held)
+    assert space.token_mask()[np.arange(6), tok].all()  # decoder respects the mask
+    props = p1.propose("b", archs[60:100], n=5, exclude=archs)
+    for q in props:
+        space.encode(q.arch)
+        assert q.arch not in archs and q.score > q.start_score
+    p3 = TransferPredictor(space, augment=True, augment_copies=2, **kw).fit(hist)
+    assert space.augmented == 2 * 100 and p3.fitted
