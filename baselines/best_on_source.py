@@ -51,12 +51,7 @@ class BestOnSource(Optimizer):
             return [self.ctx.probe] if self.is_new(self.ctx.probe) else []
         if self._queue is None:
             self._build_queue()
-        out = []
-        while self._queue and len(out) < n:
-            a = self._queue.pop(0)
-            if self.is_new(a):
-                out.append(a)
-        return out
+        return self.take_new(self._queue, n)
 
     def tell(self, archs, results) -> None:
         super().tell(archs, results)

@@ -82,9 +82,4 @@ class TapasLike(Optimizer):
             if self.is_new(self.ctx.probe):
                 return [self.ctx.probe]
             self._queue = self._rank(self.evaluated[self.ctx.hash(self.ctx.probe)][1])
-        out = []
-        while self._queue and len(out) < n:
-            a = self._queue.pop(0)
-            if self.is_new(a):
-                out.append(a)
-        return out
+        return self.take_new(self._queue, n)

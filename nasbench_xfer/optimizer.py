@@ -88,6 +88,18 @@ class Optimizer:
     def is_new(self, arch: Hashable) -> bool:
         return self.ctx.hash(arch) not in self.evaluated
 
+    def take_new(self, queue: list, n: int) -> list:
+        """Pop up to ``n`` not yet evaluated, distinct architectures from the front of ``queue``."""
+        out: list = []
+        seen: set[str] = set()
+        while queue and len(out) < n:
+            a = queue.pop(0)
+            h = self.ctx.hash(a)
+            if h not in self.evaluated and h not in seen:
+                seen.add(h)
+                out.append(a)
+        return out
+
     def best_evaluated(self, k: int) -> list:
         """The ``k`` best architectures evaluated so far (best first)."""
         items = sorted(self.evaluated.values(), key=lambda t: -t[1])
