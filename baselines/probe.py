@@ -25,9 +25,9 @@ def choose_probe(store: Store, target: str, sources: Sequence[str]):
     ids = np.flatnonzero(shared)
     if len(ids) == 0:
         return None, {}
-    params = np.nanmean(np.stack([store.metric_table(t, "params") for t in tables])[:, ids], axis=0) \
-        if len(ids) else np.array([])
-    params = np.where(np.isnan(params), np.inf, params)
+    params = np.stack([store.metric_table(t, "params") for t in tables])[:, ids]
+    known = np.isfinite(params).any(axis=0)
+    params = np.where(known, np.nanmax(np.where(np.isfinite(params), params, -np.inf), axis=0), np.inf)
     hashes = store._read_rows(store._f["space/hash"], ids)
     order = np.lexsort((hashes, params))
     best = int(ids[order[0]])

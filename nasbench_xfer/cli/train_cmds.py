@@ -1,0 +1,71 @@
+"""``nasbench-xfer train``: train architectures on a dataset and append the results to a store."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("train")
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--dataset", "-d", required=True,
+              help="cifar10, cifar100, svhn, mnist, fashion_mnist, quickdraw, imagefolder:<path>, npz:<path>.")
+@click.option("--data", "--data-root", "data_root", default=None, type=click.Path(file_okay=False),
+              help="Dataset root (default: $NASBENCH_XFER_DATA or ~/.cache/nasbench_xfer/data).")
+@click.option("--task", "-t", "task_name", default=None, help="Task name in the store (default: the dataset).")
+@click.option("--protocol", "-p", default="paper-search", show_default=True,
+              help="Training protocol (paper-search, paper-final, proxy-10ep, proxy-25ep, smoke).")
+@click.option("--arch", "-a", "archs", multiple=True,
+              help="Architecture: a name (xfernasnet) or appendix-C JSON (repeatable).")
+@click.option("--archs-file", "--archs", "arch_files", multiple=True, type=click.Path(dir_okay=False),
+              help="File of architectures: a JSON list, or one compact JSON per line (repeatable).")
+@click.option("--random", "--sample", "n_random", type=int, default=0, show_default=True,
+              help="Also train this many random architectures.")
+@click.option("--arch-seed", type=int, default=0, show_default=True, help="Seed of --random.")
+@click.option("--seeds", default="0", show_default=True, help="Training seeds, comma-separated.")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the validation split.")
+@click.option("--num-classes", type=int, default=None, help="Quickdraw/pooled sets: classes to draw.")
+@click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available).")
+@click.option("--shard", default=None, help="i/n: train every n-th job from i (0-based).")
+@click.option("--retry-failed", is_flag=True, help="Train again jobs whose stored status is failed.")
+@click.option("--create/--no-create", default=True, show_default=True, help="Create STORE if missing.")
+@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model (GPU).")
+@click.option("--cuda-graphs", is_flag=True, help="CUDA graphs via torch.compile reduce-overhead (GPU).")
+@click.option("--no-bf16", is_flag=True, help="Train in fp32 on the GPU.")
+@click.option("--dry-run", is_flag=True, help="Check everything and list the jobs, train nothing.")
+def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files, n_random, arch_seed, seeds,
+              split_seed, num_classes, device, shard, retry_failed, create, use_compile, cuda_graphs,
+              no_bf16, dry_run) -> None:
+    """Train architectures on DATASET under a protocol; append each result to STORE.
+
+    Resumable: evaluations already in STORE for the same task, protocol and seed
+    are skipped.  All input (protocol, architectures, shard, device, store, data
+    files) is checked before the first training starts.
+    """
+    import torch
+
+    from ..harness.protocols import get_protocol
+    from ..harness.runner import RunError, load_archs, run
+    from ..harness.train import SpeedFlags
+
+    try:
+        proto = get_protocol(protocol)
+        arch_list = load_archs(archs, arch_files, n_random, arch_seed, proto.num_blocks)
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except (RunError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    flags = SpeedFlags(bf16=False if no_bf16 else None, compile=use_compile, cuda_graphs=cuda_graphs)
+    try:
+        summary = run(store, dataset, arch_list, proto, seeds=seed_list, device=device, shard=shard,
+                      task_name=task_name, data_root=data_root, split_seed=split_seed,
+                      num_classes=num_classes, flags=flags, retry_failed=retry_failed, create=create,
+                      dry_run=dry_run, log=click.echo)
+    except RunError as exc:
+        raise click.ClickException(str(exc)) from None
+    summary.pop("records", None)
+    click.echo(json.dumps(summary, default=str))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(train_cmd)

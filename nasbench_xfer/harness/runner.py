@@ -1,0 +1,254 @@
+"""Run many evaluations into a benchmark store: resumable, sharded, checked up front.
+
+:func:`run` trains every (architecture, seed) job of its shard with
+:func:`~nasbench_xfer.harness.train.train_one` and appends each finished
+evaluation to the HDF5 store (:mod:`nasbench_xfer.store`) at once, so a killed
+run loses at most the evaluation in progress.  Running it again skips the
+jobs the store already holds for the same task, protocol and seed (failed
+ones too, unless ``retry_failed``).
+
+Everything that can be checked is checked before the first training starts:
+the protocol, the shard spec, every architecture (valid in the protocol's
+``B``), the device, the store (its space must be the NASNet space with that
+``B``; the task's dataset, class count and validation split must match what
+is loaded) and the dataset files.
+
+Sharding: ``shard=(i, n)`` (0 <= i < n) takes every n-th job starting at i of
+the deduplicated job list, so n processes/GPUs share the work.  Shards may
+write the same store file (each append takes the store's writer lock for a
+moment, waiting while another shard holds it) or separate files joined later
+with ``nasbench-xfer merge``.
+
+Store rows: ``val_metric``/``test_metric`` are accuracies as fractions in
+[0, 1] (final-epoch validation accuracy, test accuracy after the last epoch),
+``curve`` the per-epoch validation accuracy, plus ``params``, ``flops``
+(multiply-adds per image), ``train_seconds``, ``status``, ``protocol``,
+``device``, ``seed`` and ``finished_at``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..space.base import SpaceError
+from ..space.nasnet import NASNetArch, NASNetSpace, from_json, named_arch
+from .protocols import Protocol, get_protocol
+from .train import SpeedFlags, train_one
+
+__all__ = ["RunError", "parse_shard", "load_archs", "shard_jobs", "to_store_row", "run"]
+
+
+class RunError(ValueError):
+    """Bad input to a run, found before any training."""
+
+
+def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int]:
+    """``"i/n"`` (0 <= i < n) -> ``(i, n)``; ``None`` -> ``(0, 1)``."""
+    if spec is None:
+        return (0, 1)
+    if isinstance(spec, tuple):
+        i, n = spec
+    else:
+        try:
+            a, b = str(spec).split("/")
+            i, n = int(a), int(b)
+        except ValueError:
+            raise RunError(f"bad shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise RunError(f"bad shard {spec!r}: need 0 <= i < n (shards are numbered from 0)")
+    return (int(i), int(n))
+
+
+def load_archs(named: Sequence[str] = (), files: Sequence[str | Path] = (), random: int = 0,
+               arch_seed: int = 0, num_blocks: int = 5) -> list[NASNetArch]:
+    """Architectures from names (``xfernasnet``) or appendix-C JSON strings, files and random samples.
+
+    A file holds a JSON list of appendix-C objects, or one architecture per line
+    (compact JSON, as ``space.to_string`` writes).  ``random`` samples that many
+    distinct architectures with ``arch_seed``.
+    """
+    space = NASNetSpace(num_blocks)
+    out: list[NASNetArch] = []
+    for s in named:
+        try:
+            out.append(from_json(s) if s.lstrip().startswith("{") else named_arch(s))
+        except SpaceError as exc:
+            raise RunError(f"architecture {s[:60]!r}: {exc}") from None
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            raise RunError(f"architecture file not found: {path}")
+        text = path.read_text()
+        try:
+            doc = json.loads(text)
+            items = doc if isinstance(doc, list) else [doc]
+        except json.JSONDecodeError:
+            items = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        for k, item in enumerate(items):
+            try:
+                out.append(from_json(item))
+            except SpaceError as exc:
+                raise RunError(f"{path}: architecture {k}: {exc}") from None
+    if random:
+        out += space.sample_many(int(random), np.random.default_rng(arch_seed))
+    for k, a in enumerate(out):
+        try:
+            space.validate(a)
+        except SpaceError as exc:
+            raise RunError(f"architecture {k}: {exc}") from None
+    return out
+
+
+def shard_jobs(archs: Sequence[NASNetArch], seeds: Sequence[int], shard: tuple[int, int],
+               space: NASNetSpace) -> list[tuple[NASNetArch, int]]:
+    """The deduplicated (architecture, seed) jobs of one shard, in a stable order."""
+    seen: set[tuple[str, int]] = set()
+    jobs = []
+    for a in archs:
+        h = space.hash(a)
+        for s in seeds:
+            if (h, int(s)) not in seen:
+                seen.add((h, int(s)))
+                jobs.append((a, int(s)))
+    i, n = shard
+    return jobs[i::n]
+
+
+def to_store_row(rec: dict[str, Any], arch: NASNetArch) -> dict[str, Any]:
+    """A :func:`train_one` record as a row for :meth:`Store.append`."""
+    return {"arch": arch, "seed": rec["seed"], "val_metric": rec["val_acc"], "test_metric": rec["test_acc"],
+            "params": rec["params"], "flops": rec["flops"], "train_seconds": rec["train_seconds"],
+            "status": rec["status"], "protocol": rec["protocol"], "device": rec["device"],
+            "finished_at": rec["finished_at"], "curve": rec["val_curve"]}
+
+
+def _open_store(path: Path, mode: str, wait_s: float):
+    from ..store import Store, StoreError
+    t0 = time.monotonic()
+    while True:
+        try:
+            return Store.open(path, mode)
+        except StoreError as exc:
+            if "being written by another process" not in str(exc) or time.monotonic() - t0 > wait_s:
+                raise
+            time.sleep(0.5)
+
+
+def _task_info(task) -> dict[str, Any]:
+    return {"split_seed": task.meta.get("split_seed"), "val_indices_sha1": task.meta.get("val_indices_sha1"),
+            "split": task.meta.get("split"), "source": task.meta.get("source"),
+            "classes": list(task.classes), "image_shape": list(task.train_x.shape[1:]),
+            "metric_unit": "fraction of correctly classified images (0..1)"}
+
+
+def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create: bool, wait_s: float):
+    """Check (or create) the store and its task; register the protocol. Returns done keys."""
+    from ..store import Store, StoreError
+    space = NASNetSpace(protocol.num_blocks)
+    try:
+        if not path.exists():
+            if not create:
+                raise RunError(f"no store at {path} (pass create=True / --create to make one)")
+            st = Store.create(path, space)
+        else:
+            st = _open_store(path, "a", wait_s)
+    except StoreError as exc:
+        raise RunError(str(exc)) from None
+    try:
+        if st.space.name != "nasnet" or st.space.config() != space.config():
+            raise RunError(f"{path} holds space {st.space!r}, protocol {protocol.name} needs {space!r}")
+        dataset = task.meta.get("dataset", task.name)
+        if task_name in st.tasks:
+            info = st.task_info(task_name)
+            if info["dataset"] != dataset or info["num_classes"] != task.num_classes:
+                raise RunError(f"task {task_name!r} in {path} is dataset {info['dataset']!r} with "
+                               f"{info['num_classes']} classes; loaded {dataset!r} with {task.num_classes}")
+            stored = info["info"].get("val_indices_sha1")
+            if stored and stored != task.meta.get("val_indices_sha1"):
+                raise RunError(f"task {task_name!r} in {path} was evaluated on another validation split "
+                               f"(split seed {info['info'].get('split_seed')}); loaded split seed "
+                               f"{task.meta.get('split_seed')}")
+        else:
+            st.add_task(task_name, dataset=dataset, metric="accuracy", num_classes=task.num_classes,
+                        preprocessing=task.preprocessing, info=_task_info(task))
+        st.register_protocol(task_name, protocol.name, protocol.to_dict())
+        ev = st.evaluations(task_name)
+    except StoreError as exc:
+        raise RunError(str(exc)) from None
+    finally:
+        st.close()
+    done: dict[tuple[str, int], str] = {}
+    for h, s, p, status in zip(ev["hash"], ev["seed"], ev["protocol"], ev["status"]):
+        if p == protocol.name:
+            key = (str(h), int(s))
+            if done.get(key) != "ok":
+                done[key] = str(status)
+    return done
+
+
+def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: Protocol | str, *,
+        seeds: Sequence[int] = (0,), device: str = "cpu", shard: str | tuple[int, int] | None = None,
+        task_name: str | None = None, data_root: str | None = None, split_seed: int = 0,
+        num_classes: int | None = None, flags: SpeedFlags | None = None, retry_failed: bool = False,
+        create: bool = True, dry_run: bool = False, wait_s: float = 600.0,
+        log: Callable[[str], None] = print, task_data=None) -> dict[str, Any]:
+    """Train the shard's jobs not yet in ``store`` and append each result; returns a summary.
+
+    ``task_data`` (a loaded TaskData) skips loading ``dataset`` (tests, notebooks).
+    """
+    protocol = get_protocol(protocol)
+    shard_t = parse_shard(shard)
+    space = NASNetSpace(protocol.num_blocks)
+    if not archs:
+        raise RunError("no architectures to train")
+    for k, a in enumerate(archs):
+        try:
+            space.validate(a)
+        except SpaceError as exc:
+            raise RunError(f"architecture {k}: {exc} (protocol {protocol.name} has B={protocol.num_blocks})") from None
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise RunError("no seeds")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"device {device!r} requested but CUDA is not available")
+    if task_data is None:
+        from .. import datasets as ds
+        try:
+            task_data = ds.load_task(dataset, data_root, split_seed=split_seed, num_classes=num_classes)
+        except (FileNotFoundError, ValueError) as exc:
+            raise RunError(str(exc)) from None
+    task_name = task_name or task_data.name
+    path = Path(store)
+    done = _prepare_store(path, task_name, task_data, protocol, create, wait_s)
+    jobs = shard_jobs(archs, seeds, shard_t, space)
+    todo = [(a, s) for a, s in jobs
+            if (space.hash(a), s) not in done or (retry_failed and done[(space.hash(a), s)] != "ok")]
+    summary: dict[str, Any] = {"store": str(path), "task": task_name, "protocol": protocol.name,
+                               "shard": f"{shard_t[0]}/{shard_t[1]}", "jobs": len(jobs),
+                               "skipped": len(jobs) - len(todo), "trained": 0, "ok": 0, "failed": 0,
+                               "records": []}
+    log(f"{task_name} / {protocol.name}: shard {summary['shard']}: {len(jobs)} jobs, "
+        f"{summary['skipped']} already in {path.name}, {len(todo)} to train on {device}")
+    if dry_run:
+        summary["todo"] = [(space.to_string(a), s) for a, s in todo]
+        return summary
+    from ..store import StoreError
+    for k, (a, s) in enumerate(todo):
+        rec = train_one(a, task_data, protocol, s, device, flags=flags)
+        try:
+            with _open_store(path, "a", wait_s) as st:
+                st.append(task_name, [to_store_row(rec, a)])
+        except StoreError as exc:
+            raise RunError(f"could not append to {path}: {exc}") from None
+        summary["trained"] += 1
+        summary["ok" if rec["status"] == "ok" else "failed"] += 1
+        summary["records"].append(rec)
+        log(f"[{k + 1}/{len(todo)}] {rec['arch_hash']} seed {s}: {rec['status']} val {rec['val_acc']:.4f} "
+            f"test {rec['test_acc']:.4f} ({rec['total_seconds']:.1f} s)")
+    return summary
