@@ -26,10 +26,4 @@ def cli() -> None:
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(f"{__package__}.{_name}")
-    except ModuleNotFoundError as exc:  # a module still being written is skipped, nothing else
-        if exc.name != f"{__package__}.{_name}":
-            raise
-        continue
-    _mod.register(cli)
+    importlib.import_module(f"{__package__}.{_name}").register(cli)
