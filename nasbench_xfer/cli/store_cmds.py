@@ -20,6 +20,10 @@ def open_store(path: str, mode: str = "r") -> Store:
         raise click.ClickException(str(exc)) from None
 
 
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _fmt_range(r: list[float] | None) -> str:
     return "-" if r is None else f"{r[0]:.4g} .. {r[1]:.4g}"
 
@@ -45,7 +49,7 @@ def info_cmd(store: str, as_json: bool) -> None:
                      "evals": i["num_evaluations"], "archs": i["num_archs"],
                      "val range": _fmt_range(i["val_metric_range"]), "epochs": i["max_epochs"],
                      "protocols": ",".join(i["protocols"]) or "-",
-                     "source": str(i["provenance"].get("source", "-"))
+                     "source": _short(str(i["provenance"].get("source", "-")))
                      if isinstance(i["provenance"], dict) else "merged"})
     if rows:
         click.echo(pd.DataFrame(rows).to_string(index=False))
