@@ -18,7 +18,7 @@ from ..store import Store
 
 def choose_probe(store: Store, target: str, sources: Sequence[str]):
     """(probe architecture, {source: probe score}) or (None, {}) if no architecture is shared."""
-    tables = {t: store.metric_table(t) for t in [target, *sources]}
+    tables = {t: store.score_table(t) for t in [target, *sources]}
     shared = np.ones(store.num_archs, dtype=bool)
     for table in tables.values():
         shared &= ~np.isnan(table)

@@ -150,7 +150,7 @@ def check_spec(spec: AblationSpec) -> None:
                 raise StoreError(f"task {t!r} is not in {spec.store} (tasks: {', '.join(st.tasks)})")
         if spec.target in spec.sources:
             raise ValueError(f"the target {spec.target!r} cannot also be a source")
-        n = int(np.isfinite(st.metric_table(spec.target)).sum())
+        n = int(np.isfinite(st.score_table(spec.target)).sum())
     need = spec.holdout + max(spec.target_sizes)
     if n < need:
         raise OracleError(f"target {spec.target!r} has {n} evaluated architectures; holdout "
@@ -167,7 +167,7 @@ class _Data:
     def __init__(self, spec: AblationSpec):
         with Store.open(spec.store) as st:
             self.space = st.space
-            self.tables = {t: st.metric_table(t) for t in [spec.target, *spec.sources]}
+            self.tables = {t: st.score_table(t) for t in [spec.target, *spec.sources]}
             ids = sorted({int(i) for t in self.tables.values() for i in np.flatnonzero(np.isfinite(t))})
             self.archs = dict(zip(ids, st.archs(ids)))
 
@@ -247,8 +247,12 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
                 continue
             done.add((r["source_size"], r["target_size"], r["split"]))
             rows.append(r)
-        with open(results, "w") as fh:  # drop any torn tail
+        tmp = results.with_name(results.name + ".tmp")  # drop any torn tail, atomically
+        with open(tmp, "w") as fh:
             fh.write("\n".join([lines[0]] + [json.dumps(r) for r in rows]) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, results)
     else:
         results.write_text(json.dumps(header) + "\n")
     # cells grouped by split so that each worker reuses its cached split

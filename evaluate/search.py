@@ -96,16 +96,22 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
                 raise OptimizerError(f"optimizer {optimizer!r} proposed no new architecture three "
                                      f"times in a row after {oracle.used} evaluations")
         traj = oracle.trajectory_frame()
-        values = oracle.values()
-        best = oracle.best_value()
+        values = oracle.scores()
+        best = oracle.best_score()
     traj.insert(0, "optimizer", optimizer)
     traj.insert(1, "seed", seed)
     traj.insert(2, "target", spec.target)
-    traj["regret"] = best - traj["best_val"]
-    # fraction of the table strictly better than the best found so far (0: the table's best)
-    sorted_vals = np.sort(values)
-    traj["top_fraction"] = 1.0 - np.searchsorted(sorted_vals, traj["best_val"].to_numpy(),
-                                                  side="left") / len(values)
+    return add_regret(traj, values, best)
+
+
+def add_regret(traj: pd.DataFrame, pool_scores: np.ndarray, best: float) -> pd.DataFrame:
+    """Regret to the table's best score and the fraction of the table strictly better than the
+    best found so far (0 once the table's best is found), from each trajectory's ``best_score``."""
+    traj = traj.copy()
+    traj["regret"] = best - traj["best_score"]
+    sorted_vals = np.sort(pool_scores)
+    traj["top_fraction"] = 1.0 - np.searchsorted(sorted_vals, traj["best_score"].to_numpy(),
+                                                  side="right") / len(sorted_vals)
     return traj
 
 
@@ -128,6 +134,8 @@ def _job(spec_dict: dict[str, Any], optimizer: str, seed: int, path: str) -> str
 def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress: bool = True) -> dict:
     """Run every optimizer for every seed, resumably; write trajectories, summary and plot."""
     check_spec(spec)
+    if not spec.seeds:
+        raise OptimizerError("no seeds given: nothing to run")
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     spec_file = out / "spec.json"
@@ -167,6 +175,12 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
             bar.close()
     traj = pd.concat([pd.read_csv(_run_file(out, o, s)) for o in spec.optimizers for s in spec.seeds],
                      ignore_index=True)
+    with Store.open(spec.store) as st:  # derived columns always from the current definitions
+        oracle = TabularOracle(st, spec.target)
+        if "best_score" not in traj:  # run files written before scores were oriented
+            traj["score"] = oracle.sign * traj["val_metric"]
+            traj["best_score"] = traj.groupby(["optimizer", "seed"])["score"].cummax()
+        traj = add_regret(traj, oracle.scores(), oracle.best_score())
     traj.to_csv(out / "trajectories.csv", index=False)
     try:
         traj.to_parquet(out / "trajectories.parquet", index=False)
@@ -187,7 +201,7 @@ def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
     for opt, g in traj.groupby("optimizer", sort=False):
         row: dict[str, Any] = {"optimizer": opt, "seeds": g["seed"].nunique()}
         for b in budgets:
-            at = g[g["step"] <= b].groupby("seed").last()
+            at = g[g["step"] <= b].groupby("seed").tail(1).set_index("seed")
             for col, name in (("best_val", "val"), ("test_at_best", "test"), ("regret", "regret")):
                 row[f"{name}@{b}_mean"] = at[col].mean()
                 row[f"{name}@{b}_std"] = at[col].std(ddof=0)
@@ -233,7 +247,7 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "") -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for opt, g in traj.groupby("optimizer", sort=False):
-        piv = g.pivot(index="step", columns="seed", values="best_val").ffill()
+        piv = g.pivot(index="step", columns="seed", values="best_val").ffill()  # raw metric
         m, s = piv.mean(axis=1), piv.std(axis=1, ddof=0)
         ax.plot(piv.index, m, label=opt)
         ax.fill_between(piv.index, m - s, m + s, alpha=0.15)

@@ -19,7 +19,7 @@ from ..store import Store
 def rank_correlations(store: Store, tasks: Sequence[str] | None = None, min_shared: int = 10) -> pd.DataFrame:
     """Tidy table: task_a, task_b, shared, spearman, kendall (NaN where < ``min_shared`` shared)."""
     tasks = list(tasks or store.tasks)
-    tables = {t: store.metric_table(t) for t in tasks}
+    tables = {t: store.score_table(t) for t in tasks}  # lower-is-better metrics negated
     rows = []
     for a in tasks:
         for b in tasks:

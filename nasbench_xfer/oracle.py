@@ -12,6 +12,10 @@
 Budget: every distinct architecture costs one unit; asking again for an
 architecture already evaluated in this search returns the recorded result at
 no cost and is not added to the trajectory.
+
+Direction: :meth:`Oracle.evaluate` returns a *score*, higher is better (the
+validation metric, negated for a lower-is-better task such as a loss); the
+trajectory records the raw metrics and the score.
 """
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ class Oracle:
 
     restricted = False
     candidates: list | None = None
+    #: +1 for a higher-is-better metric, -1 for a lower-is-better one
+    sign = 1.0
 
     def __init__(self, space, target: str, budget: int | None = None):
         self.space = space
@@ -56,22 +62,25 @@ class Oracle:
         raise NotImplementedError
 
     def evaluate(self, arch: Hashable) -> float:
-        """Validation metric of ``arch`` on the target (one budget unit if new)."""
+        """Score (validation metric, oriented higher-is-better) of ``arch`` on the target;
+        one budget unit if new."""
         h = self.space.hash(arch)
         if h in self._seen:
-            return self._seen[h]["val_metric"]
+            return self._seen[h]["score"]
         if self.budget is not None and self.used >= self.budget:
             raise BudgetExhausted(f"budget of {self.budget} evaluations is used up")
         rec = self._lookup(arch)
-        rec = {"step": self.used + 1, "hash": h, **rec}
+        rec = {"step": self.used + 1, "hash": h, **rec, "score": self.sign * rec["val_metric"]}
         prev = self.trajectory[-1] if self.trajectory else None
-        if prev is None or rec["val_metric"] > prev["best_val"]:
-            rec["best_val"], rec["test_at_best"] = rec["val_metric"], rec.get("test_metric", np.nan)
+        if prev is None or rec["score"] > prev["best_score"]:
+            rec["best_score"], rec["best_val"] = rec["score"], rec["val_metric"]
+            rec["test_at_best"] = rec.get("test_metric", np.nan)
         else:
-            rec["best_val"], rec["test_at_best"] = prev["best_val"], prev["test_at_best"]
+            for k in ("best_score", "best_val", "test_at_best"):
+                rec[k] = prev[k]
         self._seen[h] = rec
         self.trajectory.append(rec)
-        return rec["val_metric"]
+        return rec["score"]
 
     def trajectory_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.trajectory)
@@ -86,6 +95,7 @@ class TabularOracle(Oracle):
                               f"(tasks: {', '.join(store.tasks)})")
         super().__init__(store.space, target, budget)
         self.store = store
+        self.sign = 1.0 if store.task_info(target)["higher_is_better"] else -1.0
         self.val = store.metric_table(target, "val_metric")
         self.test = store.metric_table(target, "test_metric")
         self.pool_ids = np.flatnonzero(~np.isnan(self.val))
@@ -105,13 +115,13 @@ class TabularOracle(Oracle):
             self._candidates = self.store.archs(self.pool_ids)
         return self._candidates
 
-    def best_value(self) -> float:
-        """The table's best validation metric (for regret)."""
-        return float(np.nanmax(self.val))
+    def best_score(self) -> float:
+        """The table's best score (for regret)."""
+        return float(np.nanmax(self.sign * self.val))
 
-    def values(self) -> np.ndarray:
-        """Validation metric of every pool member (for top-k thresholds)."""
-        return self.val[self.pool_ids]
+    def scores(self) -> np.ndarray:
+        """Score of every pool member (for top-k thresholds)."""
+        return self.sign * self.val[self.pool_ids]
 
     def _lookup(self, arch: Hashable) -> dict[str, Any]:
         try:
@@ -130,7 +140,8 @@ class TabularOracle(Oracle):
 
 def load_task_data(store: Store, tasks: Sequence[str], max_per_task: int | None = None,
                    rng: np.random.Generator | None = None):
-    """Source knowledge from a store: ``{task: TaskData(archs, scores)}``, scores = mean val metric.
+    """Source knowledge from a store: ``{task: TaskData(archs, scores)}``, scores = mean val metric
+    oriented higher-is-better (:meth:`Store.score_table`).
 
     ``max_per_task`` keeps a random subset (``rng``) of each task's architectures,
     as in the paper's 200 random architectures per source task.
@@ -141,7 +152,7 @@ def load_task_data(store: Store, tasks: Sequence[str], max_per_task: int | None 
     for t in tasks:
         if t not in store.tasks:
             raise StoreError(f"task {t!r} is not in {store.path} (tasks: {', '.join(store.tasks)})")
-        table = store.metric_table(t)
+        table = store.score_table(t)
         ids = np.flatnonzero(~np.isnan(table))
         if max_per_task is not None and len(ids) > max_per_task:
             ids = np.sort((rng or np.random.default_rng(0)).choice(ids, max_per_task, replace=False))

@@ -99,6 +99,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _missing(value: Any) -> bool:
+    """None or a scalar NaN (what a DataFrame holds in an empty cell)."""
+    if value is None:
+        return True
+    return isinstance(value, float) and value != value
+
+
 def _check_task_name(task: str) -> None:
     if not isinstance(task, str) or not task or "/" in task or task.startswith("."):
         raise StoreError(f"invalid task name {task!r} (non-empty, no '/')")
@@ -112,16 +119,16 @@ class Store:
     when requested.
     """
 
-    def __init__(self, path: Path, mode: str):
+    def __init__(self, path: Path, mode: str, _lock_fd: int | None = None):
         self.path = Path(path)
         self.mode = mode
-        self._lock_fd: int | None = None
+        self._lock_fd: int | None = _lock_fd
         self._h5: h5py.File | None = None
         self._tx: h5py.File | None = None  # the writable copy during a commit
         self._tx_depth = 0
         self._hash_index: dict[str, int] | None = None
         self.space: SearchSpace
-        if mode == "a":
+        if mode == "a" and self._lock_fd is None:
             self._acquire_lock()
         try:
             self._open_reader()
@@ -148,6 +155,17 @@ class Store:
         if path.exists() and not overwrite:
             raise StoreError(f"{path} already exists (pass overwrite=True to replace it)")
         path.parent.mkdir(parents=True, exist_ok=True)
+        # take the writer lock first: never replace a store another process is writing
+        lock_fd = cls._lock(path)
+        try:
+            cls._write_empty(path, space, provenance_info)
+        except BaseException:
+            cls._unlock(lock_fd)
+            raise
+        return cls(path, "a", _lock_fd=lock_fd)
+
+    @staticmethod
+    def _write_empty(path: Path, space: SearchSpace, provenance_info: Mapping[str, Any] | None) -> None:
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -165,28 +183,36 @@ class Store:
             g.create_dataset("spec", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(4096,),
                              compression="gzip")
             f.create_group("tasks")
-        cls._durable_replace(tmp, path)
-        return cls(path, "a")
+        Store._durable_replace(tmp, path)
 
-    def _acquire_lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+    @staticmethod
+    def _lock(path: Path) -> int:
+        """Take ``path.lock`` (exclusive, non-blocking) and clear copies left by killed writers."""
+        lock_path = path.with_name(path.name + ".lock")
         fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise StoreError(f"{self.path} is being written by another process "
+            raise StoreError(f"{path} is being written by another process "
                              f"(lock {lock_path} is held)") from None
-        self._lock_fd = fd
         # no other writer is alive: copies left by a killed writer are garbage
-        for stale in self.path.parent.glob(self.path.name + ".tmp-*"):
+        for stale in path.parent.glob(path.name + ".tmp-*"):
             with contextlib.suppress(OSError):
                 stale.unlink()
+        return fd
+
+    @staticmethod
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def _acquire_lock(self) -> None:
+        self._lock_fd = self._lock(self.path)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
+            self._unlock(self._lock_fd)
             self._lock_fd = None
 
     def _open_reader(self) -> None:
@@ -367,6 +393,12 @@ class Store:
                 out = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         return out
 
+    def score_table(self, task: str) -> np.ndarray:
+        """:meth:`metric_table` of ``val_metric`` oriented so that higher is better
+        (negated for a task whose metric is lower-is-better, e.g. a loss)."""
+        sign = 1.0 if self.task_info(task)["higher_is_better"] else -1.0
+        return sign * self.metric_table(task, "val_metric")
+
     def dense_ids(self, raw: np.ndarray) -> np.ndarray:
         """Store ids of raw dense spec indices (enumerable spaces only; -1 where absent)."""
         dense = self._dense_map()
@@ -400,8 +432,11 @@ class Store:
         return self._hash_index
 
     def _dense_map(self) -> np.ndarray | None:
+        """The dense lookup map, or None if the space has none or it is stale (inside a batch)."""
         ds = self._f["space"].get("dense_map")
-        return None if ds is None else ds[()]
+        if ds is None or ds.attrs.get("num_archs", -1) != self.num_archs:
+            return None
+        return ds[()]
 
     # ---------------------------------------------------------- writing
     def _require_writer(self) -> None:
@@ -414,11 +449,18 @@ class Store:
         self._require_writer()
         if self._tx_depth == 0:
             tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
-            assert self._h5 is not None
-            self._h5.close()
-            self._h5 = None
-            shutil.copyfile(self.path, tmp)
-            self._tx = h5py.File(tmp, "r+")
+            try:
+                shutil.copyfile(self.path, tmp)
+                assert self._h5 is not None
+                self._h5.close()
+                self._h5 = None
+                self._tx = h5py.File(tmp, "r+")
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                if self._h5 is None:
+                    self._open_reader()
+                raise
             self._tx_tmp = tmp
         self._tx_depth += 1
         ok = False
@@ -431,9 +473,11 @@ class Store:
                 tx, self._tx = self._tx, None
                 assert tx is not None
                 try:
-                    if ok:
-                        self._finalize(tx)
-                    tx.close()
+                    try:
+                        if ok:
+                            self._finalize(tx)
+                    finally:
+                        tx.close()
                     if ok:
                         self._durable_replace(self._tx_tmp, self.path)
                 finally:
@@ -589,7 +633,7 @@ class Store:
             if ("arch" in r) == ("arch_id" in r):
                 raise StoreError(f"record {i} must give exactly one of 'arch' and 'arch_id'")
             p = r.get("protocol", "")
-            if p and p not in protocols:
+            if not _missing(p) and p and p not in protocols:
                 raise StoreError(f"record {i} uses protocol {p!r}, not registered for task "
                                  f"{task!r} (registered: {sorted(protocols) or 'none'}); "
                                  f"call register_protocol first")
@@ -612,7 +656,7 @@ class Store:
                 if name == "arch":
                     continue
                 vals = [r.get(name, fill) for r in records]
-                vals = [fill if v is None else v for v in vals]
+                vals = [fill if _missing(v) else v for v in vals]
                 try:
                     columns[name] = (np.asarray([str(v) for v in vals], dtype=object) if dtype is str
                                      else np.asarray(vals, dtype=dtype))
@@ -620,11 +664,12 @@ class Store:
                     raise StoreError(f"column {name!r}: {exc}") from None
             for name in extras:
                 try:
-                    columns[name] = np.asarray([np.nan if r.get(name) is None else r.get(name)
+                    columns[name] = np.asarray([np.nan if _missing(r.get(name)) else r.get(name)
                                                 for r in records], dtype=np.float64)
                 except (TypeError, ValueError) as exc:
                     raise StoreError(f"column {name!r}: {exc}") from None
-            curves = [np.asarray(r.get("curve", ()), dtype=np.float32).ravel() for r in records]
+            curves = [np.asarray(() if _missing(r.get("curve")) else r["curve"], dtype=np.float32).ravel()
+                      for r in records]
             width = max([g["curves"].shape[1]] + [len(c) for c in curves])
             for name, data in columns.items():
                 g[name].resize(n1, axis=0)
@@ -703,14 +748,18 @@ class Store:
         out = Path(out)
         if any(Path(p).resolve() == out.resolve() for p in paths):
             raise StoreError(f"output {out} is also an input; write the merge to a new file")
+        if out.exists() and not overwrite:
+            raise StoreError(f"{out} already exists (pass overwrite=True to replace it)")
         sources = [cls.open(p, "r") for p in paths]
+        building = out.with_name(f".{out.name}.merge-{os.getpid()}")
+        merged: Store | None = None
         try:
             space = sources[0].space
             for s in sources[1:]:
                 if s.space != space:
                     raise StoreError(f"cannot merge {s.path} (space {s.space!r}) with "
                                      f"{sources[0].path} (space {space!r})")
-            merged = cls.create(out, space, overwrite=overwrite,
+            merged = cls.create(building, space, overwrite=True,
                                 provenance_info=provenance(merged_from=[str(p) for p in paths]))
             with merged.batch():
                 seen: set[tuple] = set()
@@ -720,7 +769,7 @@ class Store:
                         extras = info["extra_columns"]
                         if task in merged.tasks:
                             have = merged.task_info(task)
-                            for key in ("dataset", "metric"):
+                            for key in ("dataset", "metric", "higher_is_better", "num_classes"):
                                 if have[key] != info[key]:
                                     raise StoreError(f"task {task!r}: {key} differs between inputs "
                                                      f"({have[key]!r} vs {info[key]!r} in {s.path})")
@@ -754,11 +803,24 @@ class Store:
                             seen.add(key)
                             rec = {k: v for k, v in row.items() if k not in ("arch_id", "hash")}
                             rec["arch"] = by_id[row["arch_id"]]
-                            rec["curve"] = curve[~np.isnan(curve)]
+                            finite = np.flatnonzero(~np.isnan(curve))
+                            rec["curve"] = curve[: finite[-1] + 1] if len(finite) else curve[:0]
                             records.append(rec)
                         merged.append(task, records)
-            return merged
+            merged.close()
+            lock_fd = cls._lock(out)  # the output may not be replaced while someone writes it
+            try:
+                cls._durable_replace(building, out)
+            except BaseException:
+                cls._unlock(lock_fd)
+                raise
+            return cls(out, "a", _lock_fd=lock_fd)
         finally:
+            if merged is not None:
+                merged.close()
+            for leftover in (building, building.with_name(building.name + ".lock")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
             for s in sources:
                 s.close()
 

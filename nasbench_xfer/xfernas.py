@@ -83,8 +83,9 @@ class SurrogateSearch(Optimizer):
             starts += [data.archs[i] for i in order]
         return starts, (self.phase1_step,)
 
-    def _random(self, n: int) -> list:
-        out = []
+    def _random(self, n: int, taken: Sequence = ()) -> list:
+        out = list(taken)
+        n += len(out)
         pool = self.ctx.candidates
         tries = 0
         while len(out) < n and tries < 100 * n + 100:
@@ -93,7 +94,7 @@ class SurrogateSearch(Optimizer):
                 else self.ctx.space.sample(self.ctx.rng)
             if self.is_new(a) and all(self.ctx.hash(a) != self.ctx.hash(b) for b in out):
                 out.append(a)
-        return out
+        return out[len(taken):]
 
     def _refill(self, want: int) -> None:
         model = self._fit()
@@ -127,7 +128,7 @@ class SurrogateSearch(Optimizer):
             self._refill(n)
         out, self._queue = self._queue[:n], self._queue[n:]
         if len(out) < n:  # the surrogate found nothing new: fall back to random picks
-            out += self._random(n - len(out))
+            out += self._random(n - len(out), taken=out)
         return out
 
 

@@ -166,3 +166,27 @@ def test_xfernas_and_nao_search_through_the_same_loop(store_path):
     assert run_search(s, "xfernas", 0)["hash"].tolist() == x["hash"].tolist()
     with pytest.raises(OptimizerError, match="xfernas needs source tasks"):
         run_search(spec(store_path, sources=[], budget=3), "xfernas", 0)
+
+
+def test_lower_is_better_targets_are_minimised(tmp_path):
+    space = NASNetSpace()
+    archs = space.sample_many(60, np.random.default_rng(3))
+    path = tmp_path / "loss.h5"
+    with Store.create(path, space) as st:
+        st.add_task("loss", dataset="d", metric="l2_loss", higher_is_better=False)
+        st.add_task("acc", dataset="d")
+        st.append("loss", [dict(arch=a, val_metric=-score(a, 0.1), test_metric=-score(a, 0.1))
+                           for a in archs])
+        st.append("acc", [dict(arch=a, val_metric=score(a, 0.1)) for a in archs])
+    s = SearchSpec(store=str(path), target="loss", sources=["acc"], optimizers=["random"],
+                   budget=60, seeds=[0], source_size=None)
+    traj = run_search(s, "random", 0)
+    assert (np.diff(traj["best_val"]) <= 0).all()       # the raw loss only goes down
+    assert traj["best_val"].iloc[-1] == pytest.approx(min(-score(a, 0.1) for a in archs))
+    assert traj["regret"].iloc[-1] == pytest.approx(0) and traj["top_fraction"].iloc[-1] == 0
+    best = run_search(s, "best-on-source", 0)            # the source's best is the target's best
+    assert best["regret"].iloc[1] == pytest.approx(0)
+    from nasbench_xfer.evaluate.transferability import rank_correlations
+    with Store.open(path) as st:
+        corr = rank_correlations(st)
+    assert corr[(corr.task_a == "loss") & (corr.task_b == "acc")]["spearman"].iloc[0] == pytest.approx(1)

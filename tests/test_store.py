@@ -237,3 +237,51 @@ def test_sigkill_at_any_moment_loses_no_returned_append(tmp_path):
     # copies left by killed writers are removed by the next writer
     Store.open(path, "a").close()
     assert not list(tmp_path.glob("crash.h5.tmp-*"))
+
+
+def test_overwrite_never_replaces_a_store_being_written(tmp_path):
+    st, _ = _make(tmp_path / "s.h5", n=3)
+    with pytest.raises(StoreError, match="being written by another process"):
+        Store.create(tmp_path / "s.h5", NASNetSpace(), overwrite=True)
+    assert st.num_evaluations("cifar10") == 3
+    st.close()
+    with Store.open(tmp_path / "s.h5") as again:
+        assert again.tasks == ["cifar10"]
+
+
+def test_failed_merge_leaves_the_output_alone(tmp_path):
+    a, archs = _make(tmp_path / "a.h5", n=3)
+    a.close()
+    b, _ = _make(tmp_path / "b.h5", n=3, task="cifar10")
+    b.close()
+    with h5py.File(tmp_path / "b.h5", "r+") as f:
+        f["tasks/cifar10"].attrs["dataset"] = "svhn"
+    c, _ = _make(tmp_path / "out.h5", n=1, task="old")
+    c.close()
+    before = (tmp_path / "out.h5").read_bytes()
+    with pytest.raises(StoreError, match="dataset differs"):
+        Store.merge([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "out.h5", overwrite=True)
+    assert (tmp_path / "out.h5").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if "merge" in p.name) == []
+    Store.open(tmp_path / "out.h5", "a").close()  # no lock was leaked
+
+
+def test_merge_keeps_interior_nan_epochs(tmp_path):
+    st, archs = _make(tmp_path / "a.h5", n=1)
+    st.append("cifar10", [dict(arch=archs[0], seed=9, curve=[0.1, np.nan, 0.3])])
+    st.close()
+    with Store.merge([tmp_path / "a.h5"], tmp_path / "m.h5") as m:
+        c = m.curves("cifar10")[1]
+        assert c[0] == pytest.approx(0.1) and np.isnan(c[1]) and c[2] == pytest.approx(0.3)
+
+
+def test_dataframe_append_treats_empty_cells_as_missing(tmp_path):
+    import pandas as pd
+
+    st, archs = _make(tmp_path / "a.h5", n=2)
+    frame = pd.DataFrame({"arch": archs, "val_metric": [0.1, np.nan], "protocol": ["tiny", np.nan],
+                          "device": [np.nan, "cpu"]})
+    st.append("cifar10", frame)
+    df = st.evaluations("cifar10").tail(2)
+    assert df["device"].tolist() == ["", "cpu"] and df["protocol"].tolist() == ["tiny", ""]
+    st.close()

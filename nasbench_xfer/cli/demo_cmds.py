@@ -40,6 +40,8 @@ def demo_cmd(out: str, target: str, budget: int, seeds: int, optimizers: str, jo
     from ..importers.nas_bench_graph import import_nas_bench_graph
     from .store_cmds import info_cmd
 
+    if target not in FULL_DATASETS:
+        raise click.ClickException(f"--target must be one of {', '.join(FULL_DATASETS)}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     store = root / "nas-bench-graph.h5"
@@ -75,8 +77,11 @@ def demo_cmd(out: str, target: str, budget: int, seeds: int, optimizers: str, jo
     spec = SearchSpec(store=str(store), target=target, sources=sources,
                       optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
                       budget=budget, seeds=list(range(seeds)), source_size=200)
-    cmp_dir = root / f"compare-{target}"
-    compare(spec, cmp_dir, jobs=jobs)
+    cmp_dir = root / f"compare-{target}-b{budget}"
+    try:
+        compare(spec, cmp_dir, jobs=jobs)
+    except (StoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo((cmp_dir / "summary.md").read_text())
     click.echo(f"results: {cmp_dir}/ (summary.md, trajectories.csv, best_so_far.png)")
 

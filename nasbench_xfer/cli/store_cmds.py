@@ -80,7 +80,13 @@ def query_cmd(store: str, task: str, top: int, sort_by: str, arch_spec: str | No
             frame = st.evaluations(task, spec=spec)
             higher = st.task_info(task)["higher_is_better"]
             if arch_spec is not None:
-                text = Path(arch_spec).read_text() if Path(arch_spec).is_file() else arch_spec
+                text = arch_spec
+                if not arch_spec.lstrip().startswith(("{", "|", "(", "[")):
+                    try:
+                        if Path(arch_spec).is_file():
+                            text = Path(arch_spec).read_text()
+                    except OSError:
+                        pass
                 arch_hash = st.space.hash(st.space.from_string(text))
         except (StoreError, SpaceError) as exc:
             raise click.ClickException(str(exc)) from None

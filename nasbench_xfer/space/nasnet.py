@@ -285,6 +285,9 @@ def _parse_cell(nodes: Any, where: str) -> Cell:
         if row[0] != name:
             raise SpaceError(f"{where} {name}: first entry {row[0]!r} should repeat the node name")
         _, ia, ib, oa, ob = row
+        for v in (ia, ib, oa, ob):
+            if not isinstance(v, str):
+                raise SpaceError(f"{where} {name}: inputs and operations must be strings, got {v!r}")
         for op in (oa, ob):
             if op not in OP_INDEX:
                 raise SpaceError(f"{where} {name}: unknown operation {op!r}; known: {', '.join(OPS)}")
