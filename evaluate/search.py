@@ -221,14 +221,19 @@ def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
 def summary_markdown(summary: pd.DataFrame, spec: SearchSpec) -> str:
     budgets = sorted({int(c.split("@")[1].split("_")[0]) for c in summary.columns if c.startswith("val@")})
     lines = [f"Target `{spec.target}`, sources {', '.join(f'`{s}`' for s in spec.sources) or 'none'}, "
-             f"budget {spec.budget}, {len(spec.seeds)} seeds, source size {spec.source_size} per task.", ""]
-    head = ["optimizer"] + [f"val@{b}" for b in budgets] + [f"test@{b}" for b in budgets] + \
+             f"budget {spec.budget}, {len(spec.seeds)} seeds, source size {spec.source_size} per task. "
+             f"Mean ± std over seeds of the best validation metric found after b evaluations "
+             f"(val@b) and its test metric (test@b); regret in metric units; evaluations to "
+             f"reach the table's top 1%/5%: median over the seeds that reached it.", ""]
+    has_test = summary[[f"test@{b}_mean" for b in budgets]].notna().any().any()
+    tests = budgets if has_test else []  # tables without a test metric (e.g. TransNAS) show none
+    head = ["optimizer"] + [f"val@{b}" for b in budgets] + [f"test@{b}" for b in tests] + \
            [f"regret@{budgets[-1]}", "evals to top 1%", "evals to top 5%"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary.iterrows():
         cells = [r["optimizer"]]
         cells += [f"{r[f'val@{b}_mean']:.4g} ± {r[f'val@{b}_std']:.2g}" for b in budgets]
-        cells += [f"{r[f'test@{b}_mean']:.4g} ± {r[f'test@{b}_std']:.2g}" for b in budgets]
+        cells += [f"{r[f'test@{b}_mean']:.4g} ± {r[f'test@{b}_std']:.2g}" for b in tests]
         b = budgets[-1]
         cells.append(f"{r[f'regret@{b}_mean']:.4g} ± {r[f'regret@{b}_std']:.2g}")
         for key in ("top1%", "top5%"):
