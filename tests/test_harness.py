@@ -328,3 +328,34 @@ def test_train_cli(tmp_path):
     res = CliRunner().invoke(cli, ["train", str(store), "-d", "quickdraw", "--data", str(SHARED), "-p", "smoke",
                                    "-a", "xfernasnet", "--shard", "1/1"])
     assert res.exit_code != 0 and "shard" in res.output
+    res = CliRunner().invoke(cli, ["train", str(store), "-d", "quickdraw", "--data", str(SHARED), "-p", "smoke",
+                                   "-a", "xfernasnet", "--device", "cpu", "--devices", "cpu,cpu"])
+    assert res.exit_code != 0 and "--device or --devices" in res.output
+    res = CliRunner().invoke(cli, ["train", str(store), "-d", "quickdraw", "--data", str(SHARED), "-p", "smoke",
+                                   "-a", "xfernasnet", "--devices", "cpu,cuda:7", "--dry-run"])
+    assert res.exit_code != 0 and "cuda:7" in res.output
+
+
+def test_runner_trains_on_several_devices_in_parallel(quickdraw_task, tmp_path):
+    """--devices: one worker process per device entry, all appending to one store; resumable."""
+    from nasbench_xfer.harness.runner import RunError, load_archs, parse_devices, run
+    from nasbench_xfer.store import Store
+    archs = load_archs(["xfernasnet"], random=2, arch_seed=5)
+    store = tmp_path / "par.h5"
+    lines = []
+    kw = dict(protocol="smoke", seeds=[0], task_data=quickdraw_task, log=lines.append)
+    s = run(store, "quickdraw", archs, device="cpu,cpu", **kw)
+    assert (s["jobs"], s["trained"], s["ok"]) == (3, 3, 3)
+    assert sum("[" in ln and "ok val" in ln for ln in lines) == 3
+    space = NASNetSpace()
+    with Store.open(store) as st:
+        ev = st.evaluations("quickdraw")
+        assert sorted(ev["hash"]) == sorted(space.hash(a) for a in archs)
+        assert (ev["status"] == "ok").all() and st.curves("quickdraw").shape == (3, 1)
+    again = run(store, "quickdraw", archs, device=["cpu", "cpu"], **kw)
+    assert (again["skipped"], again["trained"]) == (3, 0)
+    assert parse_devices("cpu, cpu") == ["cpu", "cpu"]
+    for bad, msg in (("", "no device"), ("tpu:0", "invalid device 'tpu:0'"), ("meta", "only cpu and cuda"), ("cuda:99", "cuda"),
+                     ("cpu,nonsense", "nonsense")):
+        with pytest.raises(RunError, match=msg):
+            parse_devices(bad)

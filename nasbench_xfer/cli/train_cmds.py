@@ -26,6 +26,9 @@ import click
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the validation split.")
 @click.option("--num-classes", type=int, default=None, help="Quickdraw/pooled sets: classes to draw.")
 @click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available).")
+@click.option("--devices", default=None,
+              help="Several devices, one worker process each, e.g. cuda:0,cuda:1,cuda:2,cuda:3; repeat one "
+                   "(cuda:0,cuda:0) to train several architectures on a GPU at once.")
 @click.option("--shard", default=None, help="i/n: train every n-th job from i (0-based).")
 @click.option("--retry-failed", is_flag=True, help="Train again jobs whose stored status is failed.")
 @click.option("--create/--no-create", default=True, show_default=True, help="Create STORE if missing.")
@@ -34,12 +37,14 @@ import click
 @click.option("--no-bf16", is_flag=True, help="Train in fp32 on the GPU.")
 @click.option("--dry-run", is_flag=True, help="Check everything and list the jobs, train nothing.")
 def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files, n_random, arch_seed, seeds,
-              split_seed, num_classes, device, shard, retry_failed, create, use_compile, cuda_graphs,
+              split_seed, num_classes, device, devices, shard, retry_failed, create, use_compile, cuda_graphs,
               no_bf16, dry_run) -> None:
     """Train architectures on DATASET under a protocol; append each result to STORE.
 
     Resumable: evaluations already in STORE for the same task, protocol and seed
-    are skipped.  All input (protocol, architectures, shard, device, store, data
+    are skipped; each finished evaluation is written at once, so a killed run
+    loses only the ones in progress.  Several GPUs of a machine: --devices;
+    several machines: --shard i/n on each, then `nasbench-xfer merge`.  All input (protocol, architectures, shard, device, store, data
     files) is checked before the first training starts.
     """
     import torch
@@ -54,13 +59,15 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except (RunError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device and devices:
+        raise click.UsageError("give --device or --devices, not both")
+    device = devices or device or ("cuda" if torch.cuda.is_available() else "cpu")
     flags = SpeedFlags(bf16=False if no_bf16 else None, compile=use_compile, cuda_graphs=cuda_graphs)
     try:
         summary = run(store, dataset, arch_list, proto, seeds=seed_list, device=device, shard=shard,
                       task_name=task_name, data_root=data_root, split_seed=split_seed,
                       num_classes=num_classes, flags=flags, retry_failed=retry_failed, create=create,
-                      dry_run=dry_run, log=click.echo)
+                      dry_run=dry_run, log=click.echo, progress=not dry_run)
     except RunError as exc:
         raise click.ClickException(str(exc)) from None
     summary.pop("records", None)

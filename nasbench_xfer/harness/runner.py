@@ -17,7 +17,9 @@ Sharding: ``shard=(i, n)`` (0 <= i < n) takes every n-th job starting at i of
 the deduplicated job list, so n processes/GPUs share the work.  Shards may
 write the same store file (each append takes the store's writer lock for a
 moment, waiting while another shard holds it) or separate files joined later
-with ``nasbench-xfer merge``.
+with ``nasbench-xfer merge``.  Within one machine, ``device="cuda:0,cuda:1"`` starts one
+worker process per listed device (listing a GPU twice trains two architectures on it at
+once), each taking every k-th job still to do and appending to the same store.
 
 Store rows: ``val_metric``/``test_metric`` are accuracies as fractions in
 [0, 1] (final-epoch validation accuracy, test accuracy after the last epoch),
@@ -27,6 +29,7 @@ Store rows: ``val_metric``/``test_metric`` are accuracies as fractions in
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -40,7 +43,7 @@ from ..space.nasnet import NASNetArch, NASNetSpace, from_json, named_arch
 from .protocols import Protocol, get_protocol
 from .train import SpeedFlags, train_one
 
-__all__ = ["RunError", "parse_shard", "load_archs", "shard_jobs", "to_store_row", "run"]
+__all__ = ["RunError", "parse_shard", "parse_devices", "load_archs", "shard_jobs", "to_store_row", "run"]
 
 
 class RunError(ValueError):
@@ -62,6 +65,26 @@ def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise RunError(f"bad shard {spec!r}: need 0 <= i < n (shards are numbered from 0)")
     return (int(i), int(n))
+
+
+def parse_devices(spec: str | Sequence[str]) -> list[str]:
+    """``"cuda:0,cuda:1"`` or a list -> checked device names (CUDA ones must exist)."""
+    items = [d.strip() for d in (spec.split(",") if isinstance(spec, str) else spec) if str(d).strip()]
+    if not items:
+        raise RunError("no device given")
+    for d in items:
+        try:
+            dev = torch.device(d)
+        except RuntimeError:
+            raise RunError(f"invalid device {d!r} (use cpu, cuda or cuda:N)") from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise RunError(f"device {d!r} requested but CUDA is not available")
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise RunError(f"device {d!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        elif dev.type != "cpu":
+            raise RunError(f"device {d!r}: only cpu and cuda devices are supported")
+    return items
 
 
 def load_archs(named: Sequence[str] = (), files: Sequence[str | Path] = (), random: int = 0,
@@ -192,15 +215,20 @@ def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create:
 
 
 def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: Protocol | str, *,
-        seeds: Sequence[int] = (0,), device: str = "cpu", shard: str | tuple[int, int] | None = None,
+        seeds: Sequence[int] = (0,), device: str | Sequence[str] = "cpu",
+        shard: str | tuple[int, int] | None = None,
         task_name: str | None = None, data_root: str | None = None, split_seed: int = 0,
         num_classes: int | None = None, flags: SpeedFlags | None = None, retry_failed: bool = False,
         create: bool = True, dry_run: bool = False, wait_s: float = 600.0,
-        log: Callable[[str], None] = print, task_data=None) -> dict[str, Any]:
+        log: Callable[[str], None] = print, task_data=None, progress: bool = False) -> dict[str, Any]:
     """Train the shard's jobs not yet in ``store`` and append each result; returns a summary.
 
-    ``task_data`` (a loaded TaskData) skips loading ``dataset`` (tests, notebooks).
+    ``device`` is one device or several (a list or ``"cuda:0,cuda:1"``): with several, one
+    worker process per entry trains its share of the jobs (repeat a GPU to train several
+    architectures on it at once).  ``task_data`` (a loaded TaskData) skips loading ``dataset``
+    (tests, notebooks).  ``progress`` shows a progress bar with an ETA.
     """
+    t_start = time.monotonic()
     protocol = get_protocol(protocol)
     shard_t = parse_shard(shard)
     space = NASNetSpace(protocol.num_blocks)
@@ -214,9 +242,7 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise RunError("no seeds")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(f"device {device!r} requested but CUDA is not available")
+    device_list = parse_devices(device)
     if task_data is None:
         from .. import datasets as ds
         try:
@@ -234,21 +260,120 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
                                "skipped": len(jobs) - len(todo), "trained": 0, "ok": 0, "failed": 0,
                                "records": []}
     log(f"{task_name} / {protocol.name}: shard {summary['shard']}: {len(jobs)} jobs, "
-        f"{summary['skipped']} already in {path.name}, {len(todo)} to train on {device}")
+        f"{summary['skipped']} already in {path.name}, {len(todo)} to train on {','.join(device_list)}")
     if dry_run:
         summary["todo"] = [(space.to_string(a), s) for a, s in todo]
         return summary
-    from ..store import StoreError
-    for k, (a, s) in enumerate(todo):
-        rec = train_one(a, task_data, protocol, s, device, flags=flags)
-        try:
-            with _open_store(path, "a", wait_s) as st:
-                st.append(task_name, [to_store_row(rec, a)])
-        except StoreError as exc:
-            raise RunError(f"could not append to {path}: {exc}") from None
+    if len(todo) == 0:
+        return summary
+    bar = _progress_bar(len(todo), f"{task_name} / {protocol.name}") if progress else None
+    say = bar.write if bar is not None else log
+
+    def collect(k: int, rec: dict[str, Any]) -> None:
         summary["trained"] += 1
         summary["ok" if rec["status"] == "ok" else "failed"] += 1
         summary["records"].append(rec)
-        log(f"[{k + 1}/{len(todo)}] {rec['arch_hash']} seed {s}: {rec['status']} val {rec['val_acc']:.4f} "
-            f"test {rec['test_acc']:.4f} ({rec['total_seconds']:.1f} s)")
+        say(f"[{k}/{len(todo)}] {rec['arch_hash']} seed {rec['seed']} on {rec['device']}: {rec['status']} "
+            f"val {rec['val_acc']:.4f} test {rec['test_acc']:.4f} ({rec['total_seconds']:.1f} s)")
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if len(device_list) == 1:
+            for k, (a, s) in enumerate(todo):
+                collect(k + 1, _train_and_append(path, task_name, task_data, protocol, a, s,
+                                                 device_list[0], flags, wait_s))
+        else:
+            _run_parallel(path, task_name, task_data, protocol, todo, device_list, flags, wait_s, collect)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary["seconds"] = time.monotonic() - t_start
     return summary
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="eval", dynamic_ncols=True)
+
+
+def _train_and_append(path: Path, task_name: str, task_data, protocol: Protocol, arch: NASNetArch, seed: int,
+                      device: str, flags: SpeedFlags | None, wait_s: float) -> dict[str, Any]:
+    """Train one job and append it to the store at once (a killed run loses only the job in progress)."""
+    from ..store import StoreError
+    rec = train_one(arch, task_data, protocol, seed, device, flags=flags)
+    try:
+        with _open_store(path, "a", wait_s) as st:
+            st.append(task_name, [to_store_row(rec, arch)])
+    except StoreError as exc:
+        raise RunError(f"could not append to {path}: {exc}") from None
+    return rec
+
+
+def _worker(index: int, path: str, task_name: str, task_data, protocol_dict: dict, jobs: list, device: str,
+            flags: SpeedFlags | None, wait_s: float, queue) -> None:
+    """One worker process of :func:`_run_parallel`: its own device, its own slice of the jobs."""
+    try:
+        protocol = Protocol.from_dict(protocol_dict)
+        space = NASNetSpace(protocol.num_blocks)
+        for arch_s, seed in jobs:
+            rec = _train_and_append(Path(path), task_name, task_data, protocol, space.from_string(arch_s), seed,
+                                    device, flags, wait_s)
+            queue.put(("rec", index, rec))
+    except BaseException as exc:  # report, never hang the parent
+        queue.put(("error", index, f"{type(exc).__name__}: {exc}"))
+    finally:
+        queue.put(("done", index, None))
+
+
+def _run_parallel(path: Path, task_name: str, task_data, protocol: Protocol, todo: list, devices: list[str],
+                  flags: SpeedFlags | None, wait_s: float, collect: Callable[[int, dict], None]) -> None:
+    """Train ``todo`` with one process per entry of ``devices`` (``cuda:0,cuda:1`` = two GPUs,
+    ``cuda:0,cuda:0`` = two architectures at once on one GPU).  Jobs are dealt round-robin; every
+    worker appends to the same store under its writer lock, so a crash of one worker loses at
+    most the evaluation it was training.  On the CPU each worker gets an equal share of the cores."""
+    import os
+
+    import torch.multiprocessing as mp
+    space = NASNetSpace(protocol.num_blocks)
+    if flags is None:
+        flags = SpeedFlags()
+    n_cpu = sum(1 for d in devices if torch.device(d).type == "cpu")
+    if n_cpu and flags.threads is None:
+        flags = dataclasses.replace(flags, threads=max(1, (os.cpu_count() or 1) // n_cpu))
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = []
+    for j, dev in enumerate(devices):
+        jobs = [(space.to_string(a), s) for a, s in todo[j::len(devices)]]
+        if not jobs:
+            continue
+        p = ctx.Process(target=_worker, args=(j, str(path), task_name, task_data, protocol.to_dict(), jobs, dev,
+                                              flags, wait_s, queue), daemon=True)
+        p.start()
+        procs.append(p)
+    running, errors, k = len(procs), [], 0
+    try:
+        while running:
+            try:
+                kind, j, payload = queue.get(timeout=5.0)
+            except Exception:  # queue.Empty: check for workers that died without a word
+                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead and queue.empty():
+                    errors.append(f"worker exited with code {dead[0].exitcode}")
+                    break
+                continue
+            if kind == "rec":
+                k += 1
+                collect(k, payload)
+            elif kind == "error":
+                errors.append(f"worker {j} ({devices[j]}): {payload}")
+            else:
+                running -= 1
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+    if errors:
+        raise RunError("; ".join(errors) + f" (finished evaluations are in {path}; run again to resume)")
