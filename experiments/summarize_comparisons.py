@@ -1,42 +1,104 @@
-"""One table over all comparisons in docs/results/compare/: regret at budgets 33 and 100
-(mean over seeds, metric units) and the winner at each budget.
+"""Tables over all comparisons in docs/results/compare/: regret at budgets 10, 33 and 100 (mean
+over seeds, metric units) and where XferNAS wins, ties or loses against every other optimizer.
 
     python experiments/summarize_comparisons.py > docs/results/compare/overview.md
+
+Win/tie/loss: a two-sided Mann-Whitney U test on the per-seed regrets of XferNAS and the other
+optimizer at that budget (10 seeds each); p < 0.05 and a lower mean regret is a win, p < 0.05
+and a higher one a loss, anything else a tie.  With 10 seeds per side this only calls large,
+consistent differences; a tie means "not distinguishable with 10 seeds", not "equal".
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import mannwhitneyu
 
 ROOT = Path(__file__).resolve().parents[1] / "docs" / "results" / "compare"
+BUDGETS = (10, 33, 100)
+ALPHA = 0.05
+FOCUS = "xfernas"
+
+
+def regrets_at(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Per (optimizer, seed): the best-so-far regret after ``budget`` evaluations."""
+    upto = traj[traj["step"] <= budget].sort_values("step")
+    return upto.groupby(["optimizer", "seed"], sort=False)["regret"].last().reset_index()
+
+
+def verdict(mine: pd.Series, theirs: pd.Series) -> str:
+    if len(mine) < 2 or len(theirs) < 2 or (mine.nunique() == 1 and theirs.nunique() == 1
+                                            and mine.iloc[0] == theirs.iloc[0]):
+        return "tie"
+    p = mannwhitneyu(mine, theirs, alternative="two-sided").pvalue
+    if p >= ALPHA:
+        return "tie"
+    return "win" if mine.mean() < theirs.mean() else "loss"
+
+
+def load(d: Path) -> pd.DataFrame:
+    pq = d / "trajectories.parquet"
+    return pd.read_parquet(pq) if pq.exists() else pd.read_csv(d / "trajectories.csv")
 
 
 def main() -> None:
-    rows = []
-    for d in sorted(p for p in ROOT.iterdir() if (p / "summary.csv").exists()):
-        s = pd.read_csv(d / "summary.csv").set_index("optimizer")
-        row = {"target": d.name}
-        for b in (33, 100):
-            col = f"regret@{b}_mean"
-            if col not in s:
+    dirs = sorted(p for p in ROOT.iterdir() if (p / "trajectories.parquet").exists()
+                  or (p / "trajectories.csv").exists())
+    mean_rows, verdict_rows = [], []
+    tally: dict[tuple[str, int], dict[str, int]] = {}
+    for d in dirs:
+        traj = load(d)
+        opts = list(dict.fromkeys(traj["optimizer"]))
+        m_row, v_row = {"target": d.name}, {"target": d.name}
+        for b in BUDGETS:
+            r = regrets_at(traj, b)
+            means = r.groupby("optimizer")["regret"].mean()
+            for o in opts:
+                m_row[(o, b)] = means[o]
+            best = means.min()
+            m_row[("best", b)] = ", ".join(o for o in opts if means[o] <= best + 1e-12)
+            if FOCUS not in opts:
                 continue
-            for opt, v in s[col].items():
-                row[f"{opt}@{b}"] = v
-            best = s[col].min()
-            row[f"best@{b}"] = ", ".join(o for o, v in s[col].items() if v <= best + 1e-12)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    opts = [c.split("@")[0] for c in table.columns if c.endswith("@33") and not c.startswith("best@")]
-    print("Regret (table's best minus the best found, metric units; mean over 10 seeds) after 33 "
-          "and 100 evaluations.\n")
-    head = ["target"] + [f"{o} @33 / @100" for o in opts] + ["best @33", "best @100"]
+            mine = r[r["optimizer"] == FOCUS]["regret"]
+            for o in opts:
+                if o == FOCUS:
+                    continue
+                v = verdict(mine, r[r["optimizer"] == o]["regret"])
+                v_row[(o, b)] = v
+                tally.setdefault((o, b), {"win": 0, "tie": 0, "loss": 0})[v] += 1
+        mean_rows.append(m_row)
+        verdict_rows.append(v_row)
+    opts = [o for o in dict.fromkeys(k[0] for r in mean_rows for k in r if isinstance(k, tuple)) if o != "best"]
+    others = [o for o in opts if o != FOCUS]
+
+    print("# Search comparisons: overview\n")
+    print(__doc__.split("\n\n")[0].replace("Tables over", "Over") + "\n")
+    print("## Regret\n")
+    print("Table's best minus the best validation metric found, metric units, mean over 10 seeds, "
+          "after 10 / 33 / 100 evaluations.\n")
+    head = ["target"] + [f"{o} @10 / @33 / @100" for o in opts] + ["lowest @33", "lowest @100"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for _, r in table.iterrows():
-        cells = [r["target"]] + [f"{r[f'{o}@33']:.3g} / {r[f'{o}@100']:.3g}" for o in opts]
-        cells += [r["best@33"], r["best@100"]]
+    for r in mean_rows:
+        cells = [r["target"]] + [" / ".join(f"{r[(o, b)]:.3g}" for b in BUDGETS) for o in opts]
+        cells += [r[("best", 33)], r[("best", 100)]]
         print("| " + " | ".join(cells) + " |")
+
+    print(f"\n## {FOCUS} against each optimizer\n")
+    print(__doc__.split("\n\n")[2].replace("\n", " ") + "\n")
+    head = ["target"] + [f"vs {o} @10 / @33 / @100" for o in others]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in verdict_rows:
+        print("| " + " | ".join([r["target"]] + [" / ".join(r.get((o, b), "-") for b in BUDGETS)
+                                                 for o in others]) + " |")
+    print(f"\nTally over {len(verdict_rows)} targets (win / tie / loss for {FOCUS}):\n")
+    print("| opponent | " + " | ".join(f"@{b}" for b in BUDGETS) + " |")
+    print("|---|" + "---|" * len(BUDGETS))
+    for o in others:
+        cells = [" / ".join(str(tally.get((o, b), {}).get(k, 0)) for k in ("win", "tie", "loss")) for b in BUDGETS]
+        print(f"| {o} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
