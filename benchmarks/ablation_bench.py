@@ -2,10 +2,13 @@
 10 splits = 280 predictor fits) on one target, on the CPU and, when present, on a CUDA GPU.
 
 Run:  python benchmarks/ablation_bench.py --store runs/transnas.h5 --target class_object
-      [--jobs 2] [--devices cpu,cuda] [--splits 10]
+      [--jobs 2] [--devices cpu,cuda] [--splits 10] [--keep DIR]
 Writes benchmarks/results/ablation_bench.json (``cpu_grid_seconds``, ``gpu_grid_seconds``,
 seconds per fit, the machine) and prints a table.  ``--splits 1`` gives a quick reading
-(28 fits); the JSON records which grid was timed.
+(28 fits); the JSON records which grid was timed.  ``--keep DIR`` keeps the timed grid of
+the first device as DIR/runs.jsonl: the same file ``nasbench-xfer ablation -o DIR`` with
+default options writes (when that device is the predictor's default), so running that
+command afterwards finds every fit done and only writes the table and the plots.
 """
 from __future__ import annotations
 
@@ -22,17 +25,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
-def time_grid(store: str, target: str, device: str, jobs: int, splits: int) -> dict:
+def time_grid(store: str, target: str, device: str, jobs: int, splits: int, keep: str | None = None) -> dict:
+    import torch
+
     from nasbench_xfer.evaluate.ablation import AblationSpec, run_ablation
     from nasbench_xfer.store import Store
 
     with Store.open(store) as st:
         sources = [t for t in st.tasks if t != target]
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
     spec = AblationSpec(store=store, target=target, sources=sources, splits=splits,
-                        predictor_options={"device": device})
+                        predictor_options={} if device == default_device else {"device": device})
     with tempfile.TemporaryDirectory() as tmp:
+        results = Path(keep) / "runs.jsonl" if keep else Path(tmp) / "runs.jsonl"
+        if results.exists():
+            raise SystemExit(f"{results} exists: the bench times a whole grid, give an empty folder")
         t0 = time.perf_counter()
-        runs = run_ablation(spec, Path(tmp) / "runs.jsonl", jobs=jobs, progress=True)
+        runs = run_ablation(spec, results, jobs=jobs, progress=True)
         wall = time.perf_counter() - t0
     fitted = runs[runs["status"] == "ok"]
     return {"device": device, "jobs": jobs, "fits": int(len(runs)), "fitted": int(len(fitted)),
@@ -50,6 +59,7 @@ def main() -> None:
     ap.add_argument("--devices", default="cpu,cuda")
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--out", default=str(HERE / "results" / "ablation_bench.json"))
+    ap.add_argument("--keep", default=None, help="Keep the first device's timed grid as KEEP/runs.jsonl.")
     args = ap.parse_args()
     import torch
 
@@ -61,7 +71,8 @@ def main() -> None:
         if device == "cuda" and not torch.cuda.is_available():
             print("no CUDA device: GPU grid not timed")
             continue
-        r = time_grid(args.store, args.target, device, args.jobs, args.splits)
+        r = time_grid(args.store, args.target, device, args.jobs, args.splits, keep=args.keep)
+        args.keep = None
         if device == "cuda":
             r["gpu_name"] = torch.cuda.get_device_name(0)
         report["runs"].append(r)

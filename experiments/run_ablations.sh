@@ -3,20 +3,14 @@
 # target sizes 0..150, 10 splits, 50 held out, XferNAS predictor). Each run resumes if interrupted.
 #   bash experiments/run_ablations.sh            # all targets
 #   bash experiments/run_ablations.sh jigsaw     # one TransNAS target
-set -euo pipefail
-cd "$(dirname "$0")/.."
-X="${NASBENCH_XFER:-nasbench-xfer}"
-mkdir -p runs docs/results/ablation
-[ -f runs/transnas.h5 ] || $X import transnas --out runs/transnas.h5
-[ -f runs/nbg.h5 ] || $X import nas-bench-graph --out runs/nbg.h5
-NBG_FULL="cora citeseer pubmed cs physics photo computers arxiv"
+source "$(dirname "$0")/common.sh"
+mkdir -p docs/results/ablation
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(class_scene jigsaw room_layout segmentsemantic normal autoencoder class_object nbg:cora nbg:citeseer)
 for t in "${targets[@]}"; do
   if [[ $t == nbg:* ]]; then
     name=${t#nbg:}
-    sources=$(echo $NBG_FULL | tr ' ' '\n' | grep -vx "$name" | paste -sd,)
-    $X ablation -s runs/nbg.h5 -t "$name" --sources "$sources" -o "docs/results/ablation/nbg-$name" -j 2
+    $X ablation -s runs/nbg.h5 -t "$name" --sources "$(nbg_sources "$name")" -o "docs/results/ablation/nbg-$name" -j 2
   else
     $X ablation -s runs/transnas.h5 -t "$t" -o "docs/results/ablation/transnas-$t" -j 2
   fi

@@ -7,13 +7,8 @@
 # 10 target evaluations, the same for xfernas and nao, to keep 900 searches within CPU hours.
 #   bash experiments/run_comparisons.sh              # all targets
 #   bash experiments/run_comparisons.sh jigsaw       # one TransNAS target
-set -euo pipefail
-cd "$(dirname "$0")/.."
-X="${NASBENCH_XFER:-nasbench-xfer}"
-mkdir -p runs docs/results/compare
-[ -f runs/transnas.h5 ] || $X import transnas --out runs/transnas.h5
-[ -f runs/nbg.h5 ] || $X import nas-bench-graph --out runs/nbg.h5
-NBG_FULL="cora citeseer pubmed cs physics photo computers arxiv"
+source "$(dirname "$0")/common.sh"
+mkdir -p docs/results/compare
 FIT=(--option xfernas.refit_every=10 --option xfernas.epochs=20 --option xfernas.min_steps=300
      --option nao.refit_every=10 --option nao.epochs=20 --option nao.min_steps=300)
 targets=("$@")
@@ -21,8 +16,7 @@ targets=("$@")
 for t in "${targets[@]}"; do
   if [[ $t == nbg:* ]]; then
     name=${t#nbg:}
-    sources=$(echo $NBG_FULL | tr ' ' '\n' | grep -vx "$name" | paste -sd,)
-    $X compare -s runs/nbg.h5 -t "$name" --sources "$sources" --budget 100 --seeds 10 "${FIT[@]}" \
+    $X compare -s runs/nbg.h5 -t "$name" --sources "$(nbg_sources "$name")" --budget 100 --seeds 10 "${FIT[@]}" \
       -o "docs/results/compare/nbg-$name" -j 2
   else
     $X compare -s runs/transnas.h5 -t "$t" --budget 100 --seeds 10 "${FIT[@]}" \
