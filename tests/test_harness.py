@@ -354,8 +354,31 @@ def test_runner_trains_on_several_devices_in_parallel(quickdraw_task, tmp_path):
         assert (ev["status"] == "ok").all() and st.curves("quickdraw").shape == (3, 1)
     again = run(store, "quickdraw", archs, device=["cpu", "cpu"], **kw)
     assert (again["skipped"], again["trained"]) == (3, 0)
-    assert parse_devices("cpu, cpu") == ["cpu", "cpu"]
+    assert parse_devices("cpu, cpu") == ["cpu", "cpu"] and parse_devices(torch.device("cpu")) == ["cpu"]
     for bad, msg in (("", "no device"), ("tpu:0", "invalid device 'tpu:0'"), ("meta", "only cpu and cuda"), ("cuda:99", "cuda"),
                      ("cpu,nonsense", "nonsense")):
         with pytest.raises(RunError, match=msg):
             parse_devices(bad)
+
+
+class _DiesInWorker(nasbench_xfer.datasets.TaskData):
+    """Task data that kills the worker process that unpickles it (a stand-in for an OOM kill)."""
+
+    def __reduce__(self):
+        import os
+        return (os._exit, (3,))
+
+
+def test_runner_reports_a_dead_worker_without_hanging(quickdraw_task, tmp_path):
+    import dataclasses
+
+    from nasbench_xfer.harness.runner import RunError, load_archs, run
+    from nasbench_xfer.store import Store
+    doomed = _DiesInWorker(**{f.name: getattr(quickdraw_task, f.name)
+                              for f in dataclasses.fields(quickdraw_task)})
+    store = tmp_path / "dead.h5"
+    with pytest.raises(RunError, match="died with exit code 3"):
+        run(store, "quickdraw", load_archs(random=2, arch_seed=9), protocol="smoke", device="cpu,cpu",
+            task_data=doomed, log=lambda s: None)
+    with Store.open(store) as st:  # the store is intact, the task registered, nothing half-written
+        assert len(st.evaluations("quickdraw")) == 0

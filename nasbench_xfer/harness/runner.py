@@ -69,7 +69,9 @@ def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int]:
 
 def parse_devices(spec: str | Sequence[str]) -> list[str]:
     """``"cuda:0,cuda:1"`` or a list -> checked device names (CUDA ones must exist)."""
-    items = [d.strip() for d in (spec.split(",") if isinstance(spec, str) else spec) if str(d).strip()]
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    items = [str(d).strip() for d in (spec.split(",") if isinstance(spec, str) else spec) if str(d).strip()]
     if not items:
         raise RunError("no device given")
     for d in items:
@@ -269,22 +271,26 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
     bar = _progress_bar(len(todo), f"{task_name} / {protocol.name}") if progress else None
     say = bar.write if bar is not None else log
 
-    def collect(k: int, rec: dict[str, Any]) -> None:
+    def collect(rec: dict[str, Any], where: str) -> None:
         summary["trained"] += 1
         summary["ok" if rec["status"] == "ok" else "failed"] += 1
         summary["records"].append(rec)
-        say(f"[{k}/{len(todo)}] {rec['arch_hash']} seed {rec['seed']} on {rec['device']}: {rec['status']} "
-            f"val {rec['val_acc']:.4f} test {rec['test_acc']:.4f} ({rec['total_seconds']:.1f} s)")
+        say(f"[{summary['trained']}/{len(todo)}] {rec['arch_hash']} seed {rec['seed']} on {where}: "
+            f"{rec['status']} val {rec['val_acc']:.4f} test {rec['test_acc']:.4f} ({rec['total_seconds']:.1f} s)")
         if bar is not None:
             bar.update(1)
 
     try:
         if len(device_list) == 1:
-            for k, (a, s) in enumerate(todo):
-                collect(k + 1, _train_and_append(path, task_name, task_data, protocol, a, s,
-                                                 device_list[0], flags, wait_s))
+            for a, s in todo:
+                collect(_train_and_append(path, task_name, task_data, protocol, a, s, device_list[0], flags,
+                                          wait_s), device_list[0])
         else:
-            _run_parallel(path, task_name, task_data, protocol, todo, device_list, flags, wait_s, collect)
+            errors = _run_parallel(path, task_name, task_data, protocol, todo, device_list, flags, wait_s,
+                                   collect, say)
+            if errors:
+                raise RunError("; ".join(errors) + f" ({summary['ok']} evaluations ok, {summary['failed']} "
+                               f"failed were stored in {path}; run again to resume)")
     finally:
         if bar is not None:
             bar.close()
@@ -310,70 +316,118 @@ def _train_and_append(path: Path, task_name: str, task_data, protocol: Protocol,
     return rec
 
 
-def _worker(index: int, path: str, task_name: str, task_data, protocol_dict: dict, jobs: list, device: str,
-            flags: SpeedFlags | None, wait_s: float, queue) -> None:
-    """One worker process of :func:`_run_parallel`: its own device, its own slice of the jobs."""
+def _worker(path: str, task_name: str, task_data, protocol_dict: dict, jobs: list, device: str,
+            flags: SpeedFlags | None, threads: int, wait_s: float, conn, parent_pid: int) -> None:
+    """One worker process of :func:`_run_parallel`: its own device, its own share of the jobs.
+    Sends ``("rec", record)`` per finished evaluation, ``("error", text)``, then ``("done", None)``."""
+    import os
     try:
+        torch.set_num_threads(threads)
+        if torch.device(device).type == "cuda":
+            torch.cuda.set_device(torch.device(device))
         protocol = Protocol.from_dict(protocol_dict)
         space = NASNetSpace(protocol.num_blocks)
         for arch_s, seed in jobs:
+            if os.getppid() != parent_pid:  # the parent is gone: stop at a job boundary
+                return
             rec = _train_and_append(Path(path), task_name, task_data, protocol, space.from_string(arch_s), seed,
                                     device, flags, wait_s)
-            queue.put(("rec", index, rec))
-    except BaseException as exc:  # report, never hang the parent
-        queue.put(("error", index, f"{type(exc).__name__}: {exc}"))
+            conn.send(("rec", rec))
+    except BaseException as exc:  # report it, never leave the parent waiting
+        _send(conn, ("error", f"{type(exc).__name__}: {exc}"))
     finally:
-        queue.put(("done", index, None))
+        _send(conn, ("done", None))
+        conn.close()
+
+
+def _send(conn, msg) -> None:
+    try:
+        conn.send(msg)
+    except (BrokenPipeError, OSError):  # the parent is gone
+        pass
 
 
 def _run_parallel(path: Path, task_name: str, task_data, protocol: Protocol, todo: list, devices: list[str],
-                  flags: SpeedFlags | None, wait_s: float, collect: Callable[[int, dict], None]) -> None:
+                  flags: SpeedFlags | None, wait_s: float, collect: Callable[[dict, str], None],
+                  say: Callable[[str], None]) -> list[str]:
     """Train ``todo`` with one process per entry of ``devices`` (``cuda:0,cuda:1`` = two GPUs,
-    ``cuda:0,cuda:0`` = two architectures at once on one GPU).  Jobs are dealt round-robin; every
-    worker appends to the same store under its writer lock, so a crash of one worker loses at
-    most the evaluation it was training.  On the CPU each worker gets an equal share of the cores."""
+    ``cuda:0,cuda:0`` = two architectures at once on one GPU); returns the workers' errors.
+
+    Jobs are dealt round-robin; every worker appends each finished evaluation to the same
+    store under its writer lock.  Each worker talks to the parent through its own pipe, and
+    the parent also watches each process's exit, so a worker that dies (out of memory, a
+    crash) is reported with its exit code while the others go on: only the evaluation it was
+    training is lost.  Interrupting the parent (Ctrl-C, SIGTERM) stops every worker.  The
+    cores are shared equally among the workers (``torch.set_num_threads``)."""
     import os
+    import signal
+    import threading
+    from multiprocessing.connection import wait
 
     import torch.multiprocessing as mp
     space = NASNetSpace(protocol.num_blocks)
-    if flags is None:
-        flags = SpeedFlags()
-    n_cpu = sum(1 for d in devices if torch.device(d).type == "cpu")
-    if n_cpu and flags.threads is None:
-        flags = dataclasses.replace(flags, threads=max(1, (os.cpu_count() or 1) // n_cpu))
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = []
-    for j, dev in enumerate(devices):
-        jobs = [(space.to_string(a), s) for a, s in todo[j::len(devices)]]
-        if not jobs:
-            continue
-        p = ctx.Process(target=_worker, args=(j, str(path), task_name, task_data, protocol.to_dict(), jobs, dev,
-                                              flags, wait_s, queue), daemon=True)
-        p.start()
-        procs.append(p)
-    running, errors, k = len(procs), [], 0
     try:
-        while running:
-            try:
-                kind, j, payload = queue.get(timeout=5.0)
-            except Exception:  # queue.Empty: check for workers that died without a word
-                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
-                if dead and queue.empty():
-                    errors.append(f"worker exited with code {dead[0].exitcode}")
-                    break
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    threads = flags.threads if flags is not None and flags.threads else max(1, cores // len(devices))
+    if flags is not None:
+        flags = dataclasses.replace(flags, threads=threads)
+    ctx = mp.get_context("spawn")
+    workers: dict[int, tuple[Any, Any]] = {}
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        def _term(signum, frame):
+            raise SystemExit(128 + signum)
+        old_term = signal.signal(signal.SIGTERM, _term)
+    errors: list[str] = []
+    try:
+        for j, dev in enumerate(devices):
+            jobs = [(space.to_string(a), s) for a, s in todo[j::len(devices)]]
+            if not jobs:
                 continue
-            if kind == "rec":
-                k += 1
-                collect(k, payload)
-            elif kind == "error":
-                errors.append(f"worker {j} ({devices[j]}): {payload}")
-            else:
-                running -= 1
+            recv, send = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_worker, daemon=True,
+                            args=(str(path), task_name, task_data, protocol.to_dict(), jobs, dev, flags, threads,
+                                  wait_s, send, os.getpid()))
+            p.start()
+            send.close()
+            workers[j] = (p, recv)
+        said_done: set[int] = set()
+        while workers:
+            wait([c for _, c in workers.values()] + [p.sentinel for p, _ in workers.values()], timeout=30)
+            for j in list(workers):
+                p, conn = workers[j]
+                exited = not p.is_alive()  # before draining: all it wrote is in the pipe by now
+                gone = exited
+                try:
+                    while conn.poll():
+                        kind, payload = conn.recv()
+                        if kind == "rec":
+                            collect(payload, devices[j])
+                        elif kind == "error":
+                            errors.append(f"worker {j} ({devices[j]}): {payload}")
+                            say(f"error: {errors[-1]}")
+                        else:
+                            said_done.add(j)
+                            gone = True
+                except (EOFError, OSError, ValueError, TypeError):  # closed or torn by a dying worker
+                    gone = True
+                except Exception as exc:  # unpickling a torn message
+                    gone = True
+                    errors.append(f"worker {j} ({devices[j]}): unreadable message ({exc})")
+                if gone:
+                    p.join(timeout=30)
+                    if j not in said_done:
+                        errors.append(f"worker {j} ({devices[j]}) died with exit code {p.exitcode}")
+                        say(f"error: {errors[-1]}")
+                    conn.close()
+                    del workers[j]
     finally:
-        for p in procs:
-            p.join(timeout=10)
+        for p, conn in workers.values():  # interrupted: stop the rest
             if p.is_alive():
                 p.terminate()
-    if errors:
-        raise RunError("; ".join(errors) + f" (finished evaluations are in {path}; run again to resume)")
+            p.join(timeout=10)
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    return errors
