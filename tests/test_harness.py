@@ -382,3 +382,12 @@ def test_runner_reports_a_dead_worker_without_hanging(quickdraw_task, tmp_path):
             task_data=doomed, log=lambda s: None)
     with Store.open(store) as st:  # the store is intact, the task registered, nothing half-written
         assert len(st.evaluations("quickdraw")) == 0
+
+
+def test_train_many_in_two_processes_keeps_the_order(mnist_task):
+    from nasbench_xfer.harness.train import train_many
+    archs = [named_arch("xfernasnet"), NASNetSpace().sample(np.random.default_rng(21))]
+    recs = train_many(archs, mnist_task, "smoke", seeds=[4, 5], device="cpu", workers=2, threads_per_worker=1)
+    for r, a, s in zip(recs, archs, (4, 5)):
+        _check_record(r, mnist_task, a)
+        assert r["arch_hash"] == NASNetSpace().hash(a) and r["seed"] == s

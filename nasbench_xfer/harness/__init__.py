@@ -5,6 +5,7 @@
 * :mod:`.data`       device-resident batches with tensor-op augmentation
 * :mod:`.protocols`  named, serialisable training protocols (paper-search, proxies, smoke)
 * :mod:`.train`      ``train_one`` / ``train_many`` -> record dicts
+* :mod:`.parallel`   worker processes, one per device entry (``train_many``, ``--devices``)
 * :mod:`.runner`     resumable, sharded runs that append to an HDF5 store
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ Store rows: ``val_metric``/``test_metric`` are accuracies as fractions in
 """
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -41,6 +41,7 @@ import torch
 from ..space.base import SpaceError
 from ..space.nasnet import NASNetArch, NASNetSpace, from_json, named_arch
 from .protocols import Protocol, get_protocol
+from .parallel import run_jobs
 from .train import SpeedFlags, train_one
 
 __all__ = ["RunError", "parse_shard", "parse_devices", "load_archs", "shard_jobs", "to_store_row", "run"]
@@ -283,11 +284,13 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
     try:
         if len(device_list) == 1:
             for a, s in todo:
-                collect(_train_and_append(path, task_name, task_data, protocol, a, s, device_list[0], flags,
-                                          wait_s), device_list[0])
+                rec = train_one(a, task_data, protocol, s, device_list[0], flags=flags)
+                _append_record(path, task_name, wait_s, rec, a)
+                collect(rec, device_list[0])
         else:
-            errors = _run_parallel(path, task_name, task_data, protocol, todo, device_list, flags, wait_s,
-                                   collect, say)
+            errors = run_jobs([(k, a, s) for k, (a, s) in enumerate(todo)], task_data, protocol, device_list,
+                              flags=flags, sink=functools.partial(_append_record, str(path), task_name, wait_s),
+                              on_record=lambda k, rec, where: collect(rec, where), say=say)
             if errors:
                 raise RunError("; ".join(errors) + f" ({summary['ok']} evaluations ok, {summary['failed']} "
                                f"failed were stored in {path}; run again to resume)")
@@ -303,131 +306,11 @@ def _progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="eval", dynamic_ncols=True)
 
 
-def _train_and_append(path: Path, task_name: str, task_data, protocol: Protocol, arch: NASNetArch, seed: int,
-                      device: str, flags: SpeedFlags | None, wait_s: float) -> dict[str, Any]:
-    """Train one job and append it to the store at once (a killed run loses only the job in progress)."""
+def _append_record(path: str | Path, task_name: str, wait_s: float, rec: dict[str, Any], arch: NASNetArch) -> None:
+    """Append one finished evaluation to the store at once (a killed run loses only jobs in progress)."""
     from ..store import StoreError
-    rec = train_one(arch, task_data, protocol, seed, device, flags=flags)
     try:
-        with _open_store(path, "a", wait_s) as st:
+        with _open_store(Path(path), "a", wait_s) as st:
             st.append(task_name, [to_store_row(rec, arch)])
     except StoreError as exc:
         raise RunError(f"could not append to {path}: {exc}") from None
-    return rec
-
-
-def _worker(path: str, task_name: str, task_data, protocol_dict: dict, jobs: list, device: str,
-            flags: SpeedFlags | None, threads: int, wait_s: float, conn, parent_pid: int) -> None:
-    """One worker process of :func:`_run_parallel`: its own device, its own share of the jobs.
-    Sends ``("rec", record)`` per finished evaluation, ``("error", text)``, then ``("done", None)``."""
-    import os
-    try:
-        torch.set_num_threads(threads)
-        if torch.device(device).type == "cuda":
-            torch.cuda.set_device(torch.device(device))
-        protocol = Protocol.from_dict(protocol_dict)
-        space = NASNetSpace(protocol.num_blocks)
-        for arch_s, seed in jobs:
-            if os.getppid() != parent_pid:  # the parent is gone: stop at a job boundary
-                return
-            rec = _train_and_append(Path(path), task_name, task_data, protocol, space.from_string(arch_s), seed,
-                                    device, flags, wait_s)
-            conn.send(("rec", rec))
-    except BaseException as exc:  # report it, never leave the parent waiting
-        _send(conn, ("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        _send(conn, ("done", None))
-        conn.close()
-
-
-def _send(conn, msg) -> None:
-    try:
-        conn.send(msg)
-    except (BrokenPipeError, OSError):  # the parent is gone
-        pass
-
-
-def _run_parallel(path: Path, task_name: str, task_data, protocol: Protocol, todo: list, devices: list[str],
-                  flags: SpeedFlags | None, wait_s: float, collect: Callable[[dict, str], None],
-                  say: Callable[[str], None]) -> list[str]:
-    """Train ``todo`` with one process per entry of ``devices`` (``cuda:0,cuda:1`` = two GPUs,
-    ``cuda:0,cuda:0`` = two architectures at once on one GPU); returns the workers' errors.
-
-    Jobs are dealt round-robin; every worker appends each finished evaluation to the same
-    store under its writer lock.  Each worker talks to the parent through its own pipe, and
-    the parent also watches each process's exit, so a worker that dies (out of memory, a
-    crash) is reported with its exit code while the others go on: only the evaluation it was
-    training is lost.  Interrupting the parent (Ctrl-C, SIGTERM) stops every worker.  The
-    cores are shared equally among the workers (``torch.set_num_threads``)."""
-    import os
-    import signal
-    import threading
-    from multiprocessing.connection import wait
-
-    import torch.multiprocessing as mp
-    space = NASNetSpace(protocol.num_blocks)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    threads = flags.threads if flags is not None and flags.threads else max(1, cores // len(devices))
-    if flags is not None:
-        flags = dataclasses.replace(flags, threads=threads)
-    ctx = mp.get_context("spawn")
-    workers: dict[int, tuple[Any, Any]] = {}
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        def _term(signum, frame):
-            raise SystemExit(128 + signum)
-        old_term = signal.signal(signal.SIGTERM, _term)
-    errors: list[str] = []
-    try:
-        for j, dev in enumerate(devices):
-            jobs = [(space.to_string(a), s) for a, s in todo[j::len(devices)]]
-            if not jobs:
-                continue
-            recv, send = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker, daemon=True,
-                            args=(str(path), task_name, task_data, protocol.to_dict(), jobs, dev, flags, threads,
-                                  wait_s, send, os.getpid()))
-            p.start()
-            send.close()
-            workers[j] = (p, recv)
-        said_done: set[int] = set()
-        while workers:
-            wait([c for _, c in workers.values()] + [p.sentinel for p, _ in workers.values()], timeout=30)
-            for j in list(workers):
-                p, conn = workers[j]
-                exited = not p.is_alive()  # before draining: all it wrote is in the pipe by now
-                gone = exited
-                try:
-                    while conn.poll():
-                        kind, payload = conn.recv()
-                        if kind == "rec":
-                            collect(payload, devices[j])
-                        elif kind == "error":
-                            errors.append(f"worker {j} ({devices[j]}): {payload}")
-                            say(f"error: {errors[-1]}")
-                        else:
-                            said_done.add(j)
-                            gone = True
-                except (EOFError, OSError, ValueError, TypeError):  # closed or torn by a dying worker
-                    gone = True
-                except Exception as exc:  # unpickling a torn message
-                    gone = True
-                    errors.append(f"worker {j} ({devices[j]}): unreadable message ({exc})")
-                if gone:
-                    p.join(timeout=30)
-                    if j not in said_done:
-                        errors.append(f"worker {j} ({devices[j]}) died with exit code {p.exitcode}")
-                        say(f"error: {errors[-1]}")
-                    conn.close()
-                    del workers[j]
-    finally:
-        for p, conn in workers.values():  # interrupted: stop the rest
-            if p.is_alive():
-                p.terminate()
-            p.join(timeout=10)
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-    return errors

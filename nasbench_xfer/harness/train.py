@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -249,14 +249,6 @@ def train_one(arch: NASNetArch | str | dict, task_data, protocol: Protocol | str
 
 
 # ---------------------------------------------------------------- several at once
-def _worker(args: tuple) -> list[dict]:
-    jobs, task, protocol_dict, device, flags_dict, threads = args
-    if threads:
-        torch.set_num_threads(threads)
-    flags = SpeedFlags(**flags_dict)
-    return [train_one(arch, task, protocol_dict, seed, device, flags=flags) for arch, seed in jobs]
-
-
 def train_many(archs: Sequence[NASNetArch | str], task_data, protocol: Protocol | str,
                seeds: Sequence[int] | int = 0, device: torch.device | str = "cpu", *,
                workers: int = 1, flags: SpeedFlags | None = None,
@@ -274,18 +266,11 @@ def train_many(archs: Sequence[NASNetArch | str], task_data, protocol: Protocol 
     flags = flags or SpeedFlags()
     if workers <= 1 or len(archs) <= 1:
         return [train_one(a, task_data, protocol, s, device, flags=flags) for a, s in zip(archs, seeds)]
-    import torch.multiprocessing as mp
-    workers = min(workers, len(archs))
-    buckets: list[list[tuple[int, str, int]]] = [[] for _ in range(workers)]
-    for i, (a, s) in enumerate(zip(archs, seeds)):
-        buckets[i % workers].append((i, a.to_json(), s))
-    ctx = mp.get_context("spawn")
-    payload = [([(a, s) for _, a, s in b], task_data, protocol.to_dict(), str(device), asdict(flags),
-                threads_per_worker) for b in buckets]
-    with ctx.Pool(workers) as pool:
-        results = pool.map(_worker, payload)
+    from .parallel import run_jobs
     out: list[dict | None] = [None] * len(archs)
-    for b, recs in zip(buckets, results):
-        for (i, _, _), r in zip(b, recs):
-            out[i] = r
+    errors = run_jobs([(i, a, s) for i, (a, s) in enumerate(zip(archs, seeds))], task_data, protocol,
+                      [str(device)] * min(workers, len(archs)), flags=flags, threads=threads_per_worker,
+                      on_record=lambda i, rec, where: out.__setitem__(i, rec), say=lambda msg: None)
+    if errors:
+        raise RuntimeError("train_many: " + "; ".join(errors))
     return out  # type: ignore[return-value]
