@@ -32,13 +32,20 @@ import click
 @click.option("--shard", default=None, help="i/n: train every n-th job from i (0-based).")
 @click.option("--retry-failed", is_flag=True, help="Train again jobs whose stored status is failed.")
 @click.option("--create/--no-create", default=True, show_default=True, help="Create STORE if missing.")
-@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model (GPU).")
-@click.option("--cuda-graphs", is_flag=True, help="CUDA graphs via torch.compile reduce-overhead (GPU).")
+@click.option("--concurrent", "-k", type=int, default=None,
+              help="Trainings at once in one process, each on its own CUDA stream (default: 8 on a GPU, "
+                   "1 on CPU). Finished evaluations are then stored in groups every few seconds.")
+@click.option("--time-limit", type=float, default=None,
+              help="Seconds after which no new training starts (those in flight finish); rerun to resume.")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
+              help="Capture each architecture's whole training step as one CUDA graph (GPU).")
+@click.option("--compile", "use_compile", is_flag=True,
+              help="torch.compile the forward instead (eager steps, no CUDA graph; for comparison).")
 @click.option("--no-bf16", is_flag=True, help="Train in fp32 on the GPU.")
 @click.option("--dry-run", is_flag=True, help="Check everything and list the jobs, train nothing.")
 def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files, n_random, arch_seed, seeds,
-              split_seed, num_classes, device, devices, shard, retry_failed, create, use_compile, cuda_graphs,
-              no_bf16, dry_run) -> None:
+              split_seed, num_classes, device, devices, shard, retry_failed, create, concurrent, time_limit,
+              cuda_graphs, use_compile, no_bf16, dry_run) -> None:
     """Train architectures on DATASET under a protocol; append each result to STORE.
 
     Resumable: evaluations already in STORE for the same task, protocol and seed
@@ -62,12 +69,18 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
     if device and devices:
         raise click.UsageError("give --device or --devices, not both")
     device = devices or device or ("cuda" if torch.cuda.is_available() else "cpu")
-    flags = SpeedFlags(bf16=False if no_bf16 else None, compile=use_compile, cuda_graphs=cuda_graphs)
+    if concurrent is not None and concurrent < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--concurrent")
+    if concurrent is None:
+        concurrent = 8 if str(device).startswith("cuda") and "," not in str(device) else 1
+    flags = SpeedFlags(bf16=False if no_bf16 else None, compile=use_compile,
+                       graph_step=None if cuda_graphs else False)
     try:
         summary = run(store, dataset, arch_list, proto, seeds=seed_list, device=device, shard=shard,
                       task_name=task_name, data_root=data_root, split_seed=split_seed,
                       num_classes=num_classes, flags=flags, retry_failed=retry_failed, create=create,
-                      dry_run=dry_run, log=click.echo, progress=not dry_run)
+                      dry_run=dry_run, log=click.echo, progress=not dry_run, concurrent=concurrent,
+                      time_limit=time_limit)
     except RunError as exc:
         raise click.ClickException(str(exc)) from None
     summary.pop("records", None)

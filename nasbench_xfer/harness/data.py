@@ -134,6 +134,37 @@ class DeviceSplit:
             yield augment_batch(self.x[idx], self.mean, self.std, aug,
                                 rand[i * batch_size: (i + 1) * batch_size]), self.y[idx]
 
+    def epoch_buffer(self, batch_size: int, aug: Augment, gen: torch.Generator,
+                     out: torch.Tensor | None = None, chunk: int = 8192,
+                     memory_format: torch.memory_format = torch.contiguous_format
+                     ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """One epoch of ``train_batches(..., drop_last=True)``, augmented at once: ``(x, y, batches, batch_len)``.
+
+        ``x[i * batch_len: (i + 1) * batch_len]`` is exactly batch ``i`` of
+        :meth:`train_batches` with the same generator state (same permutation and
+        draws; augmentation is per image, so doing it in chunks changes nothing).
+        Every batch has ``batch_len`` images (``batch_size``, or the whole split when
+        it is smaller), the static shape a captured CUDA graph needs.  ``out`` (float,
+        the shape returned before) is reused when given, so a loop allocates its
+        epoch buffer once.
+        """
+        n = len(self)
+        perm = torch.randperm(n, generator=gen)
+        rand = _draw(n, self.x.shape[2], self.x.shape[3], aug, gen)
+        nb = self.num_batches(batch_size, drop_last=True)
+        blen = min(batch_size, n)
+        total = nb * blen
+        perm = perm[:total].to(self.device, non_blocking=True)
+        rand = rand[:total].to(self.device, non_blocking=True)
+        C, H, W = self.x.shape[1:]
+        if out is None or tuple(out.shape) != (total, C, H, W):
+            out = torch.empty((total, C, H, W), dtype=torch.float32, device=self.device,
+                              memory_format=memory_format)
+        for i in range(0, total, chunk):
+            j = min(i + chunk, total)
+            out[i:j].copy_(augment_batch(self.x[perm[i:j]], self.mean, self.std, aug, rand[i:j]))
+        return out, self.y[perm], nb, blen
+
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Standardised, unaugmented batches in order."""
         for i in range(0, len(self), batch_size):

@@ -69,13 +69,18 @@ class NetConfig:
         return asdict(self)
 
 
-def drop_path(x: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+def drop_path(x: torch.Tensor, prob: torch.Tensor, keep_draw: torch.Tensor | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
     """Zero whole examples with probability ``prob`` (a 0-d tensor), rescale the rest.
 
-    No data-dependent branch: with ``prob == 0`` the mask is all ones.
+    ``keep_draw`` (shape ``(B,)``, uniform in [0, 1)) is the random draw to use; by
+    default one is drawn here (from ``generator`` if given).  No data-dependent
+    branch: with ``prob == 0`` the mask is all ones.
     """
     keep = 1.0 - prob
-    mask = (torch.rand((x.shape[0], 1, 1, 1), device=x.device) < keep).to(x.dtype)
+    if keep_draw is None:
+        keep_draw = torch.rand((x.shape[0],), device=x.device, generator=generator)
+    mask = (keep_draw.view(-1, 1, 1, 1) < keep).to(x.dtype)
     return x * (mask / keep.to(x.dtype))
 
 
@@ -110,26 +115,40 @@ class Cell(nn.Module):
                 stride = 2 if reduction and inp < 2 else 1
                 self.ops.append(build_op(op, C, C, stride, dil_sep_layers=cfg.dil_sep_layers))
             self.droppable.append((b.op_a != "identity", b.op_b != "identity"))
+        self.num_droppable = sum(a + b for a, b in self.droppable)
         self.concat = [k + 2 for k in unused_blocks(blocks)]
         # unused cell inputs in a reduction cell must be reduced to the output size
         self.input_reduce = nn.ModuleDict(
             {str(i): FactorizedReduce(C, C) for i in self.input_concat} if reduction else {})
         self.out_channels = C * (len(self.concat) + len(self.input_concat))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: torch.Tensor | None) -> torch.Tensor:
-        """``s0`` = h[i-2], ``s1`` = h[i-1]; ``drop_prob``: this cell's drop-path probability."""
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: torch.Tensor | None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """``s0`` = h[i-2], ``s1`` = h[i-1]; ``drop_prob``: this cell's drop-path probability.
+
+        Drop-path draws once per cell: one ``(B, ops)`` uniform tensor whose columns
+        decide, independently, which examples each droppable operation drops
+        (``generator``: where the draw comes from; default: the global generator).
+        """
         states: list = [self.pre0(s0) if self.pre0 is not None else None,
                         self.pre1(s1) if self.pre1 is not None else None]
-        use_drop = self.training and drop_prob is not None
+        use_drop = self.training and drop_prob is not None and self.num_droppable > 0
+        draws = None
+        if use_drop:
+            ref = states[0] if states[0] is not None else states[1]
+            draws = torch.rand((ref.shape[0], self.num_droppable), device=ref.device, generator=generator)
+        col = 0
         for j, (ia, _, ib, _) in enumerate(self.blocks):
             ha = self.ops[2 * j](states[ia])
             hb = self.ops[2 * j + 1](states[ib])
             if use_drop:
                 da, db = self.droppable[j]
                 if da:
-                    ha = drop_path(ha, drop_prob)
+                    ha = drop_path(ha, drop_prob, draws[:, col])
+                    col += 1
                 if db:
-                    hb = drop_path(hb, drop_prob)
+                    hb = drop_path(hb, drop_prob, draws[:, col])
+                    col += 1
             states.append(ha + hb)
         outs = []
         for i in self.input_concat:
@@ -198,6 +217,8 @@ class Network(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else None
         self.classifier = nn.Linear(C_p, cfg.num_classes)
         self.register_buffer("drop_path_prob", torch.zeros(()), persistent=False)
+        #: where drop-path masks are drawn from (None: the global generator of the device)
+        self.drop_generator: torch.Generator | None = None
 
     def set_drop_path_progress(self, progress: float | torch.Tensor) -> None:
         """Set the drop-path probability to ``cfg.drop_path * progress`` (in place)."""
@@ -213,7 +234,7 @@ class Network(nn.Module):
         aux = None
         for i, cell in enumerate(self.cells):
             p = self.drop_path_prob * cell.layer_ratio if use_drop else None
-            s0, s1 = s1, cell(s0, s1, p)
+            s0, s1 = s1, cell(s0, s1, p, self.drop_generator)
             if i == self.aux_index and self.training:
                 aux = self.auxiliary_head(s1)
         out = F.adaptive_avg_pool2d(F.relu(s1), 1).flatten(1)

@@ -17,6 +17,8 @@ Named protocols:
 ``paper-final``   the final training of appendix A: N=6, F=32, 600 epochs.
 ``proxy-10ep``    a cheap proxy: 10 epochs, N=2, F=16, 10,000 training images.
 ``proxy-25ep``    25 epochs, N=3, F=24, 20,000 training images.
+``nb-proxy``      the package's own benchmark: N=1, F=16, 4 epochs on 5,000 images.
+``nb-proxy-3x``   the same, 12 epochs (its fidelity check).
 ``smoke``         tests only: 1 epoch, N=1, F=8, 384 train / 128 val / 128 test images.
 
 Choices beyond the paper (documented in the dict): gradient-norm clipping at
@@ -134,6 +136,13 @@ register_protocol(Protocol("proxy-10ep", epochs=10, num_cells=2, filters=16, tra
                            notes="cheap proxy of paper-search"))
 register_protocol(Protocol("proxy-25ep", epochs=25, num_cells=3, filters=24, train_images=20000,
                            notes="cheaper proxy of paper-search"))
+register_protocol(Protocol("nb-proxy", epochs=4, num_cells=1, filters=16, train_images=5000, val_images=2000,
+                           test_images=2000,
+                           notes="the package's NASNet-space benchmark (datasets/): N=1, F=16, 4 epochs on "
+                                 "5,000 training images, 2,000 validation and test images"))
+register_protocol(Protocol("nb-proxy-3x", epochs=12, num_cells=1, filters=16, train_images=5000,
+                           val_images=2000, test_images=2000,
+                           notes="nb-proxy trained 3x longer: the fidelity check of the benchmark"))
 register_protocol(Protocol("smoke", epochs=1, num_cells=1, filters=8, batch_size=64, train_images=384,
                            val_images=128, test_images=128, eval_batch_size=128,
                            notes="tests only"))

@@ -42,7 +42,7 @@ from ..space.base import SpaceError
 from ..space.nasnet import NASNetArch, NASNetSpace, from_json, named_arch
 from .protocols import Protocol, get_protocol
 from .parallel import run_jobs
-from .train import SpeedFlags, train_one
+from .train import SpeedFlags, train_concurrent
 
 __all__ = ["RunError", "parse_shard", "parse_devices", "load_archs", "shard_jobs", "to_store_row", "run"]
 
@@ -223,13 +223,21 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
         task_name: str | None = None, data_root: str | None = None, split_seed: int = 0,
         num_classes: int | None = None, flags: SpeedFlags | None = None, retry_failed: bool = False,
         create: bool = True, dry_run: bool = False, wait_s: float = 600.0,
-        log: Callable[[str], None] = print, task_data=None, progress: bool = False) -> dict[str, Any]:
+        log: Callable[[str], None] = print, task_data=None, progress: bool = False,
+        concurrent: int = 1, time_limit: float | None = None, flush_seconds: float = 5.0) -> dict[str, Any]:
     """Train the shard's jobs not yet in ``store`` and append each result; returns a summary.
 
     ``device`` is one device or several (a list or ``"cuda:0,cuda:1"``): with several, one
     worker process per entry trains its share of the jobs (repeat a GPU to train several
     architectures on it at once).  ``task_data`` (a loaded TaskData) skips loading ``dataset``
     (tests, notebooks).  ``progress`` shows a progress bar with an ETA.
+
+    ``concurrent`` (one device): trainings in flight at once in this process, each on its
+    own CUDA stream (:mod:`.engine`); with more than one, finished evaluations are appended
+    in groups at least every ``flush_seconds`` (and at the end, also when interrupted), so a
+    killed run loses at most that many seconds of finished work besides the trainings in
+    flight.  ``time_limit`` (seconds): start no new training after it; the summary then says
+    ``stopped_early`` and a rerun resumes.
     """
     t_start = time.monotonic()
     protocol = get_protocol(protocol)
@@ -283,10 +291,34 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
 
     try:
         if len(device_list) == 1:
-            for a, s in todo:
-                rec = train_one(a, task_data, protocol, s, device_list[0], flags=flags)
-                _append_record(path, task_name, wait_s, rec, a)
+            pending: list[tuple[dict[str, Any], NASNetArch]] = []
+            last_flush = [time.monotonic()]
+            every = 0.0 if concurrent <= 1 else float(flush_seconds)
+
+            def flush() -> None:
+                if pending:
+                    _append_records(path, task_name, wait_s, pending)
+                    pending.clear()
+                last_flush[0] = time.monotonic()
+
+            def on_rec(k: int, rec: dict[str, Any]) -> None:
+                pending.append((rec, todo[k][0]))
                 collect(rec, device_list[0])
+                if time.monotonic() - last_flush[0] >= every:
+                    flush()
+
+            def stop() -> bool:
+                over = time_limit is not None and time.monotonic() - t_start > time_limit
+                if over:
+                    summary["stopped_early"] = True
+                return over
+
+            try:
+                train_concurrent([a for a, _ in todo], task_data, protocol, [s for _, s in todo],
+                                 device_list[0], concurrency=concurrent, flags=flags, on_record=on_rec,
+                                 should_stop=stop)
+            finally:
+                flush()
         else:
             errors = run_jobs([(k, a, s) for k, (a, s) in enumerate(todo)], task_data, protocol, device_list,
                               flags=flags, sink=functools.partial(_append_record, str(path), task_name, wait_s),
@@ -308,9 +340,15 @@ def _progress_bar(total: int, desc: str):
 
 def _append_record(path: str | Path, task_name: str, wait_s: float, rec: dict[str, Any], arch: NASNetArch) -> None:
     """Append one finished evaluation to the store at once (a killed run loses only jobs in progress)."""
+    _append_records(path, task_name, wait_s, [(rec, arch)])
+
+
+def _append_records(path: str | Path, task_name: str, wait_s: float,
+                    items: Sequence[tuple[dict[str, Any], NASNetArch]]) -> None:
+    """Append finished evaluations to the store in one atomic write."""
     from ..store import StoreError
     try:
         with _open_store(Path(path), "a", wait_s) as st:
-            st.append(task_name, [to_store_row(rec, arch)])
+            st.append(task_name, [to_store_row(rec, arch) for rec, arch in items])
     except StoreError as exc:
         raise RunError(f"could not append to {path}: {exc}") from None

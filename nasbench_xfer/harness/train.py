@@ -9,12 +9,13 @@ needed to interpret them (see :data:`RECORD_FIELDS`).  It never raises for a
 failed training: the record's ``status`` is ``"ok"`` or ``"failed: <reason>"``
 (bad *arguments*, e.g. an architecture with the wrong B, do raise).
 
-Speed path (:class:`SpeedFlags`, all off on CPU): bf16 autocast,
-channels_last, ``torch.compile`` and CUDA graphs (``torch.compile`` with
-``mode="reduce-overhead"``).  The drop-path probability and the learning rate
-change every step without recompiling: the former is a tensor buffer of the
-model updated in place, the latter lives in the optimizer outside the compiled
-graph.  On CPU, a seed gives bit-identical records (timings aside).
+Speed path (:class:`SpeedFlags`; ``None`` means on for CUDA, off elsewhere): bf16
+autocast, channels_last, cuDNN autotuning and the whole training step captured
+as one CUDA graph (:mod:`.engine`: forward, backward, clipping and a foreach SGD
+with the learning rate and drop-path probability as device tensors, over an
+epoch augmented at once on the device).  ``compile`` (``torch.compile`` of the
+forward, eager steps) is kept for comparison.  On CPU, a seed gives
+bit-identical records (timings aside).
 """
 from __future__ import annotations
 
@@ -25,23 +26,22 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from ..space.nasnet import NASNetArch, NASNetSpace, from_json
-from .data import Augment, DeviceSplit
+from .data import DeviceSplit
+from .engine import ArchTrainer, train_concurrently
 from .network import NetConfig, Network, count_flops, count_params
 from .protocols import Protocol, get_protocol
 
-__all__ = ["SpeedFlags", "train_one", "train_many", "RECORD_FIELDS", "device_name", "build_for_task",
-           "parse_arch"]
+__all__ = ["SpeedFlags", "train_one", "train_many", "train_concurrent", "RECORD_FIELDS", "device_name",
+           "build_for_task", "parse_arch", "DeviceTask", "start_training", "finish_record"]
 
 #: keys of the record :func:`train_one` returns
 RECORD_FIELDS = (
     "arch", "arch_hash", "task", "dataset", "split_seed", "num_classes", "seed", "protocol",
     "protocol_config", "protocol_key", "status", "val_acc", "test_acc", "val_curve", "train_loss_curve",
     "train_acc_curve", "epochs_done", "params", "flops", "train_seconds", "eval_seconds", "total_seconds",
-    "images_per_second", "device", "flags", "data_sizes", "torch_version", "finished_at",
+    "setup_seconds", "images_per_second", "device", "flags", "data_sizes", "torch_version", "finished_at",
 )
 
 
@@ -51,17 +51,23 @@ class SpeedFlags:
 
     bf16: bool | None = None
     channels_last: bool | None = None
-    compile: bool = False
-    cuda_graphs: bool = False        # implies compile (mode="reduce-overhead")
-    threads: int | None = None       # CPU: torch.set_num_threads
+    graph_step: bool | None = None       # the whole step as one CUDA graph (engine.py)
+    cudnn_benchmark: bool | None = None
+    compile: bool = False                # torch.compile the forward (eager steps; no graph_step)
+    threads: int | None = None           # CPU: torch.set_num_threads
 
     def resolve(self, device: torch.device) -> dict[str, Any]:
-        cuda = device.type == "cuda"
+        cuda = torch.device(device).type == "cuda"
+
+        def on(v: bool | None) -> bool:
+            return bool(cuda if v is None else v) and cuda
+
         return {
-            "bf16": bool(cuda if self.bf16 is None else self.bf16) and cuda,
-            "channels_last": bool(cuda if self.channels_last is None else self.channels_last),
-            "compile": bool(self.compile or self.cuda_graphs),
-            "cuda_graphs": bool(self.cuda_graphs) and cuda,
+            "bf16": on(self.bf16),
+            "channels_last": on(self.channels_last),
+            "graph_step": on(self.graph_step) and not self.compile,
+            "cudnn_benchmark": on(self.cudnn_benchmark),
+            "compile": bool(self.compile),
             "threads": self.threads,
         }
 
@@ -105,19 +111,99 @@ def _subset(task, protocol: Protocol):
                        seed=int(task.meta.get("split_seed", 0)))
 
 
-@torch.no_grad()
-def _evaluate(model: Callable, split: DeviceSplit, batch_size: int, bf16: bool,
-              channels_last: bool, cuda_graphs: bool = False) -> float:
-    correct = torch.zeros((), dtype=torch.int64, device=split.device)
-    for x, y in split.eval_batches(batch_size):
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        with torch.autocast(split.device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        correct += (logits.argmax(1) == y).sum()
-    return float(correct.item()) / max(len(split), 1)
+def _new_record(arch: NASNetArch, space: NASNetSpace, task, protocol: Protocol, seed: int,
+                device: torch.device, fl: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "arch": space.to_string(arch), "arch_hash": space.hash(arch), "task": task.name,
+        "dataset": task.meta.get("dataset", task.name), "split_seed": task.meta.get("split_seed"),
+        "num_classes": task.num_classes, "seed": int(seed), "protocol": protocol.name,
+        "protocol_config": protocol.to_dict(), "protocol_key": protocol.key(), "status": "ok",
+        "val_acc": math.nan, "test_acc": math.nan, "val_curve": [], "train_loss_curve": [],
+        "train_acc_curve": [], "epochs_done": 0, "params": None, "flops": None,
+        "train_seconds": 0.0, "eval_seconds": 0.0, "total_seconds": 0.0, "setup_seconds": 0.0,
+        "images_per_second": None, "device": device_name(device), "flags": dict(fl),
+        "data_sizes": task.sizes(), "torch_version": torch.__version__, "finished_at": None,
+    }
+
+
+class DeviceTask:
+    """A task's three splits resident on one device (shared by every training on it)."""
+
+    def __init__(self, task, device: torch.device):
+        mean, std = task.preprocessing["mean"], task.preprocessing["std"]
+        self.task = task
+        self.train = DeviceSplit(task.train_x, task.train_y, mean, std, device)
+        self.val = DeviceSplit(task.val_x, task.val_y, mean, std, device)
+        self.test = DeviceSplit(task.test_x, task.test_y, mean, std, device)
+
+
+def start_training(arch: NASNetArch | str | dict, dtask: DeviceTask, protocol: Protocol, seed: int,
+                   device: torch.device, fl: dict[str, Any], log: Callable[[str], None] | None = None
+                   ) -> tuple[ArchTrainer | None, dict[str, Any]]:
+    """Build the network and its :class:`ArchTrainer`; ``(None, failed record)`` if building fails."""
+    arch = parse_arch(arch)
+    space = NASNetSpace(protocol.num_blocks)
+    space.validate(arch)
+    task = dtask.task
+    rec = _new_record(arch, space, task, protocol, seed, device, fl)
+    rec["_t0"] = time.perf_counter()
+    try:
+        torch.manual_seed(seed)
+        model = build_for_task(arch, protocol, task)
+        rec["params"] = count_params(model)
+        rec["flops"] = count_flops(model)
+        model = model.to(device)
+        if fl["channels_last"]:
+            model = model.to(memory_format=torch.channels_last)
+        if fl["compile"]:
+            model.forward = torch.compile(model.forward)  # type: ignore[method-assign]
+        trainer = ArchTrainer(model, dtask.train, dtask.val, dtask.test, protocol, seed, device, fl, log=log)
+    except Exception as exc:  # noqa: BLE001
+        finish_record(rec, None, exc)
+        return None, rec
+    return trainer, rec
+
+
+def finish_record(rec: dict[str, Any], trainer: ArchTrainer | None, exc: BaseException | None) -> dict[str, Any]:
+    """Fill ``rec`` from a finished trainer, or mark it failed with ``exc``."""
+    try:
+        if exc is None and trainer is not None and trainer.result is not None:
+            r = trainer.result
+            rec["flags"] = dict(trainer.fl)
+            for k in ("train_loss_curve", "train_acc_curve", "val_curve", "test_acc", "epochs_done"):
+                rec[k] = r[k]
+            if not all(math.isfinite(v) for v in r["train_loss_curve"]):
+                bad = next(i for i, v in enumerate(r["train_loss_curve"]) if not math.isfinite(v))
+                raise FloatingPointError(f"non-finite training loss in epoch {bad + 1}")
+            rec["val_acc"] = rec["val_curve"][-1] if rec["val_curve"] else math.nan
+            rec["train_seconds"] = round(r["train_seconds"], 4)
+            rec["eval_seconds"] = round(max(r["total_device_seconds"] - r["train_seconds"], 0.0), 4)
+            rec["setup_seconds"] = round(r["setup_seconds"], 4)
+            rec["images_per_second"] = r["images"] / r["train_seconds"] if r["train_seconds"] > 0 else None
+        elif exc is not None:
+            raise exc
+    except Exception as err:  # noqa: BLE001 - a failed training is a result, not a crash
+        oom = isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+        reason = "out of memory" if oom else f"{type(err).__name__}: {err}"
+        rec["status"] = "failed: " + reason.replace("\n", " ")[:300]
+        rec["val_acc"] = rec["test_acc"] = math.nan
+        if oom and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    t0 = rec.pop("_t0", None)
+    rec["total_seconds"] = round(time.perf_counter() - t0, 4) if t0 is not None else 0.0
+    rec["finished_at"] = time.time()
+    return rec
+
+
+def _prepare(device: torch.device | str, flags: SpeedFlags | None) -> tuple[torch.device, dict[str, Any]]:
+    device = torch.device(device)
+    fl = (flags or SpeedFlags()).resolve(device)
+    if fl["threads"] and device.type == "cpu":
+        torch.set_num_threads(int(fl["threads"]))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = bool(fl["cudnn_benchmark"])
+    return device, fl
 
 
 def train_one(arch: NASNetArch | str | dict, task_data, protocol: Protocol | str | dict, seed: int = 0,
@@ -125,127 +211,58 @@ def train_one(arch: NASNetArch | str | dict, task_data, protocol: Protocol | str
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train ``arch`` on ``task_data`` (a :class:`~nasbench_xfer.datasets.TaskData`) under
     ``protocol`` with ``seed`` on ``device``; return the record (see the module doc)."""
-    t_start = time.perf_counter()
-    arch = parse_arch(arch)
     protocol = get_protocol(protocol)
+    recs = train_concurrent([parse_arch(arch)], task_data, protocol, [seed], device, concurrency=1,
+                            flags=flags, log=log)
+    return recs[0]
+
+
+def train_concurrent(archs: Sequence[NASNetArch | str], task_data, protocol: Protocol | str | dict,
+                     seeds: Sequence[int] | int = 0, device: torch.device | str = "cpu", *,
+                     concurrency: int = 4, flags: SpeedFlags | None = None,
+                     on_record: Callable[[int, dict[str, Any]], None] | None = None,
+                     log: Callable[[str], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> list[dict[str, Any] | None]:
+    """Train several architectures in one process, ``concurrency`` at a time, each on its own
+    CUDA stream (:func:`~nasbench_xfer.harness.engine.train_concurrently`).
+
+    Records come back in the order of ``archs``; ``on_record(index, record)`` is called as each
+    finishes.  ``should_stop()`` (checked before each new training starts) ends the run early:
+    the trainings in flight finish, the ones not started are ``None`` in the result.
+    """
+    protocol = get_protocol(protocol)
+    archs = [parse_arch(a) for a in archs]
+    seeds = [seeds] * len(archs) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if len(seeds) != len(archs):
+        raise ValueError(f"{len(archs)} architectures but {len(seeds)} seeds")
     space = NASNetSpace(protocol.num_blocks)
-    space.validate(arch)
-    device = torch.device(device)
-    flags = flags or SpeedFlags()
-    fl = flags.resolve(device)
-    if fl["threads"] and device.type == "cpu":
-        torch.set_num_threads(int(fl["threads"]))
-    task = _subset(task_data, protocol)
-    rec: dict[str, Any] = {
-        "arch": space.to_string(arch), "arch_hash": space.hash(arch), "task": task.name,
-        "dataset": task.meta.get("dataset", task.name), "split_seed": task.meta.get("split_seed"),
-        "num_classes": task.num_classes, "seed": int(seed), "protocol": protocol.name,
-        "protocol_config": protocol.to_dict(), "protocol_key": protocol.key(), "status": "ok",
-        "val_acc": math.nan, "test_acc": math.nan, "val_curve": [], "train_loss_curve": [],
-        "train_acc_curve": [], "epochs_done": 0, "params": None, "flops": None,
-        "train_seconds": 0.0, "eval_seconds": 0.0, "total_seconds": 0.0, "images_per_second": None,
-        "device": device_name(device), "flags": fl, "data_sizes": task.sizes(),
-        "torch_version": torch.__version__, "finished_at": None,
-    }
-    model = None
-    try:
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(int(seed))
-        mean, std = task.preprocessing["mean"], task.preprocessing["std"]
-        train = DeviceSplit(task.train_x, task.train_y, mean, std, device)
-        val = DeviceSplit(task.val_x, task.val_y, mean, std, device)
-        test = DeviceSplit(task.test_x, task.test_y, mean, std, device)
-        model = build_for_task(arch, protocol, task)
-        rec["params"] = count_params(model)
-        rec["flops"] = count_flops(model)
-        model = model.to(device)
-        if fl["channels_last"]:
-            model = model.to(memory_format=torch.channels_last)
-        run: Callable = model
-        if fl["compile"]:
-            run = torch.compile(model, mode="reduce-overhead" if fl["cuda_graphs"] else None)
-        opt = torch.optim.SGD(model.parameters(), lr=protocol.lr_max, momentum=protocol.momentum,
-                              weight_decay=protocol.weight_decay, nesterov=protocol.nesterov)
-        aug = Augment(pad=protocol.pad, hflip=protocol.hflip, cutout=protocol.cutout)
-        bs = protocol.effective_batch_size
-        nb = train.num_batches(bs, drop_last=True)
-        total_steps = max(protocol.epochs * nb, 1)
-        step = 0
-        train_time = eval_time = 0.0
-        images = 0
-        for epoch in range(protocol.epochs):
-            model.train()
-            t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            seen = 0
-            for x, y in train.train_batches(bs, aug, gen, drop_last=True):
-                if protocol.lr_schedule == "cosine-per-epoch":
-                    frac = epoch / protocol.epochs
-                else:
-                    frac = step / total_steps
-                lr = protocol.lr_min + 0.5 * (protocol.lr_max - protocol.lr_min) * (1 + math.cos(math.pi * frac))
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                model.set_drop_path_progress(step / total_steps)
-                if fl["channels_last"]:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                if fl["cuda_graphs"]:  # a new step: earlier graph outputs may be overwritten
-                    torch.compiler.cudagraph_mark_step_begin()
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fl["bf16"]):
-                    out = run(x)
-                    if isinstance(out, tuple):
-                        logits, aux = out
-                        loss = F.cross_entropy(logits, y) + protocol.aux_weight * F.cross_entropy(aux, y)
-                    else:
-                        logits = out
-                        loss = F.cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if protocol.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
-                opt.step()
-                loss_sum += loss.detach().float() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += len(y)
-                step += 1
-            loss_v = float(loss_sum.item()) / max(seen, 1)  # one sync per epoch
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            train_time += time.perf_counter() - t0
-            images += seen
-            rec["train_loss_curve"].append(loss_v)
-            rec["train_acc_curve"].append(float(correct.item()) / max(seen, 1))
-            if not math.isfinite(loss_v):
-                raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1}")
-            t0 = time.perf_counter()
-            model.eval()
-            acc = _evaluate(run, val, protocol.eval_batch_size, fl["bf16"], fl["channels_last"],
-                            fl["cuda_graphs"])
-            eval_time += time.perf_counter() - t0
-            rec["val_curve"].append(acc)
-            rec["epochs_done"] = epoch + 1
-            if log:
-                log(f"epoch {epoch + 1}/{protocol.epochs} loss {loss_v:.4f} val_acc {acc:.4f}")
-        t0 = time.perf_counter()
-        model.eval()
-        rec["test_acc"] = _evaluate(run, test, protocol.eval_batch_size, fl["bf16"],
-                                    fl["channels_last"], fl["cuda_graphs"])
-        eval_time += time.perf_counter() - t0
-        rec["val_acc"] = rec["val_curve"][-1]
-        rec["train_seconds"] = round(train_time, 4)
-        rec["eval_seconds"] = round(eval_time, 4)
-        rec["images_per_second"] = images / train_time if train_time > 0 else None
-    except Exception as exc:  # noqa: BLE001 - a failed training is a result, not a crash
-        oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
-        reason = "out of memory" if oom else f"{type(exc).__name__}: {exc}"
-        rec["status"] = "failed: " + reason.replace("\n", " ")[:300]
-        if oom and device.type == "cuda":
-            model = None
-            torch.cuda.empty_cache()
-    rec["total_seconds"] = round(time.perf_counter() - t_start, 4)
-    rec["finished_at"] = time.time()
-    return rec
+    for a in archs:
+        space.validate(a)  # bad arguments raise before anything trains
+    device, fl = _prepare(device, flags)
+    dtask = DeviceTask(_subset(task_data, protocol), device)
+    out: list[dict[str, Any] | None] = [None] * len(archs)
+
+    def jobs():
+        for i in range(len(archs)):
+            if should_stop is not None and should_stop():
+                return
+            yield i
+
+    def start(i: int):
+        trainer, rec = start_training(archs[i], dtask, protocol, seeds[i], device, fl, log=log)
+        return trainer, (i, rec)
+
+    def finish(state, trainer, exc) -> None:
+        i, rec = state
+        out[i] = finish_record(rec, trainer, exc)
+        if on_record is not None:
+            on_record(i, out[i])
+
+    # on CUDA every training gets a stream of its own, even alone (graph capture needs one)
+    train_concurrently(jobs(), start, finish, concurrency, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out
 
 
 # ---------------------------------------------------------------- several at once
