@@ -191,6 +191,8 @@ def harness_throughput(archs, task, protocol, device, flags: SpeedFlags, k: int,
             trainers.append(tr)
             gens.append(tr.steps())
             streams.append(torch.cuda.Stream(dev) if dev.type == "cuda" else None)
+            if streams[-1] is not None:
+                streams[-1].wait_stream(torch.cuda.current_stream(dev))  # model and data were made there
 
         def advance(n: int) -> None:
             for _ in range(n):
@@ -271,8 +273,8 @@ def main(argv=None) -> int:
         ("engine, data on GPU, tensor augmentation (fp32 eager)", SpeedFlags(**off), 1),
         ("+ bf16 autocast, channels_last", SpeedFlags(**dict(off, bf16=None, channels_last=None)), 1),
         ("+ cuDNN autotuning", SpeedFlags(**dict(off, bf16=None, channels_last=None, cudnn_benchmark=None)), 1),
-        ("+ whole step as one CUDA graph", SpeedFlags(), 1),
-    ] + [(f"+ {k} architectures in flight (streams)", SpeedFlags(), k) for k in ks]
+        ("+ whole step as one CUDA graph", SpeedFlags(graph_step=True), 1),
+    ] + [(f"+ {k} architectures in flight (streams)", SpeedFlags(graph_step=True), k) for k in ks]
     rows = []
     for name, flags, k in ladder:
         try:
@@ -281,6 +283,7 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001 - a failed row is reported, not dropped
             r = {"error": f"{type(exc).__name__}: {exc}"[:300], "images_per_s": None, "speedup": None}
         r["feature"] = name
+        r["flags_in"] = {k: getattr(flags, k) for k in ("bf16", "channels_last", "graph_step", "cudnn_benchmark")}
         rows.append(r)
         ips = r["images_per_s"]
         print(f"  (b) {name}: " + (f"{ips:,.0f} images/s ({r['speedup']:.2f}x), start-up "
@@ -296,7 +299,8 @@ def main(argv=None) -> int:
     parity_arch = archs[0]
     acc_ref = [reference_accuracy(parity_arch, ptask, pp, s, device, loader_workers) for s in range(parity_seeds)]
     recs = train_concurrent([parity_arch] * parity_seeds, ptask, pp, list(range(parity_seeds)), device,
-                            concurrency=best.get("in_flight", 1), flags=SpeedFlags())
+                            concurrency=best.get("in_flight", 1),
+                            flags=SpeedFlags(**best["flags_in"]) if "flags_in" in best else SpeedFlags())
     acc_har = [{"seed": r["seed"], "val_acc": r["val_acc"], "val_curve": r["val_curve"], "status": r["status"]}
                for r in recs]
     for a, b in zip(acc_ref, acc_har):

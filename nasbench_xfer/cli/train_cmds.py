@@ -37,8 +37,9 @@ import click
                    "1 on CPU). Finished evaluations are then stored in groups every few seconds.")
 @click.option("--time-limit", type=float, default=None,
               help="Seconds after which no new training starts (those in flight finish); rerun to resume.")
-@click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
-              help="Capture each architecture's whole training step as one CUDA graph (GPU).")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=False, show_default=True,
+              help="Capture each architecture's whole training step as one CUDA graph (GPU; opt-in until "
+                   "verified on a GPU: a failed capture falls back to the eager step).")
 @click.option("--compile", "use_compile", is_flag=True,
               help="torch.compile the forward instead (eager steps, no CUDA graph; for comparison).")
 @click.option("--no-bf16", is_flag=True, help="Train in fp32 on the GPU.")
@@ -74,7 +75,7 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
     if concurrent is None:
         concurrent = 8 if str(device).startswith("cuda") and "," not in str(device) else 1
     flags = SpeedFlags(bf16=False if no_bf16 else None, compile=use_compile,
-                       graph_step=None if cuda_graphs else False)
+                       graph_step=cuda_graphs)
     try:
         summary = run(store, dataset, arch_list, proto, seeds=seed_list, device=device, shard=shard,
                       task_name=task_name, data_root=data_root, split_seed=split_seed,

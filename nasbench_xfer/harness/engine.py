@@ -22,7 +22,7 @@ What one training step is (every path; the protocol decides the numbers):
    ``torch.optim.SGD``, which the tests check);
 6. add the batch loss and correct count to device accumulators.
 
-With ``graph_step`` (CUDA), steps 3-6 are captured once per architecture into a
+With ``graph_step`` (CUDA; opt-in until it has been measured on a GPU), steps 3-6 are captured once per architecture into a
 CUDA graph after a few eager warm-up steps (whose effect on the weights,
 BatchNorm statistics and momentum is undone, so the protocol is unchanged) and
 each step is one graph replay; evaluation is a second graph (eval mode, the
@@ -338,7 +338,12 @@ def train_concurrently(jobs: Iterable[Any], start: Callable[[Any], tuple[ArchTra
             except StopIteration:
                 exhausted = True
                 break
-            stream = torch.cuda.Stream(device) if cuda else None
+            stream = None
+            if cuda:
+                stream = torch.cuda.Stream(device)
+                # pool streams do not wait for the default stream by themselves: the task's
+                # images were copied to the device there
+                stream.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(stream) if cuda else _null():
                 trainer, state = start(job)
             if trainer is None:

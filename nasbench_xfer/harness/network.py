@@ -21,7 +21,8 @@ the cell reads (``concat_unused_inputs=True`` also concatenates unused cell
 inputs, as NASNet/NAO-TF do; not the paper's definition, so off by default).
 
 Drop-path (NASNet "v3" schedule, as in NAO): every operation output except
-``identity`` is dropped per example with probability
+``identity`` is dropped per example (independently per operation, from one
+random draw per cell) with probability
 ``drop_path * (cell_index + 1) / (3N + 2) * progress`` where ``progress`` runs
 from 0 to 1 over training.  ``drop_path * progress`` lives in the buffer
 ``drop_path_prob`` (a 0-d tensor updated in place by

@@ -10,8 +10,8 @@ failed training: the record's ``status`` is ``"ok"`` or ``"failed: <reason>"``
 (bad *arguments*, e.g. an architecture with the wrong B, do raise).
 
 Speed path (:class:`SpeedFlags`; ``None`` means on for CUDA, off elsewhere): bf16
-autocast, channels_last, cuDNN autotuning and the whole training step captured
-as one CUDA graph (:mod:`.engine`: forward, backward, clipping and a foreach SGD
+autocast, channels_last, cuDNN autotuning and (opt-in, ``graph_step=True``: it has
+not yet been measured on a GPU) the whole training step captured as one CUDA graph (:mod:`.engine`: forward, backward, clipping and a foreach SGD
 with the learning rate and drop-path probability as device tensors, over an
 epoch augmented at once on the device).  ``compile`` (``torch.compile`` of the
 forward, eager steps) is kept for comparison.  On CPU, a seed gives
@@ -51,7 +51,8 @@ class SpeedFlags:
 
     bf16: bool | None = None
     channels_last: bool | None = None
-    graph_step: bool | None = None       # the whole step as one CUDA graph (engine.py)
+    graph_step: bool = False             # the whole step as one CUDA graph (engine.py); opt-in
+                                         # until the GPU test and benchmark have run on a GPU
     cudnn_benchmark: bool | None = None
     compile: bool = False                # torch.compile the forward (eager steps; no graph_step)
     threads: int | None = None           # CPU: torch.set_num_threads
@@ -65,7 +66,7 @@ class SpeedFlags:
         return {
             "bf16": on(self.bf16),
             "channels_last": on(self.channels_last),
-            "graph_step": on(self.graph_step) and not self.compile,
+            "graph_step": bool(self.graph_step) and cuda and not self.compile,
             "cudnn_benchmark": on(self.cudnn_benchmark),
             "compile": bool(self.compile),
             "threads": self.threads,

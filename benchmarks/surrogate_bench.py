@@ -1,0 +1,105 @@
+"""Surrogate benchmarks on real tables: held-out validation per task and batched query speed.
+
+For each store given (default: TransNAS-Bench-101 micro, all seven tasks, imported from
+``../shared/data``), fits the default surrogate (``lgb``: 3 LightGBM members) with 20% of
+the architectures held out, and reports per task the held-out Spearman, Kendall, top-10%
+Kendall and R².  Query speed: 100,000 random architectures of the space as token rows in
+one batched call (features + all members), against the same surrogate queried one
+architecture at a time (1,000 calls: the loop a naive oracle would run), side by side in
+this process; the ratio is the point, the absolute figure depends on the machine.
+
+Writes ``benchmarks/results/surrogate_bench.json`` and prints a table.
+
+    python benchmarks/surrogate_bench.py [--store S.h5 ...] [--tasks a,b]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from nasbench_xfer.surrogate import fit_surrogate  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def random_tokens(space, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` valid token rows drawn uniformly from the valid tokens of each position."""
+    mask = np.asarray(space.token_mask(), dtype=bool)
+    cols = []
+    for i in range(mask.shape[0]):
+        valid = np.nonzero(mask[i])[0]
+        cols.append(valid[rng.integers(0, len(valid), n)])
+    return np.stack(cols, axis=1)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--store", action="append", default=None, help="store(s) to fit on (default: TransNAS)")
+    ap.add_argument("--tasks", default=None, help="comma-separated tasks (default: all)")
+    ap.add_argument("--queries", type=int, default=100_000)
+    ap.add_argument("--out", default=str(RESULTS / "surrogate_bench.json"))
+    args = ap.parse_args(argv)
+    stores = args.store
+    tmp = None
+    if not stores:
+        from nasbench_xfer.importers import import_transnas
+        tmp = tempfile.TemporaryDirectory()
+        path = Path(tmp.name) / "transnas.h5"
+        import_transnas(path, REPO.parent / "shared" / "data" / "transnas-bench-101-micro" /
+                        "naslib-zc-transbench101-micro.zip")
+        stores = [str(path)]
+    results = []
+    for store in stores:
+        t0 = time.perf_counter()
+        sb = fit_surrogate(store, args.tasks.split(",") if args.tasks else None, holdout=0.2, seed=0, log=print)
+        fit_s = time.perf_counter() - t0
+        task = sb.tasks[0]
+        rng = np.random.default_rng(0)
+        tokens = random_tokens(sb.space, args.queries, rng)
+        sb.predict(task, tokens=tokens[:1000])  # warm-up
+        t0 = time.perf_counter()
+        sb.predict(task, tokens=tokens)
+        batched = args.queries / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for i in range(1000):
+            sb.predict(task, tokens=tokens[i:i + 1])
+        single = 1000 / (time.perf_counter() - t0)
+        results.append({"store": Path(store).name if tmp is None else "transnas-bench-101-micro (imported)",
+                        "space": sb.space.name, "fit_seconds": fit_s, "model": sb.model_kind,
+                        "model_params": sb.model_params, "query_task": task,
+                        "batched_queries_per_s": batched, "single_queries_per_s": single,
+                        "batch_speedup": batched / single,
+                        "tasks": {t: sb.validation(t) for t in sb.tasks}})
+    doc = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
+           "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": results}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    for r in results:
+        print(f"\n{r['store']} ({r['space']}), fit {r['fit_seconds']:.0f} s; queries/s batched "
+              f"{r['batched_queries_per_s']:,.0f} vs one at a time {r['single_queries_per_s']:,.0f} "
+              f"({r['batch_speedup']:.0f}x)")
+        print(f"  {'task':<16} {'held out':>8} {'spearman':>8} {'kendall':>8} {'top10% tau':>10} {'r2':>6}")
+        for t, v in r["tasks"].items():
+            print(f"  {t:<16} {v['held_out']:>8} {v['spearman']:>8.3f} {v['kendall']:>8.3f} "
+                  f"{v['kendall_top10']:>10.3f} {v['r2']:>6.3f}")
+    print(f"wrote {out}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""``nasbench-xfer surrogate fit|info|query``: surrogate benchmarks fitted on a store."""
+from __future__ import annotations
+
+import json
+
+import click
+import pandas as pd
+
+
+def _kv(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise click.BadParameter(f"{p!r}: expected KEY=VALUE", param_hint="--param")
+        k, v = p.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+@click.group("surrogate")
+def surrogate_group() -> None:
+    """Surrogate benchmarks: models fitted on a store that answer any architecture of its space."""
+
+
+@surrogate_group.command("fit")
+@click.option("--store", "-s", required=True, type=click.Path(dir_okay=False), help="Store to fit on.")
+@click.option("--tasks", "-t", default=None, help="Comma-separated tasks (default: all).")
+@click.option("--model", "-m", default="lgb", show_default=True, help="Surrogate model kind.")
+@click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. members=5.")
+@click.option("--holdout", type=float, default=0.2, show_default=True,
+              help="Fraction of architectures held out for validation (the saved model never saw them).")
+@click.option("--noise", type=click.Choice(["auto", "seeds", "ensemble"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Surrogate file to write.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def fit_cmd(store, tasks, model, params, holdout, noise, seed, out, overwrite) -> None:
+    """Fit a surrogate benchmark on STORE's evaluations and validate it on held-out architectures."""
+    from ..store import StoreError
+    from ..surrogate import SurrogateError, fit_surrogate
+    try:
+        sb = fit_surrogate(store, [t for t in tasks.split(",") if t] if tasks else None, model=model,
+                           params=_kv(params), holdout=holdout, seed=seed, noise=noise, log=click.echo)
+        path = sb.save(out, overwrite=overwrite)
+    except (SurrogateError, StoreError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {path}")
+
+
+@surrogate_group.command("info")
+@click.argument("surrogate", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def info_cmd(surrogate, as_json) -> None:
+    """Space, model, provenance and per-task validation figures of a surrogate file."""
+    from ..surrogate import SurrogateBenchmark, SurrogateError
+    try:
+        info = SurrogateBenchmark.load(surrogate).info()
+    except SurrogateError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(f"surrogate {surrogate}: space {info['space']}, model {info['model']} {json.dumps(info['model_params'])}")
+    click.echo(f"fitted on {info['provenance'].get('store')} (sha256 {str(info['provenance'].get('store_sha256'))[:12]})")
+    rows = []
+    for t, i in info["tasks"].items():
+        v = i["validation"]
+        rows.append({"task": t, "archs": i["num_archs"], "held out": v.get("held_out"),
+                     "spearman": v.get("spearman"), "kendall": v.get("kendall"), "r2": v.get("r2"),
+                     "kendall top10%": v.get("kendall_top10"), "noise": i["noise"]["kind"],
+                     "cost model": i["has_cost"]})
+    click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+@surrogate_group.command("query")
+@click.argument("surrogate", type=click.Path(dir_okay=False))
+@click.option("--task", "-t", required=True)
+@click.option("--arch", "-a", "archs", multiple=True, required=True, help="Spec string (repeatable).")
+@click.option("--seed", type=int, default=None, help="Draw a noisy evaluation with this seed (default: the mean).")
+def query_cmd(surrogate, task, archs, seed) -> None:
+    """Predicted metric (and training seconds, where known) of architectures given as spec strings."""
+    from ..space import SpaceError
+    from ..surrogate import SurrogateBenchmark, SurrogateError
+    try:
+        sb = SurrogateBenchmark.load(surrogate)
+        parsed = [sb.space.from_string(a) for a in archs]
+        pred = sb.predict(task, parsed, seed=seed)
+        cost = sb.cost(task, parsed)
+    except (SurrogateError, SpaceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for a, p, c in zip(archs, pred, cost):
+        click.echo(json.dumps({"arch": a, "task": task, "predicted": float(p),
+                               "train_seconds": None if c != c else float(c), "seed": seed}))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(surrogate_group)

@@ -1,0 +1,300 @@
+"""Surrogate benchmarks: models fitted on a store that answer any architecture of its space.
+
+:func:`fit_surrogate` fits one model per task of a store (:mod:`.models`, on the features
+of :mod:`.features`) and validates it the way NAS-Bench-301 validated its own: the
+architectures are split once (seeded) into a training part and a held-out part
+(``holdout``, 20% by default), the model is fitted on the per-architecture mean metric
+of the training part, and the held-out part gives R², Spearman's rho, Kendall's tau,
+Kendall's tau among the held-out top 10%, and, where the store has architectures
+evaluated with several seeds, the *noise ceiling*: Kendall's tau between two seeds of
+the same architectures beside the surrogate's tau against their mean (NAS-Bench-301's
+argument: a surrogate can be closer to the mean than one more training run is).  The
+model that is saved is the one those figures describe (fitted without the held-out
+part); ``holdout=0`` fits on everything and reports no figures.
+
+Noise (``predict(..., seed=s)``): with ``noise="auto"`` a task whose store holds at least
+10 architectures evaluated with two or more seeds draws ``mean + N(0, sigma)`` with
+``sigma`` the pooled within-architecture standard deviation over seeds (``"seeds"``);
+otherwise ``mean + N(0, spread)`` with ``spread`` the ensemble members' standard
+deviation for that architecture (``"ensemble"``).  The choice is stored per task.
+
+Cost: where the store records training seconds for at least 20 architectures of a
+task, a single LightGBM model of log seconds answers :meth:`SurrogateBenchmark.cost`.
+
+File: one HDF5 file (``format = "nasbench_xfer.surrogate"``, ``version = 1``) with the
+space, the model kind and parameters, per task the serialised models, the noise model,
+the validation figures, and the store's provenance (path, SHA-256, per-task row counts,
+the store's own provenance) and the package version.  Written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Hashable, Sequence
+
+import h5py
+import numpy as np
+from scipy import stats
+
+from .. import __version__
+from ..space import get_space
+from ..space.base import SearchSpace
+from .features import FeatureMap
+from .models import LGBEnsemble, get_surrogate_model
+
+__all__ = ["SurrogateBenchmark", "SurrogateError", "fit_surrogate", "FORMAT", "VERSION"]
+
+FORMAT = "nasbench_xfer.surrogate"
+VERSION = 1
+MIN_REPEATED_ARCHS = 10
+MIN_COST_ARCHS = 20
+
+
+class SurrogateError(ValueError):
+    """Bad input to a surrogate benchmark, or a file that is not one."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _validation(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    ss_res = float(np.sum((y_true - y_pred) ** 2))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    top = y_true >= np.quantile(y_true, 0.9)
+    return {"n": int(len(y_true)),
+            "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+            "spearman": float(stats.spearmanr(y_true, y_pred)[0]),
+            "kendall": float(stats.kendalltau(y_true, y_pred)[0]),
+            "kendall_top10": float(stats.kendalltau(y_true[top], y_pred[top])[0]) if top.sum() > 2 else None}
+
+
+class SurrogateBenchmark:
+    """A fitted surrogate benchmark (see the module doc); build with :func:`fit_surrogate`
+    or :meth:`load`."""
+
+    def __init__(self, space: SearchSpace, model_kind: str, model_params: dict[str, Any],
+                 tasks: dict[str, dict[str, Any]], provenance: dict[str, Any]):
+        self.space = space
+        self.features = FeatureMap(space)
+        self.model_kind = model_kind
+        self.model_params = model_params
+        self._tasks = tasks          # task -> {"model", "cost_model", "noise", "validation", "metric", ...}
+        self.provenance = provenance
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def _task(self, task: str) -> dict[str, Any]:
+        try:
+            return self._tasks[task]
+        except KeyError:
+            raise SurrogateError(f"task {task!r} is not in this surrogate (tasks: {', '.join(self.tasks)})") from None
+
+    def _X(self, archs: Sequence[Hashable] | None, tokens: np.ndarray | None) -> np.ndarray:
+        if (archs is None) == (tokens is None):
+            raise SurrogateError("give exactly one of archs and tokens")
+        try:
+            return self.features(archs) if archs is not None else self.features.token_features(tokens)
+        except ValueError as exc:
+            raise SurrogateError(str(exc)) from None
+
+    def predict(self, task: str, archs: Sequence[Hashable] | None = None, *, tokens: np.ndarray | None = None,
+                seed: int | None = None) -> np.ndarray:
+        """The task's metric for each architecture: the mean (``seed=None``) or one noisy draw.
+
+        ``archs``: architecture objects or spec strings (canonicalised); ``tokens``: token
+        rows (N, seq_len), the fast path (taken as given: pass canonical tokens).
+        """
+        t = self._task(task)
+        mean, spread = t["model"].predict(self._X(archs, tokens))
+        if seed is None:
+            return mean
+        rng = np.random.default_rng(seed)
+        sigma = spread if t["noise"]["kind"] == "ensemble" else t["noise"]["sigma"]
+        return mean + rng.standard_normal(len(mean)) * sigma
+
+    def cost(self, task: str, archs: Sequence[Hashable] | None = None, *,
+             tokens: np.ndarray | None = None) -> np.ndarray:
+        """Predicted training seconds per architecture (NaN when the store had no times)."""
+        t = self._task(task)
+        X = self._X(archs, tokens)
+        if t["cost_model"] is None:
+            return np.full(len(X), np.nan)
+        return np.exp(t["cost_model"].predict(X)[0])
+
+    def validation(self, task: str) -> dict[str, Any]:
+        return dict(self._task(task)["validation"])
+
+    def info(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "space": self.space.name, "model": self.model_kind,
+                "model_params": self.model_params, "provenance": self.provenance,
+                "tasks": {k: {kk: v[kk] for kk in ("metric", "higher_is_better", "noise", "validation",
+                                                   "num_archs", "num_evaluations", "has_cost")}
+                          for k, v in sorted(self._tasks.items())}}
+
+    # ------------------------------------------------------------------ file
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise SurrogateError(f"{path} exists (pass overwrite=True / --overwrite to replace it)")
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.writing-{os.getpid()}")
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["format"] = FORMAT
+                f.attrs["version"] = VERSION
+                f.attrs["package_version"] = __version__
+                f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                f.attrs["space"] = json.dumps({"name": self.space.name, "config": self.space.config()})
+                f.attrs["model"] = self.model_kind
+                f.attrs["model_params"] = json.dumps(self.model_params)
+                f.attrs["provenance"] = json.dumps(self.provenance, default=str)
+                for task, t in self._tasks.items():
+                    g = f.create_group(f"tasks/{task}")
+                    meta = {k: t[k] for k in ("metric", "higher_is_better", "noise", "validation", "num_archs",
+                                              "num_evaluations", "has_cost")}
+                    g.attrs["meta"] = json.dumps(meta)
+                    g.create_dataset("model", data=np.frombuffer(t["model"].to_bytes(), dtype=np.uint8))
+                    if t["cost_model"] is not None:
+                        g.create_dataset("cost_model", data=np.frombuffer(t["cost_model"].to_bytes(), dtype=np.uint8))
+                f.flush()
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SurrogateBenchmark":
+        path = Path(path)
+        if not path.is_file():
+            raise SurrogateError(f"no surrogate file at {path}")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            raise SurrogateError(f"{path} is not a surrogate benchmark (not an HDF5 file: {exc})") from None
+        with f:
+            if f.attrs.get("format") != FORMAT:
+                raise SurrogateError(f"{path} is not a surrogate benchmark (format {f.attrs.get('format')!r})")
+            version = int(f.attrs.get("version", -1))
+            if version > VERSION:
+                raise SurrogateError(f"{path} was written by a newer nasbench_xfer (surrogate version {version}; "
+                                     f"this one reads up to {VERSION}): upgrade the package")
+            try:
+                sp = json.loads(f.attrs["space"])
+                space = get_space(sp["name"], sp["config"])
+                kind = str(f.attrs["model"])
+                model_cls = get_surrogate_model(kind)
+                tasks: dict[str, dict[str, Any]] = {}
+                for task, g in f["tasks"].items():
+                    t = json.loads(g.attrs["meta"])
+                    t["model"] = model_cls.from_bytes(g["model"][()].tobytes())
+                    t["cost_model"] = LGBEnsemble.from_bytes(g["cost_model"][()].tobytes()) if "cost_model" in g else None
+                    tasks[task] = t
+                return cls(space, kind, json.loads(f.attrs["model_params"]), tasks,
+                           json.loads(f.attrs["provenance"]))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise SurrogateError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None
+
+
+def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = None, *, model: str = "lgb",
+                  params: dict[str, Any] | None = None, holdout: float = 0.2, seed: int = 0,
+                  noise: str = "auto", log=None) -> SurrogateBenchmark:
+    """Fit and validate a surrogate benchmark on the ``ok`` evaluations of a store (module doc)."""
+    from ..store import Store
+    if not 0 <= holdout < 1:
+        raise SurrogateError(f"holdout must be in [0, 1), got {holdout}")
+    if noise not in ("auto", "seeds", "ensemble"):
+        raise SurrogateError(f"noise must be auto, seeds or ensemble, got {noise!r}")
+    model_cls = get_surrogate_model(model)
+    params = dict(params or {})
+    store_path = Path(store_path)
+    out: dict[str, dict[str, Any]] = {}
+    with Store.open(store_path) as st:
+        space = st.space
+        fmap = FeatureMap(space)
+        chosen = list(tasks) if tasks else st.tasks
+        missing = [t for t in chosen if t not in st.tasks]
+        if missing:
+            raise SurrogateError(f"tasks {missing} are not in {store_path} (tasks: {', '.join(st.tasks)})")
+        counts = {t: st.num_evaluations(t) for t in chosen}
+        provenance = {"store": str(store_path.resolve()), "store_sha256": _sha256(store_path),
+                      "store_attrs": st.attrs, "num_evaluations": counts, "holdout": holdout, "seed": seed}
+        for task in chosen:
+            t0 = time.perf_counter()
+            info = st.task_info(task)
+            ev = st.evaluations(task)
+            ev = ev[(ev["status"] == "ok") & np.isfinite(ev["val_metric"].astype(float))]
+            if ev["arch_id"].nunique() < 10:
+                raise SurrogateError(f"task {task!r}: {ev['arch_id'].nunique()} evaluated architectures; "
+                                     "a surrogate needs at least 10")
+            grp = ev.groupby("arch_id")["val_metric"]
+            ids = np.asarray(grp.mean().index, dtype=np.int64)
+            y = grp.mean().to_numpy(dtype=np.float64)
+            tokens = np.asarray([space.encode(a) for a in st.archs(ids)], dtype=np.int64)
+            X = fmap.token_features(tokens)
+            rng = np.random.default_rng(seed)
+            perm = rng.permutation(len(ids))
+            n_test = int(round(holdout * len(ids)))
+            test, train = perm[:n_test], perm[n_test:]
+            m = model_cls(**params).fit(X[train], y[train], seed=seed)
+            validation: dict[str, Any] = {"fitted_on": int(len(train)), "held_out": int(n_test)}
+            if n_test >= 5:
+                pred, _ = m.predict(X[test])
+                validation.update(_validation(y[test], pred))
+            # noise from repeated seeds
+            reps = ev.groupby("arch_id")["val_metric"].agg(["count", "var"])
+            rep_ids = reps.index[reps["count"] >= 2]
+            noise_model: dict[str, Any]
+            use_seeds = noise == "seeds" or (noise == "auto" and len(rep_ids) >= MIN_REPEATED_ARCHS)
+            if noise == "seeds" and len(rep_ids) < 2:
+                raise SurrogateError(f"task {task!r}: noise='seeds' needs architectures evaluated with "
+                                     f"several seeds; the store has {len(rep_ids)}")
+            if use_seeds:
+                r = reps.loc[rep_ids]
+                pooled = float(np.sqrt(np.sum(r["var"] * (r["count"] - 1)) / np.sum(r["count"] - 1)))
+                noise_model = {"kind": "seeds", "sigma": pooled, "repeated_archs": int(len(rep_ids))}
+            else:
+                noise_model = {"kind": "ensemble", "repeated_archs": int(len(rep_ids))}
+            if len(rep_ids) >= MIN_REPEATED_ARCHS and n_test >= 5:
+                # noise ceiling on repeated architectures of the held-out part
+                held = set(ids[test].tolist())
+                rep_test = [a for a in rep_ids if a in held]
+                if len(rep_test) >= 5:
+                    sub = ev[ev["arch_id"].isin(rep_test)].sort_values(["arch_id", "seed"])
+                    first = sub.groupby("arch_id")["val_metric"].nth(0).to_numpy()
+                    second = sub.groupby("arch_id")["val_metric"].nth(1).to_numpy()
+                    pos = {a: i for i, a in enumerate(ids)}
+                    pr, _ = m.predict(X[[pos[a] for a in rep_test]])
+                    validation["noise_ceiling"] = {
+                        "archs": len(rep_test),
+                        "kendall_seed_vs_seed": float(stats.kendalltau(first, second)[0]),
+                        "kendall_surrogate_vs_mean": float(stats.kendalltau(
+                            y[[pos[a] for a in rep_test]], pr)[0])}
+            secs = ev.groupby("arch_id")["train_seconds"].mean().reindex(ids).to_numpy(dtype=np.float64)
+            ok = np.isfinite(secs) & (secs > 0)
+            cost = None
+            if ok.sum() >= MIN_COST_ARCHS:
+                cost = LGBEnsemble(members=1, n_estimators=200).fit(X[ok], np.log(secs[ok]), seed=seed)
+            out[task] = {"model": m, "cost_model": cost, "noise": noise_model, "validation": validation,
+                         "metric": info["metric"], "higher_is_better": info["higher_is_better"],
+                         "num_archs": int(len(ids)), "num_evaluations": int(len(ev)), "has_cost": cost is not None}
+            if log:
+                v = validation
+                log(f"{task}: {len(ids)} archs, fit {time.perf_counter() - t0:.1f} s"
+                    + (f", held-out spearman {v['spearman']:.3f} kendall {v['kendall']:.3f} r2 {v['r2']:.3f}"
+                       if "spearman" in v else "") + f", noise {noise_model['kind']}")
+    return SurrogateBenchmark(space, model, {**model_cls.DEFAULTS, **params}, out, provenance)

@@ -1,0 +1,76 @@
+"""Architecture features for the tree surrogates: computed from token sequences alone.
+
+For a space with ``seq_len`` positions and the valid-token mask ``M`` (``space.token_mask()``):
+
+* **one-hot per position**: for every position ``i`` and every token ``t`` valid there
+  (``M[i, t]``), a 0/1 column "position ``i`` holds ``t``" (``M.sum()`` columns);
+* **token counts**: for every token id that is valid somewhere, how many positions hold it
+  (``vocab_size`` columns at most; for the NASNet space these are the operation counts of
+  both cells together, and the input-wiring histogram).
+
+Architectures are canonicalised first (``space.canonical``) when they come as objects, so
+equivalent specifications (e.g. swapped branches of a NASNet block) get equal features.
+The batch path (:func:`token_features`) takes token rows as they are, vectorised, for
+speed: pass canonical tokens (a store's tokens are canonical).
+"""
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from ..space.base import SearchSpace
+
+__all__ = ["FeatureMap"]
+
+
+class FeatureMap:
+    """The documented featurisation of one space (see the module doc)."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        mask = np.asarray(space.token_mask(), dtype=bool)
+        self.seq_len, self.vocab = mask.shape
+        pos, tok = np.nonzero(mask)
+        self._onehot_col = np.full(mask.shape, -1, dtype=np.int64)
+        self._onehot_col[pos, tok] = np.arange(len(pos))
+        self.n_onehot = len(pos)
+        used = np.nonzero(mask.any(axis=0))[0]
+        self.n_features = self.n_onehot + len(used)
+        # counts = one-hot @ G: column j of G marks the one-hot columns of token used[j]
+        self._G = np.zeros((self.n_onehot, len(used)), dtype=np.float32)
+        self._G[np.arange(len(pos)), np.searchsorted(used, tok)] = 1.0
+        vocab_names = space.vocabulary() if hasattr(space, "vocabulary") else [str(t) for t in range(self.vocab)]
+        self.names = [f"pos{p}={vocab_names[t]}" for p, t in zip(pos, tok)] + \
+                     [f"count({vocab_names[t]})" for t in used]
+
+    def token_features(self, tokens: np.ndarray) -> np.ndarray:
+        """Feature matrix (N, n_features) float32 of token rows (N, seq_len)."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if tokens.ndim != 2 or tokens.shape[1] != self.seq_len:
+            raise ValueError(f"expected token rows of shape (N, {self.seq_len}) for space {self.space.name}, "
+                             f"got {tokens.shape}")
+        if len(tokens) and (tokens.min() < 0 or tokens.max() >= self.vocab):
+            raise ValueError(f"token ids must lie in 0..{self.vocab - 1} for space {self.space.name}")
+        n = len(tokens)
+        cols = self._onehot_col[np.arange(self.seq_len)[None, :], tokens]          # (N, L)
+        if (cols < 0).any():
+            r, c = np.argwhere(cols < 0)[0]
+            raise ValueError(f"row {r}: token {tokens[r, c]} is not valid at position {c} "
+                             f"({self.space.describe_position(int(c))})")
+        X = np.zeros((n, self.n_features), dtype=np.float32)
+        X[np.repeat(np.arange(n), self.seq_len), cols.ravel()] = 1.0
+        X[:, self.n_onehot:] = X[:, :self.n_onehot] @ self._G
+        return X
+
+    def arch_tokens(self, archs: Sequence[Hashable]) -> np.ndarray:
+        """Canonical token rows of architectures (or spec strings)."""
+        rows = []
+        for a in archs:
+            if isinstance(a, str):
+                a = self.space.from_string(a)
+            rows.append(self.space.encode(self.space.canonical(a)))
+        return np.asarray(rows, dtype=np.int64).reshape(len(rows), self.seq_len)
+
+    def __call__(self, archs: Sequence[Hashable]) -> np.ndarray:
+        return self.token_features(self.arch_tokens(archs))

@@ -1,0 +1,156 @@
+"""Surrogate benchmarks: featurisation, fit + held-out validation on a real table, the noise
+models, the cost model, the one-file round trip, errors, and the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nasbench_xfer.cli.main import cli
+from nasbench_xfer.importers import import_transnas
+from nasbench_xfer.space import NASNetSpace
+from nasbench_xfer.space.nasnet import Block, NASNetArch, named_arch
+from nasbench_xfer.store import Store
+from nasbench_xfer.surrogate import FeatureMap, SurrogateBenchmark, SurrogateError, fit_surrogate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TRANSNAS_ZIP = SHARED / "transnas-bench-101-micro" / "naslib-zc-transbench101-micro.zip"
+SMALL = {"members": 2, "n_estimators": 40}
+
+
+@pytest.fixture(scope="module")
+def transnas(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tn") / "tn.h5"
+    import_transnas(out, TRANSNAS_ZIP, tasks=["jigsaw", "class_object"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted(transnas):
+    return fit_surrogate(transnas, ["jigsaw"], params=SMALL, holdout=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def noisy_store(tmp_path_factory):
+    """NASNet-space store: metric = a known function of the operation counts + N(0, 0.02) per
+    seed; 60 architectures with two seeds; training seconds from the number of sep convs."""
+    space = NASNetSpace()
+    rng = np.random.default_rng(0)
+    archs = space.sample_many(300, rng)
+    path = tmp_path_factory.mktemp("ns") / "ns.h5"
+    rows = []
+    for i, a in enumerate(archs):
+        ops = [b.op_a for b in a.normal] + [b.op_b for b in a.normal]
+        true = 0.5 + 0.03 * sum(o.startswith("sep_conv") for o in ops) - 0.02 * sum("pool" in o for o in ops)
+        secs = 10.0 + 5.0 * sum(o.startswith("sep_conv") for o in ops)
+        for seed in ((0, 1) if i < 60 else (0,)):
+            rows.append(dict(arch=a, seed=seed, val_metric=true + rng.normal(0, 0.02), test_metric=np.nan,
+                             train_seconds=secs, status="ok"))
+    with Store.create(path, space) as st:
+        st.add_task("toy", dataset="toy", num_classes=10)
+        st.append("toy", rows)
+    return path
+
+
+def test_features_of_equivalent_specs_are_equal_and_counts_add_up():
+    space = NASNetSpace()
+    fm = FeatureMap(space)
+    a = named_arch("xfernasnet")
+    swapped = NASNetArch(tuple(Block(b.input_b, b.op_b, b.input_a, b.op_a) for b in a.normal), a.reduction)
+    assert space.hash(swapped) == space.hash(a)
+    X = fm([a, swapped, space.to_string(a)])
+    assert X.shape == (3, fm.n_features) and np.array_equal(X[0], X[1]) and np.array_equal(X[0], X[2])
+    assert X[0, :fm.n_onehot].sum() == space.seq_len == X[0, fm.n_onehot:].sum()
+    assert len(fm.names) == fm.n_features
+    bad = np.asarray([space.encode(a)])
+    bad[0, 0] = space.vocab_size - 1  # an operation where an input id belongs
+    with pytest.raises(ValueError, match="not valid at position 0"):
+        fm.token_features(bad)
+    with pytest.raises(ValueError, match=r"shape \(N, 40\)"):
+        fm.token_features(np.zeros((2, 7), dtype=int))
+
+
+def test_fit_validates_on_held_out_architectures_of_a_real_table(fitted, transnas):
+    v = fitted.validation("jigsaw")
+    assert v["held_out"] == v["n"] == 819 and v["fitted_on"] == 4096 - 819
+    assert v["spearman"] > 0.6 and v["kendall"] > 0.45 and v["r2"] > 0.5   # measured 0.83 / 0.66 / 0.96
+    with Store.open(transnas) as st:
+        archs = st.archs(np.arange(0, 4096, 97))
+        truth = st.lookup("jigsaw", archs)
+    pred = fitted.predict("jigsaw", archs)
+    from scipy.stats import spearmanr
+    assert spearmanr(pred, truth)[0] > 0.6
+    assert fitted.info()["provenance"]["num_evaluations"] == {"jigsaw": 4096}
+
+
+def test_round_trip_and_noise(fitted, tmp_path):
+    path = fitted.save(tmp_path / "s.surr")
+    back = SurrogateBenchmark.load(path)
+    space = back.space
+    archs = space.sample_many(50, np.random.default_rng(1))
+    np.testing.assert_array_equal(back.predict("jigsaw", archs), fitted.predict("jigsaw", archs))
+    a = back.predict("jigsaw", archs, seed=3)
+    assert np.array_equal(a, back.predict("jigsaw", archs, seed=3))
+    assert not np.array_equal(a, back.predict("jigsaw", archs, seed=4))
+    assert back.info()["tasks"]["jigsaw"]["noise"]["kind"] == "ensemble"  # TransNAS has one seed
+    tokens = np.asarray([space.encode(space.canonical(x)) for x in archs])
+    np.testing.assert_array_equal(back.predict("jigsaw", tokens=tokens), back.predict("jigsaw", archs))
+    assert np.isnan(back.cost("jigsaw", archs)).all()  # the table has no training times
+    with pytest.raises(SurrogateError, match="exists"):
+        fitted.save(path)
+
+
+def test_seed_noise_and_cost_model_from_a_store_with_repeats(noisy_store):
+    sb = fit_surrogate(noisy_store, params=SMALL, holdout=0.2, seed=0)
+    info = sb.info()["tasks"]["toy"]
+    assert info["noise"]["kind"] == "seeds" and info["noise"]["repeated_archs"] == 60
+    assert 0.014 < info["noise"]["sigma"] < 0.026          # the true per-seed sigma is 0.02
+    nc = info["validation"]["noise_ceiling"]
+    assert nc["archs"] >= 5 and -1 <= nc["kendall_seed_vs_seed"] <= 1
+    archs = NASNetSpace().sample_many(20, np.random.default_rng(5))
+    secs = sb.cost("toy", archs)
+    n_sep = np.asarray([sum(o.startswith("sep_conv") for b in a.normal for o in (b.op_a, b.op_b)) for a in archs])
+    assert info["has_cost"] and np.corrcoef(secs, n_sep)[0, 1] > 0.8
+    draws = sb.predict("toy", archs, seed=0) - sb.predict("toy", archs)
+    assert 0.005 < draws.std() < 0.05
+
+
+def test_errors(fitted, transnas, tmp_path):
+    with pytest.raises(SurrogateError, match="task 'nope' is not in this surrogate"):
+        fitted.predict("nope", fitted.space.sample_many(2, np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="unknown surrogate model 'xgb'"):
+        fit_surrogate(transnas, ["jigsaw"], model="xgb")
+    with pytest.raises(SurrogateError, match=r"tasks \['nope'\] are not in"):
+        fit_surrogate(transnas, ["nope"])
+    with pytest.raises(SurrogateError, match="not a surrogate benchmark"):
+        SurrogateBenchmark.load(transnas)
+    p = fitted.save(tmp_path / "v.surr")
+    with h5py.File(p, "a") as f:
+        f.attrs["version"] = 99
+    with pytest.raises(SurrogateError, match="newer nasbench_xfer"):
+        SurrogateBenchmark.load(p)
+    with pytest.raises(SurrogateError, match="exactly one of archs and tokens"):
+        fitted.predict("jigsaw")
+
+
+def test_cli_fit_info_query(transnas, tmp_path):
+    out = tmp_path / "c.surr"
+    r = CliRunner().invoke(cli, ["surrogate", "fit", "-s", str(transnas), "-t", "class_object", "-o", str(out),
+                                 "--param", "members=1", "--param", "n_estimators=30"])
+    assert r.exit_code == 0, r.output
+    assert "held-out spearman" in r.output and out.exists()
+    r = CliRunner().invoke(cli, ["surrogate", "info", str(out)])
+    assert r.exit_code == 0 and "class_object" in r.output and "kendall" in r.output, r.output
+    with Store.open(transnas) as st:
+        spec = st.space.to_string(st.archs([5])[0])
+    r = CliRunner().invoke(cli, ["surrogate", "query", str(out), "-t", "class_object", "-a", spec])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["arch"] == spec
+    r = CliRunner().invoke(cli, ["surrogate", "query", str(out), "-t", "class_object", "-a", "bogus"])
+    assert r.exit_code == 1 and "Error:" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["surrogate", "fit", "-s", str(transnas), "-o", str(out), "--param", "oops"])
+    assert r.exit_code != 0 and "KEY=VALUE" in r.output
