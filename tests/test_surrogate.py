@@ -154,3 +154,26 @@ def test_cli_fit_info_query(transnas, tmp_path):
     assert r.exit_code == 1 and "Error:" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["surrogate", "fit", "-s", str(transnas), "-o", str(out), "--param", "oops"])
     assert r.exit_code != 0 and "KEY=VALUE" in r.output
+
+
+def test_surrogate_oracle_answers_any_architecture_reproducibly(fitted):
+    from nasbench_xfer.oracle import BudgetExhausted, OracleError
+    from nasbench_xfer.surrogate.oracle import SurrogateOracle
+    space = fitted.space
+    archs = space.sample_many(4, np.random.default_rng(11))
+    o1 = SurrogateOracle(fitted, "jigsaw", budget=3, seed=5, reference_size=500)
+    o2 = SurrogateOracle(fitted, "jigsaw", budget=3, seed=5, reference_size=500)
+    s1 = [o1.evaluate(a) for a in archs[:3]]
+    assert s1 == [o2.evaluate(a) for a in archs[:3]] and o1.evaluate(archs[0]) == s1[0]
+    assert o1.used == 3 and not o1.restricted
+    with pytest.raises(BudgetExhausted):
+        o1.evaluate(archs[3])
+    o3 = SurrogateOracle(fitted, "jigsaw", seed=6, reference_size=500)
+    assert [o3.evaluate(a) for a in archs[:3]] != s1            # another search seed, other noise
+    mean = SurrogateOracle(fitted, "jigsaw", noisy=False, reference_size=500)
+    np.testing.assert_allclose([mean.evaluate(a) for a in archs], fitted.predict("jigsaw", archs))
+    assert mean.best_score() >= max(mean.scores()) - 1e-12 and "500 architectures" in mean.reference
+    frame = o1.trajectory_frame()
+    assert list(frame["step"]) == [1, 2, 3] and frame["best_score"].is_monotonic_increasing
+    with pytest.raises(OracleError, match="not in the surrogate"):
+        SurrogateOracle(fitted, "nope")
