@@ -194,7 +194,7 @@ def harness_throughput(archs, task, protocol, device, flags: SpeedFlags, k: int,
             if streams[-1] is not None:
                 streams[-1].wait_stream(torch.cuda.current_stream(dev))  # model and data were made there
 
-        def advance(n: int) -> None:
+        def advance(n: int, gens: list, streams: list) -> None:
             for _ in range(n):
                 for gen, st in zip(gens, streams):
                     if st is not None:
@@ -202,12 +202,12 @@ def harness_throughput(archs, task, protocol, device, flags: SpeedFlags, k: int,
                             next(gen)
                     else:
                         next(gen)
-        advance(warm)
+        advance(warm, gens, streams)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t1 = time.perf_counter()
         startup_s += t1 - t0
-        advance(steps)
+        advance(steps, gens, streams)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         timed_s += time.perf_counter() - t1

@@ -385,7 +385,7 @@ def test_runner_reports_a_dead_worker_without_hanging(quickdraw_task, tmp_path):
 
 
 def test_train_many_in_two_processes_keeps_the_order(mnist_task):
-    from nasbench_xfer.harness.train import train_many
+    from nasbench_xfer.harness.parallel import train_many
     archs = [named_arch("xfernasnet"), NASNetSpace().sample(np.random.default_rng(21))]
     recs = train_many(archs, mnist_task, "smoke", seeds=[4, 5], device="cpu", workers=2, threads_per_worker=1)
     for r, a, s in zip(recs, archs, (4, 5)):

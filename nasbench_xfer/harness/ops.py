@@ -33,8 +33,6 @@ All convolutions are bias-free and followed by an affine BatchNorm.
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -225,9 +223,3 @@ def build_op(name: str, C_in: int, C_out: int, stride: int = 1, *,
         return FactorizedConv(C_in, C_out, k, stride)
     k = _kernel(name)
     return ReLUConvBN(C_in, C_out, k, stride=stride, padding=k // 2)
-
-
-#: name -> constructor ``(C_in, C_out, stride) -> nn.Module`` for every operation
-OP_BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
-    op: (lambda C_in, C_out, stride, _op=op: build_op(_op, C_in, C_out, stride)) for op in OPS
-}

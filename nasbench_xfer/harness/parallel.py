@@ -1,6 +1,6 @@
 """Train jobs in worker processes, one per device entry: the engine behind
-:func:`~nasbench_xfer.harness.train.train_many` (several architectures at once on one
-device) and ``nasbench-xfer train --devices`` (:mod:`.runner`: several GPUs, each finished
+:func:`train_many` (several architectures at once on one
+device, one process each) and ``nasbench-xfer train --devices`` (:mod:`.runner`: several GPUs, each finished
 evaluation appended to a store by the worker that trained it).
 
 Each worker is a spawned process with its own pipe to the parent; the parent waits on the
@@ -18,10 +18,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..space.nasnet import NASNetArch, from_json
-from .protocols import Protocol
-from .train import SpeedFlags, train_one
+from .protocols import Protocol, get_protocol
+from .train import SpeedFlags, parse_arch, train_one
 
-__all__ = ["run_jobs"]
+__all__ = ["run_jobs", "train_many"]
 
 #: a job: (index, architecture, seed); the index comes back with the record
 Job = tuple[int, NASNetArch, int]
@@ -139,3 +139,29 @@ def run_jobs(jobs: Sequence[Job], task_data, protocol: Protocol, devices: Sequen
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     return errors
+
+
+def train_many(archs: Sequence[NASNetArch | str], task_data, protocol: Protocol | str,
+               seeds: Sequence[int] | int = 0, device: torch.device | str = "cpu", *,
+               workers: int = 1, flags: SpeedFlags | None = None,
+               threads_per_worker: int | None = None) -> list[dict]:
+    """Train several architectures, ``workers`` processes at a time on the same device.
+
+    Several small networks share one GPU far better than one at a time (each
+    alone leaves most of it idle).  Records come back in the order of ``archs``.
+    """
+    protocol = get_protocol(protocol)
+    archs = [parse_arch(a) for a in archs]
+    seeds = [seeds] * len(archs) if isinstance(seeds, int) else list(seeds)
+    if len(seeds) != len(archs):
+        raise ValueError(f"{len(archs)} architectures but {len(seeds)} seeds")
+    flags = flags or SpeedFlags()
+    if workers <= 1 or len(archs) <= 1:
+        return [train_one(a, task_data, protocol, s, device, flags=flags) for a, s in zip(archs, seeds)]
+    out: list[dict | None] = [None] * len(archs)
+    errors = run_jobs([(i, a, s) for i, (a, s) in enumerate(zip(archs, seeds))], task_data, protocol,
+                      [str(device)] * min(workers, len(archs)), flags=flags, threads=threads_per_worker,
+                      on_record=lambda i, rec, where: out.__setitem__(i, rec), say=lambda msg: None)
+    if errors:
+        raise RuntimeError("train_many: " + "; ".join(errors))
+    return out  # type: ignore[return-value]

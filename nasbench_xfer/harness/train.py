@@ -33,7 +33,7 @@ from .engine import ArchTrainer, train_concurrently
 from .network import NetConfig, Network, count_flops, count_params
 from .protocols import Protocol, get_protocol
 
-__all__ = ["SpeedFlags", "train_one", "train_many", "train_concurrent", "RECORD_FIELDS", "device_name",
+__all__ = ["SpeedFlags", "train_one", "train_concurrent", "RECORD_FIELDS", "device_name",
            "build_for_task", "parse_arch", "DeviceTask", "start_training", "finish_record"]
 
 #: keys of the record :func:`train_one` returns
@@ -264,31 +264,3 @@ def train_concurrent(archs: Sequence[NASNetArch | str], task_data, protocol: Pro
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out
-
-
-# ---------------------------------------------------------------- several at once
-def train_many(archs: Sequence[NASNetArch | str], task_data, protocol: Protocol | str,
-               seeds: Sequence[int] | int = 0, device: torch.device | str = "cpu", *,
-               workers: int = 1, flags: SpeedFlags | None = None,
-               threads_per_worker: int | None = None) -> list[dict]:
-    """Train several architectures, ``workers`` processes at a time on the same device.
-
-    Several small networks share one GPU far better than one at a time (each
-    alone leaves most of it idle).  Records come back in the order of ``archs``.
-    """
-    protocol = get_protocol(protocol)
-    archs = [parse_arch(a) for a in archs]
-    seeds = [seeds] * len(archs) if isinstance(seeds, int) else list(seeds)
-    if len(seeds) != len(archs):
-        raise ValueError(f"{len(archs)} architectures but {len(seeds)} seeds")
-    flags = flags or SpeedFlags()
-    if workers <= 1 or len(archs) <= 1:
-        return [train_one(a, task_data, protocol, s, device, flags=flags) for a, s in zip(archs, seeds)]
-    from .parallel import run_jobs
-    out: list[dict | None] = [None] * len(archs)
-    errors = run_jobs([(i, a, s) for i, (a, s) in enumerate(zip(archs, seeds))], task_data, protocol,
-                      [str(device)] * min(workers, len(archs)), flags=flags, threads=threads_per_worker,
-                      on_record=lambda i, rec, where: out.__setitem__(i, rec), say=lambda msg: None)
-    if errors:
-        raise RuntimeError("train_many: " + "; ".join(errors))
-    return out  # type: ignore[return-value]

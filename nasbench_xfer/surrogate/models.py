@@ -72,7 +72,8 @@ class LGBEnsemble:
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.boosters:
             raise RuntimeError("the model is not fitted")
-        preds = np.stack([b.predict(X, num_threads=2) for b in self.boosters])
+        threads = 1 if len(X) < 2048 else 2  # waking a thread pool costs more than a small batch
+        preds = np.stack([b.predict(X, num_threads=threads) for b in self.boosters])
         return preds.mean(axis=0), preds.std(axis=0)
 
     def to_bytes(self) -> bytes:
