@@ -26,14 +26,6 @@ from nasbench_xfer.space.nasnet import NASNetSpace, named_arch
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def task():
     return nasbench_xfer.datasets.load_task("quickdraw", SHARED, download=False, num_classes=4)
