@@ -177,3 +177,15 @@ def test_surrogate_oracle_answers_any_architecture_reproducibly(fitted):
     assert list(frame["step"]) == [1, 2, 3] and frame["best_score"].is_monotonic_increasing
     with pytest.raises(OracleError, match="not in the surrogate"):
         SurrogateOracle(fitted, "nope")
+
+
+def test_large_token_batches_of_an_enumerable_space_use_the_whole_space_table(fitted):
+    space = fitted.space
+    rows = np.asarray([space.encode(a) for a in space.sample_many(3000, np.random.default_rng(2))])
+    direct = fitted._task("jigsaw")["model"].predict(fitted.features.token_features(rows))[0]
+    via_table = fitted.predict("jigsaw", tokens=rows)          # 3000 >= DENSE_MIN_BATCH: the table path
+    np.testing.assert_allclose(via_table, direct, rtol=1e-12)
+    assert "jigsaw" in fitted._dense and len(fitted._dense["jigsaw"][0]) == space.size
+    np.testing.assert_allclose(fitted.predict("jigsaw", tokens=rows[:5]), direct[:5], rtol=1e-12)
+    with pytest.raises(SurrogateError, match="token ids must lie"):
+        fitted.predict("jigsaw", tokens=np.full((3000, 6), 9))
