@@ -158,3 +158,92 @@ def load_task_data(store: Store, tasks: Sequence[str], max_per_task: int | None 
             ids = np.sort((rng or np.random.default_rng(0)).choice(ids, max_per_task, replace=False))
         out[t] = TaskData(store.archs(ids), table[ids])
     return out
+
+
+class LiveOracle(Oracle):
+    """Answers by training: each new architecture is trained with the harness under ``protocol``
+    on ``task_data`` (a loaded image task) and its full record is appended to the store at
+    ``store_path`` (task ``target``) as soon as it finishes.
+
+    Nothing finished is trained twice: an architecture the store already holds for this
+    task, protocol and seed is answered from the store (a killed search rerun with the same
+    arguments continues where it stopped).  :meth:`evaluate_many` trains up to ``concurrent``
+    architectures at once (:func:`~nasbench_xfer.harness.train.train_concurrent`); the
+    trajectory records each evaluation's ``train_seconds`` (the budget in training time
+    that searches can be compared by) and whether it came ``from_store``.
+    Failed trainings count against the budget and score ``-inf``.
+    """
+
+    def __init__(self, store_path, target: str, task_data, protocol, *, seed: int = 0,
+                 budget: int | None = None, device: str = "cpu", concurrent: int = 1, flags=None,
+                 log=None):
+        from .harness.protocols import get_protocol
+        from .space.nasnet import NASNetSpace
+        self.protocol = get_protocol(protocol)
+        super().__init__(NASNetSpace(self.protocol.num_blocks), target, budget)
+        self.store_path = store_path
+        self.task_data = task_data
+        self.seed = int(seed)
+        self.device = device
+        self.concurrent = int(concurrent)
+        self.flags = flags
+        self.log = log or (lambda msg: None)
+        self.candidates = None
+        self._pending: dict[str, dict[str, Any]] = {}
+
+    def _stored(self, hashes: set[str]) -> dict[str, dict[str, Any]]:
+        """Stored evaluations of this task, protocol and seed for ``hashes``."""
+        from pathlib import Path
+        if not Path(self.store_path).exists():
+            return {}
+        with Store.open(self.store_path) as st:
+            if self.target not in st.tasks:
+                return {}
+            ev = st.evaluations(self.target, spec=True)
+        ev = ev[(ev["protocol"] == self.protocol.name) & (ev["seed"] == self.seed) & ev["hash"].isin(hashes)]
+        out = {}
+        for row in ev.itertuples(index=False):
+            if row.hash not in out or row.status == "ok":
+                ok = row.status == "ok"
+                out[row.hash] = {"arch_id": int(row.arch_id), "spec": row.spec,
+                                 "val_metric": float(row.val_metric) if ok else -np.inf,
+                                 "test_metric": float(row.test_metric) if ok else np.nan,
+                                 "train_seconds": float(row.train_seconds), "status": str(row.status)}
+        return out
+
+    def _train_missing(self, new: Sequence[Hashable]) -> None:
+        """Train what the store lacks of ``new`` (together), then stage their stored results."""
+        from .harness.runner import run
+        hashes = {self.space.hash(a) for a in new}
+        before = self._stored(hashes)
+        todo = [a for a in new if self.space.hash(a) not in before]
+        if todo:
+            run(self.store_path, self.task_data.name, todo, self.protocol, seeds=[self.seed],
+                device=self.device, task_name=self.target, task_data=self.task_data, flags=self.flags,
+                concurrent=self.concurrent, log=self.log)
+        stored = self._stored(hashes)
+        for a in new:
+            h = self.space.hash(a)
+            if h not in stored:
+                raise OracleError(f"architecture {h} was trained but is not in {self.store_path}")
+            self._pending[h] = dict(stored[h], from_store=h in before)
+
+    def evaluate_many(self, archs: Sequence[Hashable]) -> list[float]:
+        """Scores of ``archs``; the new ones trained together (up to ``concurrent`` at once)."""
+        new: list = []
+        for a in archs:
+            h = self.space.hash(a)
+            if h not in self._seen and all(self.space.hash(b) != h for b in new):
+                new.append(a)
+        if self.budget is not None and self.used + len(new) > self.budget:
+            raise BudgetExhausted(f"{len(new)} new evaluations asked with {self.budget - self.used} "
+                                  f"of the budget of {self.budget} left")
+        if new:
+            self._train_missing(new)
+        return [self.evaluate(a) for a in archs]
+
+    def _lookup(self, arch: Hashable) -> dict[str, Any]:
+        h = self.space.hash(arch)
+        if h not in self._pending:
+            self._train_missing([arch])
+        return self._pending.pop(h)
