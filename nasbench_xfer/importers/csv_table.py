@@ -44,7 +44,14 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
         rows = [f"line {i + 2}: {raw[i]!r}" for i in np.flatnonzero(bad.to_numpy())[:_MAX_REPORTED]]
         raise ImporterError(f"{path}: column {column!r} has {int(bad.sum())} non-numeric value(s) "
                             f"({'; '.join(rows)})")
-    return vals.to_numpy(dtype=np.float64)
+    out = vals.to_numpy(dtype=np.float64)
+    inf = np.isinf(out)
+    if inf.any():
+        rows = [f"line {i + 2}: {str(raw[i])!r}" for i in np.flatnonzero(inf)[:_MAX_REPORTED]]
+        raise ImporterError(f"{path}: column {column!r} has {int(inf.sum())} infinite value(s) "
+                            f"({'; '.join(rows)}); values must be finite (leave a cell empty "
+                            f"for a missing value)")
+    return out
 
 
 def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_column: str,

@@ -1,0 +1,370 @@
+"""Fault injection: writers killed at random points, concurrent writers and importers,
+symbolic and hard links, a full disk, flipped bytes in data and attributes, and bad
+input through the API and the CLI.
+
+Everything here is marked ``faults``.  The fast cases run in the default ``pytest``;
+the long ones are also marked ``slow`` and run with ``pytest -m faults`` (which
+overrides the default ``-m 'not slow'``).  ``docs/reliability.md`` reports the figures.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nasbench_xfer.cli.main import cli
+from nasbench_xfer.importers import ImporterError, import_csv
+from nasbench_xfer.space import NASNetSpace, get_space
+from nasbench_xfer.store import CHECKSUM_ATTR, Store, StoreError
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+PROTO = {"epochs": 2, "batch_size": 128, "lr": 0.024}
+NB201 = get_space("nb201", {})
+
+
+IMPORT_TRIES = 40
+#: figures of the slow fault tests, printed at the end of `pytest -m faults -s` (docs/reliability.md)
+FIGURES: dict[str, tuple] = {}
+
+
+def _make(path: Path, n: int = 10, seed: int = 0, task: str = "cifar10") -> list:
+    space = NASNetSpace()
+    archs = space.sample_many(n, np.random.default_rng(seed))
+    with Store.create(path, space) as st:
+        st.add_task(task, dataset=task, num_classes=10, protocols={"tiny": PROTO},
+                    extra_columns=["latency"])
+        st.append(task, [dict(arch=a, seed=seed, val_metric=0.5 + i / 100, test_metric=0.4 + i / 100,
+                              params=1e6 + i, flops=2e8, train_seconds=3.0, protocol="tiny",
+                              device="cpu", latency=0.1 * i, curve=[0.1, 0.3, 0.5 + i / 100])
+                         for i, a in enumerate(archs)])
+    return archs
+
+
+def _csv(path: Path, n: int = 30, seed: int = 0, scale: float = 1.0) -> Path:
+    rng = np.random.default_rng(seed)
+    archs = NB201.sample_many(n, rng)
+    lines = ["arch,c10"] + [f"{NB201.to_string(a)},{scale * rng.uniform(50, 95):.4f}" for a in archs]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([b[0] ^ 0x40]))
+
+
+def _chunk_offset(path: Path, dataset: str) -> tuple[int, int]:
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info(0)
+        return info.byte_offset, info.size
+
+
+# ---------------------------------------------------------------- item 1: importers lock
+def test_import_overwrite_refuses_a_store_being_written(tmp_path):
+    out = tmp_path / "s.h5"
+    import_csv(_csv(tmp_path / "a.csv"), out, arch_column="arch", task_columns={"t": "c10"})
+    writer = Store.open(out, "a")  # another writer holds the lock
+    try:
+        with pytest.raises(ImporterError, match=r"being written by another process \(PID \d+"):
+            import_csv(_csv(tmp_path / "b.csv", seed=1), out, arch_column="arch",
+                       task_columns={"other": "c10"}, overwrite=True)
+        writer.append("t", [dict(arch=NB201.sample(np.random.default_rng(5)), seed=7, val_metric=1.0)])
+    finally:
+        writer.close()
+    with Store.open(out) as st:  # the append was not undone, the import did not happen
+        assert st.tasks == ["t"] and st.num_evaluations("t") == 31
+    # and a merge into it is refused the same way
+    other = tmp_path / "o.h5"
+    import_csv(_csv(tmp_path / "c.csv", seed=2), other, arch_column="arch", task_columns={"t": "c10"})
+    with Store.open(out, "a"):
+        with pytest.raises(StoreError, match="being written by another process"):
+            Store.merge([other], out, overwrite=True)
+
+
+IMPORT_RACE = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from nasbench_xfer.space import get_space
+    from nasbench_xfer.store import Store, StoreError
+    path, start = sys.argv[1], int(sys.argv[2])
+    sp = get_space("nb201", {})
+    rng = np.random.default_rng(start)
+    i = start
+    while True:
+        try:
+            with Store.open(path, "a") as st:
+                st.append("t", [dict(arch=sp.sample(rng), seed=100000 + i, val_metric=1.0)])
+        except StoreError:
+            time.sleep(0.01)
+            continue
+        print(i, flush=True)
+        i += 1
+""")
+
+
+@pytest.mark.slow
+def test_concurrent_appends_and_imports_lose_nothing(tmp_path):
+    """An appender loops while imports with --overwrite run.  Each import either is refused
+    (the appender holds the lock) or replaces the store whole and is not undone; every
+    append acknowledged after the last import is in the final store."""
+    import threading
+
+    out = tmp_path / "s.h5"
+    csv = _csv(tmp_path / "a.csv")
+    import_csv(csv, out, arch_column="arch", task_columns={"t": "c10"})
+    script = tmp_path / "app.py"
+    script.write_text(IMPORT_RACE)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "0"], stdout=subprocess.PIPE,
+                            text=True, env=ENV)
+    acked: list[tuple[float, int]] = []
+    reader = threading.Thread(target=lambda: [acked.append((time.monotonic(), int(line)))
+                                              for line in proc.stdout], daemon=True)
+    reader.start()
+    imports_ok = refused = 0
+    last_import_end = 0.0
+    try:
+        while len(acked) < 3:
+            time.sleep(0.05)
+        for _ in range(IMPORT_TRIES):
+            time.sleep(0.02)
+            started = time.monotonic()
+            before = {i for t, i in list(acked) if t < started}
+            try:
+                import_csv(csv, out, arch_column="arch", task_columns={"t": "c10"}, overwrite=True)
+            except ImporterError as exc:
+                assert "being written by another process" in str(exc)
+                refused += 1
+                continue
+            imports_ok += 1
+            last_import_end = time.monotonic()
+            with Store.open(out) as st:  # the import is in effect: no append from before it survived
+                seeds = {s - 100000 for s in st.evaluations("t")["seed"].tolist() if s >= 100000}
+            assert not seeds & before
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        reader.join(5)
+    assert imports_ok >= 1 and imports_ok + refused == IMPORT_TRIES
+    after = {i for t, i in acked if t > last_import_end}
+    with Store.open(out) as st:
+        assert st.validate() == []
+        seeds = {s - 100000 for s in st.evaluations("t")["seed"].tolist() if s >= 100000}
+    assert after <= seeds, sorted(after - seeds)
+    FIGURES["concurrent imports"] = (IMPORT_TRIES, imports_ok, refused, len(acked))
+
+
+# ---------------------------------------------------------------- item 2: links and mode
+def test_symlinked_store_is_written_through_the_link_with_its_mode(tmp_path):
+    real = tmp_path / "data" / "real.h5"
+    real.parent.mkdir()
+    archs = _make(real, n=3)
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.h5"
+    link.symlink_to(real)
+    with Store.open(link, "a") as st:
+        assert st.path == real
+        # a second writer on the target gets the same lock
+        with pytest.raises(StoreError, match="being written by another process"):
+            Store.open(real, "a")
+        st.append("cifar10", [dict(arch=archs[0], seed=5, val_metric=0.9, protocol="tiny")])
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    with Store.open(real) as st:
+        assert st.num_evaluations("cifar10") == 4
+    # importers and merges follow the link too
+    import_csv(_csv(tmp_path / "a.csv"), link, arch_column="arch", task_columns={"t": "c10"},
+               overwrite=True)
+    assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o640
+    with Store.open(real) as st:
+        assert st.tasks == ["t"]
+
+
+def test_hard_linked_store_is_not_forked(tmp_path):
+    path = tmp_path / "s.h5"
+    _make(path, n=2)
+    os.link(path, tmp_path / "other.h5")
+    with pytest.raises(StoreError, match="2 hard links"):
+        Store.open(path, "a")
+    with Store.open(path) as st:  # reading is fine
+        assert st.num_evaluations("cifar10") == 2
+
+
+# ---------------------------------------------------------------- item 5: checksums
+def test_flipped_byte_in_a_metric_is_detected(tmp_path):
+    path = tmp_path / "s.h5"
+    _make(path, n=10)
+    offset, size = _chunk_offset(path, "tasks/cifar10/val_metric")
+    _flip(path, offset + 3)  # inside the first value
+    with Store.open(path) as st:
+        problems = st.validate()
+        assert any("/tasks/cifar10/val_metric" in p and "damaged" in p for p in problems), problems
+        with pytest.raises(StoreError, match="damaged store.*nasbench-xfer validate"):
+            st.evaluations("cifar10")
+        with pytest.raises(StoreError, match="damaged store"):
+            st.lookup("cifar10", [NASNetSpace().sample(np.random.default_rng(0))])
+    r = CliRunner().invoke(cli, ["validate", str(path)])
+    assert r.exit_code == 1 and "INVALID" in r.output and "val_metric" in r.output
+
+
+def test_flipped_bytes_in_attributes_and_strings_are_detected(tmp_path):
+    path = tmp_path / "s.h5"
+    _make(path, n=4)
+    data = path.read_bytes()
+    # an attribute: the protocol definition {"epochs": 2, ...} -> {"epochs": 3, ...}
+    at = data.index(b'"epochs": 2')
+    path.write_bytes(data[:at + 10] + b"3" + data[at + 11:])
+    with Store.open(path) as st:
+        assert st.task_info("cifar10")["protocols"]["tiny"]["epochs"] == 3  # the rot reads fine...
+        problems = st.validate()  # ...but validate sees it
+    assert any("/tasks/cifar10: attributes do not match their checksum" in p for p in problems), problems
+    # a string in the global heap: a device name
+    path2 = tmp_path / "s2.h5"
+    _make(path2, n=4)
+    with Store.open(path2, "a") as st:
+        st.append("cifar10", [dict(arch=NASNetSpace().sample(np.random.default_rng(9)), seed=3,
+                                   device="UNIQUEDEVICENAME", protocol="tiny")])
+    data = path2.read_bytes()
+    at = data.index(b"UNIQUEDEVICENAME")
+    path2.write_bytes(data[:at] + b"X" + data[at + 1:])
+    with Store.open(path2) as st:
+        problems = st.validate()
+    assert any("/tasks/cifar10/device: strings do not match their checksum" in p for p in problems)
+
+
+def test_stores_without_checksums_still_read_and_validate(tmp_path):
+    path = tmp_path / "old.h5"
+    archs = _make(path, n=3)
+    with h5py.File(path, "r+") as f:  # what a store written before checksums looks like
+        del f.attrs[CHECKSUM_ATTR]
+    with Store.open(path) as st:
+        notes: list[str] = []
+        assert st.validate(notes=notes) == []
+        assert any("no stored digests" in n for n in notes)
+        assert st.num_evaluations("cifar10") == 3
+    with Store.open(path, "a") as st:  # an append adds the digests
+        st.append("cifar10", [dict(arch=archs[0], seed=4, protocol="tiny")])
+    with h5py.File(path, "r") as f:
+        assert CHECKSUM_ATTR in f.attrs
+    with Store.open(path) as st:
+        notes = []
+        assert st.validate(notes=notes) == [] and not any("no stored digests" in n for n in notes)
+    r = CliRunner().invoke(cli, ["validate", str(path)])
+    assert r.exit_code == 0 and r.output.startswith("ok ")
+
+
+def test_every_numeric_dataset_has_fletcher32(tmp_path):
+    path = tmp_path / "s.h5"
+    import_csv(_csv(tmp_path / "a.csv"), path, arch_column="arch", task_columns={"t": "c10"},
+               extra_columns=[])
+    with h5py.File(path, "r") as f:
+        names = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert "space/dense_map" in names
+        for n in names:
+            ds = f[n]
+            if ds.dtype.kind != "O":
+                assert ds.fletcher32, n
+
+
+# ---------------------------------------------------------------- item 6: bad values
+@pytest.mark.parametrize("record, message", [
+    (dict(seed=1.7), r"column 'seed' must be an integer, got 1.7"),
+    (dict(seed="3"), r"column 'seed' must be an integer"),
+    (dict(val_metric=float("inf")), r"column 'val_metric' is inf; values must be finite"),
+    (dict(test_metric=-np.inf), r"column 'test_metric' is -inf"),
+    (dict(latency=np.inf), r"column 'latency' is inf"),
+    (dict(curve=[[0.1, 0.2], [0.3, 0.4]]), r"column 'curve' must be 1-D .* shape \(2, 2\)"),
+    (dict(curve=[0.1, np.inf]), r"column 'curve' holds inf at epoch\(s\) \[1\]"),
+    (dict(curve="0.1,0.2"), r"column 'curve' must be a 1-D sequence of numbers, got a string"),
+    (dict(status=123), r"column 'status' must be a string, got 123 \(int\)"),
+    (dict(device=1.5), r"column 'device' must be a string"),
+    (dict(val_metric="high"), r"column 'val_metric' must be a number, got 'high'"),
+    (dict(val_metric=True), r"column 'val_metric' must be a number"),
+])
+def test_bad_values_are_refused(tmp_path, record, message):
+    path = tmp_path / "s.h5"
+    archs = _make(path, n=2)
+    before = path.read_bytes()
+    with Store.open(path, "a") as st:
+        with pytest.raises(StoreError, match=message):
+            st.append("cifar10", [dict(arch=archs[0], protocol="tiny", **record)])
+    assert path.read_bytes() == before
+
+
+def test_good_values_are_kept_exactly(tmp_path):
+    path = tmp_path / "s.h5"
+    archs = _make(path, n=2)
+    with Store.open(path, "a") as st:
+        st.append("cifar10", [dict(arch=archs[0], seed=np.int64(7), val_metric=np.nan, protocol="tiny",
+                                   curve=np.array([0.1, np.nan, 0.3])),
+                              dict(arch=archs[1], seed=2.0, val_metric=None, status="failed: oom")])
+        df = st.evaluations("cifar10").tail(2)
+        assert df["seed"].tolist() == [7, 2] and df["val_metric"].isna().all()
+        assert df["status"].tolist() == ["ok", "failed: oom"]
+
+
+def test_csv_with_infinite_metric_is_refused(tmp_path):
+    csv = _csv(tmp_path / "a.csv", n=3)
+    lines = csv.read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + ",inf"
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImporterError, match=r"1 infinite value\(s\) \(line 3: 'inf'\)"):
+        import_csv(csv, tmp_path / "o.h5", arch_column="arch", task_columns={"t": "c10"})
+    assert not (tmp_path / "o.h5").exists()
+
+
+# ---------------------------------------------------------------- item 8: stale files, fsync
+def test_import_removes_what_killed_imports_left(tmp_path):
+    out = tmp_path / "o.h5"
+    stale = [tmp_path / ".o.h5.importing-999999", tmp_path / ".o.h5.importing-999999.lock",
+             tmp_path / ".o.h5.importing-999999.tmp-999999", tmp_path / ".o.h5.merge-999998"]
+    for p in stale:
+        p.write_bytes(b"x" * 1000)
+    keep = tmp_path / ".other.h5.importing-999999"
+    keep.write_bytes(b"x")
+    import_csv(_csv(tmp_path / "a.csv"), out, arch_column="arch", task_columns={"t": "c10"})
+    assert not any(p.exists() for p in stale) and keep.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.h5.importing-999999", "a.csv",
+                                                           "o.h5", "o.h5.lock"]
+
+
+def test_import_fsyncs_before_and_after_the_rename(tmp_path, monkeypatch):
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", f"{src} -> {dst}"))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "o.h5"
+    import_csv(_csv(tmp_path / "a.csv"), out, arch_column="arch", task_columns={"t": "c10"})
+    final = [i for i, e in enumerate(events) if e[0] == "replace" and e[1].endswith(f"-> {out}")]
+    assert len(final) == 1
+    i = final[0]
+    tmp = events[i][1].split(" -> ")[0]
+    assert ("fsync", tmp) in events[:i]  # the file's data is on disk before the rename
+    assert events[i + 1] == ("fsync", str(tmp_path))  # and the rename itself after it
+
