@@ -368,3 +368,67 @@ def test_import_fsyncs_before_and_after_the_rename(tmp_path, monkeypatch):
     assert ("fsync", tmp) in events[:i]  # the file's data is on disk before the rename
     assert events[i + 1] == ("fsync", str(tmp_path))  # and the rename itself after it
 
+
+# ---------------------------------------------------------------- item 7: train on a full disk
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def quickdraw_task():
+    import nasbench_xfer.datasets as ds
+
+    if not SHARED.exists():
+        pytest.fail(f"shared data not found at {SHARED}")
+    return ds.load_task("quickdraw", SHARED, download=False)
+
+
+def test_train_on_a_full_disk_keeps_finished_evaluations(quickdraw_task, tmp_path, monkeypatch):
+    from nasbench_xfer.harness.runner import RunError, load_archs, run
+
+    archs = load_archs(["xfernasnet"])
+    store = tmp_path / "qd.h5"
+    kw = dict(protocol="smoke", seeds=[0], task_data=quickdraw_task, log=lambda s: None)
+    run(store, "quickdraw", archs, dry_run=True, **kw)  # creates the store and its task
+    before = store.read_bytes()
+
+    def full(dest, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "_write_file", staticmethod(full))
+    with pytest.raises(RunError, match=r"No space left on device \(the store is unchanged\); they are saved in (\S+) and the next "
+                                       r"run on this store adds them") as err:
+        run(store, "quickdraw", archs, **kw)
+    side = Path(err.value.args[0].split("saved in ")[1].split(" and")[0])
+    assert side.exists() and side.parent == tmp_path and store.read_bytes() == before
+    saved = json.loads(side.read_text().splitlines()[0])
+    assert saved["task"] == "quickdraw" and saved["row"]["status"] == "ok"
+    monkeypatch.undo()
+    # the next run adds them first, then finds nothing left to train
+    again = run(store, "quickdraw", archs, **kw)
+    assert (again["skipped"], again["trained"]) == (1, 0) and not side.exists()
+    with Store.open(store) as st:
+        ev = st.evaluations("quickdraw")
+        assert len(ev) == 1 and ev["val_metric"].iloc[0] == pytest.approx(saved["row"]["val_metric"])
+        assert st.curves("quickdraw")[0, 0] == pytest.approx(saved["row"]["curve"][0])
+    # a second recovery of the same file (killed between append and unlink) adds nothing twice
+    side.write_text(json.dumps(saved) + "\n")
+    run(store, "quickdraw", archs, **kw)
+    with Store.open(store) as st:
+        assert st.num_evaluations("quickdraw") == 1
+
+
+# ---------------------------------------------------------------- item 14: waiting for a lock
+def test_train_says_whose_lock_it_waits_for(quickdraw_task, tmp_path, capsys):
+    from nasbench_xfer.harness.runner import RunError, load_archs, run
+
+    store = tmp_path / "qd.h5"
+    archs = load_archs(["xfernasnet"])
+    kw = dict(protocol="smoke", seeds=[0], task_data=quickdraw_task, log=lambda s: None)
+    run(store, "quickdraw", archs, dry_run=True, **kw)
+    with Store.open(store, "a"):
+        t0 = time.monotonic()
+        with pytest.raises(RunError, match=rf"gave up after 0.3 s waiting for the lock on .*qd.h5 held "
+                                           rf"by PID {os.getpid()} \(--lock-timeout"):
+            run(store, "quickdraw", archs, wait_s=0.3, **kw)
+        assert time.monotonic() - t0 < 5
+    assert f"waiting for the lock on {store} held by PID {os.getpid()}" in capsys.readouterr().err
