@@ -432,3 +432,256 @@ def test_train_says_whose_lock_it_waits_for(quickdraw_task, tmp_path, capsys):
             run(store, "quickdraw", archs, wait_s=0.3, **kw)
         assert time.monotonic() - t0 < 5
     assert f"waiting for the lock on {store} held by PID {os.getpid()}" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- item 9: validate never raises
+def _damage_cases(tmp_path: Path) -> dict[str, Path]:
+    """One store per kind of damage found in the field, plus a good one."""
+    cases = {}
+    for name in ("good", "gzip_chunk", "bad_json", "misaligned", "bad_arch_id", "missing_column",
+                 "metric_chunk", "not_hdf5", "truncated"):
+        p = tmp_path / f"{name}.h5"
+        _make(p, n=10)
+        cases[name] = p
+    off, size = _chunk_offset(cases["gzip_chunk"], "tasks/cifar10/curves")
+    with open(cases["gzip_chunk"], "r+b") as fh:  # overwrite the middle of the deflate stream
+        fh.seek(off + size // 3)
+        fh.write(b"\xff" * 8)
+    off, _ = _chunk_offset(cases["metric_chunk"], "tasks/cifar10/test_metric")
+    _flip(cases["metric_chunk"], off + 1)
+    with h5py.File(cases["bad_json"], "r+") as f:
+        f["tasks/cifar10"].attrs["protocols"] = '{"tiny": {"epochs": 2'
+    with h5py.File(cases["misaligned"], "r+") as f:
+        f["tasks/cifar10/seed"].resize(7, axis=0)
+    with h5py.File(cases["bad_arch_id"], "r+") as f:
+        f["tasks/cifar10/arch"][3] = 999
+    with h5py.File(cases["missing_column"], "r+") as f:
+        del f["tasks/cifar10/params"]
+    cases["not_hdf5"].write_text("arch,acc\nx,1\n")
+    data = cases["truncated"].read_bytes()
+    cases["truncated"].write_bytes(data[: len(data) // 2])
+    return cases
+
+
+def test_validate_reports_every_file_and_never_raises(tmp_path):
+    cases = _damage_cases(tmp_path)
+    paths = [str(p) for p in cases.values()] + [str(tmp_path / "missing.h5")]
+    r = CliRunner().invoke(cli, ["validate", *paths])
+    assert r.exit_code == 1 and r.exception is None or isinstance(r.exception, SystemExit), r.output
+    assert "Traceback" not in r.output
+    assert r.output.count("INVALID ") == len(paths) - 1 and f"ok {cases['good']}" in r.output
+    for name, p in cases.items():
+        if name != "good":
+            assert f"INVALID {p}" in r.output
+    out = r.output
+    assert "/tasks/cifar10/curves: cannot be read, damaged data" in out
+    assert "attribute protocols is not valid JSON" in out
+    assert "column seed has 7 rows, expected 10" in out
+    assert "architecture ids outside 0..9" in out
+    assert "missing columns ['params']" in out
+    assert "/tasks/cifar10/test_metric: cannot be read, damaged data" in out
+    assert "not a readable HDF5 store" in out and "no store at" in out
+
+
+# ---------------------------------------------------------------- item 11: damaged stores in commands
+@pytest.mark.parametrize("damage", ["gzip_chunk", "bad_json", "misaligned", "bad_arch_id",
+                                    "missing_column", "metric_chunk"])
+def test_commands_on_damaged_stores_point_to_validate(tmp_path, damage):
+    p = _damage_cases(tmp_path)[damage]
+    runner = CliRunner()
+    for args in (["info", str(p)], ["query", str(p), "-t", "cifar10", "--top", "0"],
+                 ["export", str(p), "-o", str(tmp_path / "e.csv"), "--curves"],
+                 ["merge", str(p), "-o", str(tmp_path / "m.h5"), "--overwrite"]):
+        r = runner.invoke(cli, args)
+        if (args[0], damage) in (("query", "gzip_chunk"), ("export", "bad_json")):
+            # query does not read the curves, export not the protocols: what they print is sound
+            assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+            continue
+        assert r.exit_code == 1, (args, r.output)
+        assert "Traceback" not in r.output and not isinstance(r.exception, (OSError, KeyError, ValueError))
+        assert "damaged store" in r.output and "nasbench-xfer validate" in r.output, (args, r.output)
+    assert not (tmp_path / "m.h5").exists()
+
+
+# ---------------------------------------------------------------- item 12: unwritable outputs
+def test_unwritable_and_missing_output_paths(tmp_path):
+    csv = _csv(tmp_path / "a.csv")
+    store = tmp_path / "s.h5"
+    _make(store, n=3)
+    runner = CliRunner()
+    base = ["import", "csv", "--csv", str(csv), "--arch-column", "arch", "--task-column", "t=c10"]
+    r = runner.invoke(cli, base + ["--out", "/proc/x.h5"])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "/proc/x.h5" in r.output, r.output
+    # missing parent folders are created
+    r = runner.invoke(cli, base + ["--out", str(tmp_path / "new" / "sub" / "o.h5")])
+    assert r.exit_code == 0 and (tmp_path / "new" / "sub" / "o.h5").exists(), r.output
+    r = runner.invoke(cli, ["export", str(store), "-o", str(tmp_path / "nodir" / "sub" / "o.csv")])
+    assert r.exit_code == 0 and (tmp_path / "nodir" / "sub" / "o.csv").exists(), r.output
+    r = runner.invoke(cli, ["export", str(store), "-o", "/proc/nodir/o.csv"])
+    assert r.exit_code == 1 and "cannot create the folder /proc/nodir" in r.output, r.output
+    r = runner.invoke(cli, ["merge", str(store), "-o", "/proc/m.h5"])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "/proc/m.h5" in r.output, r.output
+    r = runner.invoke(cli, ["merge", str(store), "-o", str(tmp_path / "deep" / "m.h5")])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    try:
+        r = CliRunner().invoke(cli, ["import", "csv", "--csv", str(_csv(tmp_path / "a.csv")),
+                                     "--arch-column", "arch", "--task-column", "t=c10",
+                                     "--out", str(ro / "o.h5")])
+        assert r.exit_code == 1 and "Permission denied" in r.output and "Traceback" not in r.output
+    finally:
+        os.chmod(ro, 0o755)
+
+
+# ---------------------------------------------------------------- item 10: full disk
+FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # writes past the limit fail with EFBIG
+    limit = int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    from nasbench_xfer.cli.main import cli
+    cli.main(sys.argv[2:], prog_name="nasbench-xfer")
+""")
+
+FULL_DISK_API = textwrap.dedent("""
+    import resource, signal, sys
+    import numpy as np
+    from nasbench_xfer.space import NASNetSpace
+    from nasbench_xfer.store import Store, StoreError
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    path, limit = sys.argv[1], int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    sp = NASNetSpace()
+    rng = np.random.default_rng(0)
+    with Store.open(path, "a") as st:
+        for i in range(1000):
+            try:
+                st.append("cifar10", [dict(arch=a, seed=100 + i, protocol="tiny", curve=list(rng.random(50)))
+                                      for a in sp.sample_many(200, rng)])
+            except StoreError as exc:
+                print("REFUSED", exc)
+                break
+            print("ACK", i, flush=True)
+""")
+
+
+def _run_limited(tmp_path: Path, script: str, args: list[str]) -> subprocess.CompletedProcess:
+    f = tmp_path / "limited.py"
+    f.write_text(script)
+    return subprocess.run([sys.executable, str(f), *args], capture_output=True, text=True, env=ENV,
+                          timeout=300)
+
+
+def test_full_disk_is_a_clean_error_for_import_merge_and_append(tmp_path):
+    """A file-size limit makes every write past it fail like a full disk (EFBIG instead of
+    ENOSPC); before the fix HDF5 touched half-closed handles and the process segfaulted."""
+    big = _csv(tmp_path / "big.csv", n=3000)
+    out = tmp_path / "o.h5"
+    r = _run_limited(tmp_path, FULL_DISK, ["200000", "import", "csv", "--csv", str(big), "--arch-column",
+                                           "arch", "--task-column", "t=c10", "--out", str(out)])
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr and f"cannot write {out}: File too large" in r.stderr
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if "importing" in p.name] == []
+    # merge
+    import_csv(big, out, arch_column="arch", task_columns={"t": "c10"})
+    size = out.stat().st_size
+    r = _run_limited(tmp_path, FULL_DISK, [str(size // 2), "merge", str(out), "-o", str(tmp_path / "m.h5")])
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "File too large" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "m.h5").exists() and not list(tmp_path.glob(".m.h5.merge-*"))
+    # API appends until the limit: refused with a StoreError, every acknowledged append kept
+    store = tmp_path / "s.h5"
+    _make(store, n=5)
+    r = _run_limited(tmp_path, FULL_DISK_API, [str(store), str(3 * store.stat().st_size)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    acks = [l for l in r.stdout.splitlines() if l.startswith("ACK")]
+    assert "REFUSED cannot write" in r.stdout and "(the store is unchanged)" in r.stdout
+    with Store.open(store) as st:
+        assert st.validate() == [] and st.num_evaluations("cifar10") == 5 + 200 * len(acks)
+    FIGURES["full disk (file-size limit)"] = ("import, merge, append", len(acks))
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.mark.slow
+def test_full_tmpfs_import_and_append(tmp_path):
+    """A real ENOSPC on a small tmpfs (needs root or CAP_SYS_ADMIN)."""
+    mnt = tmp_path / "mnt"
+    if os.geteuid() != 0 or not _tmpfs(mnt, "1500k"):
+        pytest.skip("cannot mount a small tmpfs here (needs root); the file-size-limit test covers it")
+    try:
+        store = mnt / "s.h5"
+        _make(store, n=5)
+        r = _run_limited(tmp_path, FULL_DISK_API, [str(store), str(1 << 40)])
+        assert r.returncode == 0 and "No space left on device" in r.stdout, r.stderr[-2000:]
+        acks = [l for l in r.stdout.splitlines() if l.startswith("ACK")]
+        with Store.open(store) as st:
+            assert st.validate() == [] and st.num_evaluations("cifar10") == 5 + 200 * len(acks)
+        big = _csv(tmp_path / "big.csv", n=3000)
+        r = subprocess.run([sys.executable, "-m", "nasbench_xfer", "import", "csv", "--csv", str(big),
+                            "--arch-column", "arch", "--task-column", "t=c10", "--out", str(mnt / "o.h5")],
+                           capture_output=True, text=True, env=ENV, timeout=300)
+        assert r.returncode == 1 and "No space left on device" in r.stderr, r.stderr[-2000:]
+        assert sorted(os.listdir(mnt)) == ["o.h5.lock", "s.h5", "s.h5.lock"]
+        FIGURES["full tmpfs"] = ("import, append", len(acks))
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+# ---------------------------------------------------------------- item 15: precise messages
+def test_cli_bad_input_messages(tmp_path):
+    runner = CliRunner()
+    store = tmp_path / "s.h5"
+    _make(store, n=3)
+    with Store.open(store, "a") as st:
+        st.add_task("empty", dataset="x")
+    r = runner.invoke(cli, ["query", str(store), "-t", "empty"])
+    assert r.exit_code == 0 and "task 'empty' of" in r.output and "has no evaluations" in r.output
+    assert "Empty DataFrame" not in r.output
+    # merge counts the duplicates it drops, and the conflicting ones
+    other = tmp_path / "o.h5"
+    _make(other, n=3)  # same archs, seed, protocol: all duplicates; 0 conflicts
+    with Store.open(other, "a") as st:
+        st.append("cifar10", [dict(arch=NASNetSpace().sample_many(3, np.random.default_rng(0))[0],
+                                   seed=0, protocol="tiny", val_metric=0.01)])
+    r = runner.invoke(cli, ["merge", str(store), str(other), "-o", str(tmp_path / "m.h5")])
+    assert r.exit_code == 0 and "dropped 4 duplicate evaluation(s)" in r.output
+    assert "1 of them with a different val/test metric or status" in r.output
+    # no .lock is left beside a file that is not a store
+    notstore = tmp_path / "notes.txt"
+    notstore.write_text("hello")
+    with pytest.raises(StoreError, match="not a readable HDF5 store"):
+        Store.open(notstore, "a")
+    assert not (tmp_path / "notes.txt.lock").exists()
+    for args, msg in ((["compare", "-s", str(store), "-t", "cifar10", "-o", str(tmp_path / "c"), "-j", "0"],
+                       "0 is not in the range x>=1"),
+                      (["demo", "-j", "0"], "0 is not in the range x>=1")):
+        r = runner.invoke(cli, args)
+        assert r.exit_code == 2 and msg in r.output, r.output
+
+
+def test_train_cli_bad_input_messages(tmp_path):
+    runner = CliRunner()
+    base = ["train", str(tmp_path / "t.h5"), "-d", "quickdraw", "--data", str(SHARED), "-p", "smoke",
+            "-a", "xfernasnet", "--device", "cpu", "--dry-run"]
+    r = runner.invoke(cli, base + ["--seeds", "a,b"])
+    assert r.exit_code == 2 and "'a' is not an integer" in r.output and "invalid literal" not in r.output
+    r = runner.invoke(cli, base + ["--sample", "-3"])
+    assert r.exit_code == 2 and "-3 is not in the range x>=0" in r.output
+    r = runner.invoke(cli, base + ["--lock-timeout", "-1"])
+    assert r.exit_code == 2 and "--lock-timeout" in r.output
+    csv = _csv(tmp_path / "fake.npz")
+    r = runner.invoke(cli, ["train", str(tmp_path / "t.h5"), "-d", f"npz:{csv}", "-a", "xfernasnet",
+                            "-p", "smoke", "--device", "cpu", "--dry-run"])
+    assert r.exit_code == 1 and "is not an .npz archive" in r.output and "allow_pickle" not in r.output
+    assert not (tmp_path / "t.h5").exists()

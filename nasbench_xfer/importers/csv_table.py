@@ -83,7 +83,7 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
         raise ImporterError(f"CSV file not found: {csv_path}")
     try:
         frame = pd.read_csv(csv_path, sep=sep, dtype={arch_column: str}, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise ImporterError(f"{csv_path}: cannot read CSV: {exc}") from None
     needed = [arch_column, *task_columns.values(), *test_columns.values(), *extra_columns]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
