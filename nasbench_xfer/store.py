@@ -238,7 +238,11 @@ def _verify_checksums(f: h5py.File) -> tuple[list[str], list[str]]:
             continue
         if (obj.chunks is None or not obj.fletcher32) and not _is_vlen_str(obj):
             unchecked.append(name)
-    raw = f.attrs.get(CHECKSUM_ATTR)
+    try:
+        raw = f.attrs.get(CHECKSUM_ATTR)
+    except Exception as exc:
+        problems.append(f"attribute {CHECKSUM_ATTR} cannot be read ({exc.__class__.__name__}: {exc})")
+        return problems, notes
     if raw is None:
         notes.append("no stored digests (written before nasbench_xfer kept checksums): bit rot in "
                      "attributes and strings cannot be detected; `nasbench-xfer merge -o NEW STORE` "
