@@ -534,18 +534,31 @@ def test_unwritable_and_missing_output_paths(tmp_path):
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_read_only_folder(tmp_path):
+def test_read_only_folder_or_file_system(tmp_path):
+    """A read-only file system (a tmpfs mounted ro, as root) or a read-only folder (otherwise)."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    os.chmod(ro, 0o555)
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs",
+                                                    str(ro)], capture_output=True).returncode == 0
+    if not mounted:
+        if os.geteuid() == 0:
+            pytest.skip("as root a read-only folder is writable, and no tmpfs could be mounted")
+        os.chmod(ro, 0o555)
     try:
-        r = CliRunner().invoke(cli, ["import", "csv", "--csv", str(_csv(tmp_path / "a.csv")),
-                                     "--arch-column", "arch", "--task-column", "t=c10",
-                                     "--out", str(ro / "o.h5")])
-        assert r.exit_code == 1 and "Permission denied" in r.output and "Traceback" not in r.output
+        runner = CliRunner()
+        r = runner.invoke(cli, ["import", "csv", "--csv", str(_csv(tmp_path / "a.csv")),
+                                "--arch-column", "arch", "--task-column", "t=c10", "--out", str(ro / "o.h5")])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert ("Read-only file system" if mounted else "Permission denied") in r.output, r.output
+        store = tmp_path / "s.h5"
+        _make(store, n=2)
+        r = runner.invoke(cli, ["export", str(store), "-o", str(ro / "e.csv")])
+        assert r.exit_code == 1 and f"cannot write {ro / 'e.csv'}" in r.output, r.output
     finally:
-        os.chmod(ro, 0o755)
+        if mounted:
+            subprocess.run(["umount", str(ro)], capture_output=True)
+        else:
+            os.chmod(ro, 0o755)
 
 
 # ---------------------------------------------------------------- item 10: full disk
