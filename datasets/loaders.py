@@ -397,6 +397,12 @@ def read_image_archive(path: str | os.PathLike, name: str | None = None, *,
 def _load_npz(path: Path, name: str, classes: Sequence[str] | None = None) -> RawDataset:
     if not path.is_file():
         raise FileNotFoundError(f"npz file not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head != b"PK\x03\x04":  # an .npz is a zip archive
+        raise ValueError(f"{path} is not an .npz archive (numpy.savez/savez_compressed output; this "
+                         f"file starts with {head!r}); npz:<path> needs arrays 'images' and 'labels' "
+                         f"(or train_/test_ ones)")
     with np.load(path, allow_pickle=False) as z:
         keys = set(z.files)
         if {"train_images", "train_labels"} <= keys:

@@ -29,17 +29,30 @@ original (atomic on POSIX), so a writer killed at any moment leaves either the
 old or the new file, each complete; a reader never sees half a row.  Every
 :meth:`Store.append` is one such commit (batch many rows per call, or group
 calls with :meth:`Store.batch`).  A lock file ``path.lock`` keeps a second
-writer out.
+writer out (it holds the writer's PID, for messages).  A path that is a symbolic
+link is resolved first, so the lock and the replace act on the real file; the
+file's permission bits are kept across replaces.
+
+Checksums: every dataset is written with HDF5's fletcher32 filter, so a flipped
+byte in a number is an error on reading, never a wrong value; the root attribute
+``nbx_checksums`` (JSON) holds SHA-256 digests of every object's attributes and
+of the variable-length string datasets (whose characters live outside the
+chunks).  :meth:`Store.validate` checks both.  Stores written before checksums
+existed are read as before; ``validate`` notes that they have none.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
 import fcntl
+import functools
+import hashlib
 import json
+import math
+import numbers
 import os
-import shutil
 import socket
+import stat
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
@@ -68,6 +81,13 @@ EVAL_COLUMNS: dict[str, tuple[Any, Any]] = {
     "finished_at": (np.float64, np.nan),
 }
 _STR = h5py.string_dtype("utf-8")
+#: root attribute with the store's own digests (attributes, variable-length strings)
+CHECKSUM_ATTR = "nbx_checksums"
+#: creation options of every dataset: fletcher32 checksums on each chunk
+_CK = {"fletcher32": True}
+#: what h5py and numpy raise on damaged files/attributes (turned into StoreError)
+_DAMAGE = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
+           json.JSONDecodeError, RuntimeError)
 
 
 class StoreError(Exception):
@@ -106,6 +126,218 @@ def _missing(value: Any) -> bool:
     return isinstance(value, float) and value != value
 
 
+def real_path(path: str | os.PathLike) -> Path:
+    """``path`` with every symbolic link resolved: the file a writer must lock and replace."""
+    return Path(os.path.realpath(os.fspath(path)))
+
+
+def lock_holder(path: str | os.PathLike) -> int | None:
+    """PID written in the lock file of the store at ``path`` by its last writer (None if unknown)."""
+    lock_path = real_path(path)
+    lock_path = lock_path.with_name(lock_path.name + ".lock")
+    try:
+        text = lock_path.read_text().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def _attrs_digest(obj: Any) -> str:
+    h = hashlib.sha256()
+    for name in sorted(obj.attrs.keys()):
+        if name == CHECKSUM_ATTR:
+            continue
+        value = obj.attrs[name]
+        h.update(name.encode() + b"\0")
+        if isinstance(value, bytes):
+            h.update(value)
+        elif isinstance(value, str):
+            h.update(value.encode("utf-8", "surrogatepass"))
+        else:
+            arr = np.asarray(value)
+            h.update(str(arr.dtype).encode() + repr(arr.shape).encode() + arr.tobytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _strings_digest(ds: h5py.Dataset) -> str:
+    h = hashlib.sha256()
+    for v in ds[()]:
+        h.update(v if isinstance(v, bytes) else str(v).encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _is_vlen_str(ds: h5py.Dataset) -> bool:
+    return h5py.check_string_dtype(ds.dtype) is not None and ds.dtype.kind == "O"
+
+
+def _objects(f: h5py.File) -> list[tuple[str, Any]]:
+    """Every group and dataset of ``f`` with its absolute name, root first."""
+    items: list[tuple[str, Any]] = [("/", f)]
+    f.visititems(lambda name, obj: items.append(("/" + name, obj)))
+    return items
+
+
+def _damaged(method):
+    """Turn errors that h5py/numpy/json raise on a damaged file into a StoreError naming the path."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except _DAMAGE as exc:
+            raise self._damage_error(exc) from None
+    return wrapper
+
+
+def _write_checksums(f: h5py.File, *, full: bool = False) -> None:
+    """Refresh the root attribute :data:`CHECKSUM_ATTR` before a commit.
+
+    Attribute digests are always recomputed (they are small); the digest of a
+    variable-length string dataset only when its shape changed (the store only ever
+    appends rows) or ``full``.
+    """
+    old: dict[str, Any] = {}
+    if not full:
+        with contextlib.suppress(Exception):
+            old = _jload(f.attrs.get(CHECKSUM_ATTR), {}) or {}
+    old_strings = old.get("strings", {}) if isinstance(old, dict) else {}
+    attrs, strings = {}, {}
+    for name, obj in _objects(f):
+        attrs[name] = _attrs_digest(obj)
+        if isinstance(obj, h5py.Dataset) and _is_vlen_str(obj):
+            shape = list(obj.shape)
+            prev = old_strings.get(name)
+            if prev and prev[0] == shape:
+                strings[name] = prev
+            else:
+                strings[name] = [shape, _strings_digest(obj)]
+    f.attrs[CHECKSUM_ATTR] = json.dumps({"version": 1, "attrs": attrs, "strings": strings},
+                                        sort_keys=True)
+
+
+def _verify_checksums(f: h5py.File) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the store's own digests and of HDF5's per-chunk fletcher32
+    checksums; every dataset is read in full (which also checks each compressed chunk)."""
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        objects = _objects(f)
+    except Exception as exc:  # a damaged object header
+        return [f"cannot list the objects of the file ({exc.__class__.__name__}: {exc})"], notes
+    unchecked = []
+    for name, obj in objects:
+        if not isinstance(obj, h5py.Dataset):
+            continue
+        try:
+            obj[()]
+        except Exception as exc:
+            problems.append(f"{name}: cannot be read, damaged data ({exc.__class__.__name__}: {exc})")
+            continue
+        if (obj.chunks is None or not obj.fletcher32) and not _is_vlen_str(obj):
+            unchecked.append(name)
+    try:
+        raw = f.attrs.get(CHECKSUM_ATTR)
+    except Exception as exc:
+        problems.append(f"attribute {CHECKSUM_ATTR} cannot be read ({exc.__class__.__name__}: {exc})")
+        return problems, notes
+    if raw is None:
+        notes.append("no stored digests (written before nasbench_xfer kept checksums): bit rot in "
+                     "attributes and strings cannot be detected; `nasbench-xfer merge -o NEW STORE` "
+                     "writes a copy with checksums")
+    else:
+        try:
+            ck = _jload(raw)
+            attrs, strings = ck["attrs"], ck["strings"]
+        except Exception as exc:
+            problems.append(f"attribute {CHECKSUM_ATTR} is damaged ({exc.__class__.__name__}: {exc})")
+            attrs, strings = None, None
+        if attrs is not None:
+            names = {n for n, _ in objects}
+            for name, obj in objects:
+                want = attrs.get(name)
+                if want is None:
+                    problems.append(f"{name}: object has no stored checksum (added outside nasbench_xfer?)")
+                    continue
+                try:
+                    have = _attrs_digest(obj)
+                except Exception as exc:
+                    problems.append(f"{name}: attributes cannot be read ({exc.__class__.__name__}: {exc})")
+                    continue
+                if have != want:
+                    problems.append(f"{name}: attributes do not match their checksum (damaged or "
+                                    f"changed outside nasbench_xfer)")
+            for name in sorted(set(attrs) - names):
+                problems.append(f"{name}: listed in the checksums but missing from the file")
+            for name, (shape, want) in sorted(strings.items()):
+                obj = f.get(name)
+                if not isinstance(obj, h5py.Dataset):
+                    continue  # reported above as missing
+                try:
+                    ok = list(obj.shape) == shape and _strings_digest(obj) == want
+                except Exception as exc:
+                    problems.append(f"{name}: strings cannot be read ({exc.__class__.__name__}: {exc})")
+                    continue
+                if not ok:
+                    problems.append(f"{name}: strings do not match their checksum (damaged or "
+                                    f"changed outside nasbench_xfer)")
+    if unchecked and raw is not None:
+        notes.append(f"{len(unchecked)} dataset(s) without per-chunk checksums (written before "
+                     f"nasbench_xfer kept them): {', '.join(unchecked[:5])}"
+                     + (" ..." if len(unchecked) > 5 else ""))
+    elif unchecked:
+        notes.append(f"{len(unchecked)} dataset(s) without per-chunk checksums")
+    return problems, notes
+
+
+def _as_int(value: Any, what: str) -> int:
+    """An integer given as int/numpy integer or an integral float (2.0); else a StoreError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise StoreError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise StoreError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
+
+
+def _as_float(value: Any, what: str) -> float:
+    """A finite float, or NaN for a missing value (None/NaN); inf and non-numbers are refused."""
+    if _missing(value):
+        return math.nan
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise StoreError(f"{what} must be a number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if math.isinf(v):
+        raise StoreError(f"{what} is {v}; values must be finite (NaN or None means missing)")
+    return v
+
+
+def _as_str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise StoreError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
+    return str(value)
+
+
+def _as_curve(value: Any, what: str) -> np.ndarray:
+    if value is None or (isinstance(value, float) and value != value):
+        return np.zeros(0, dtype=np.float32)
+    if isinstance(value, (str, bytes)):
+        raise StoreError(f"{what} must be a 1-D sequence of numbers, got a string")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} must be a 1-D sequence of numbers ({exc})") from None
+    if arr.ndim != 1:
+        raise StoreError(f"{what} must be 1-D (one value per epoch), got shape {arr.shape}")
+    if np.isinf(arr).any():
+        raise StoreError(f"{what} holds inf at epoch(s) {np.flatnonzero(np.isinf(arr))[:5].tolist()}; "
+                         f"values must be finite (NaN means missing)")
+    return arr.astype(np.float32)
+
+
 def _check_task_name(task: str) -> None:
     if not isinstance(task, str) or not task or "/" in task or task.startswith("."):
         raise StoreError(f"invalid task name {task!r} (non-empty, no '/')")
@@ -120,7 +352,7 @@ class Store:
     """
 
     def __init__(self, path: Path, mode: str, _lock_fd: int | None = None):
-        self.path = Path(path)
+        self.path = real_path(path)
         self.mode = mode
         self._lock_fd: int | None = _lock_fd
         self._h5: h5py.File | None = None
@@ -128,7 +360,12 @@ class Store:
         self._tx_depth = 0
         self._hash_index: dict[str, int] | None = None
         self.space: SearchSpace
+        #: what the last :meth:`merge` dropped: {"duplicates": n, "conflicting": m}
+        self.merge_report: dict[str, int] = {}
         if mode == "a" and self._lock_fd is None:
+            # check that it is a store before creating a lock file beside it
+            self._open_reader()
+            self._close_reader()
             self._acquire_lock()
         try:
             self._open_reader()
@@ -142,23 +379,41 @@ class Store:
         """Open an existing store, read-only (``"r"``) or for appending (``"a"``)."""
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
-        path = Path(path)
+        given = Path(path)
+        path = real_path(given)
         if not path.exists():
-            raise StoreError(f"no store at {path}")
+            raise StoreError(f"no store at {given}")
+        if path.is_dir():
+            raise StoreError(f"{given} is a directory, not a store file")
+        if mode == "a":
+            links = path.stat().st_nlink
+            if links > 1:
+                raise StoreError(f"{path} has {links} hard links; a write replaces the file, so the "
+                                 f"other links would keep the old version. Copy the store "
+                                 f"(cp {path} NEW) and write the copy")
         return cls(path, mode)
 
     @classmethod
     def create(cls, path: str | os.PathLike, space: SearchSpace, *, overwrite: bool = False,
                provenance_info: Mapping[str, Any] | None = None) -> "Store":
         """Create an empty store for ``space`` and return it open for appending."""
-        path = Path(path)
+        given = Path(path)
+        path = real_path(given)
+        if path.is_dir():
+            raise StoreError(f"{given} is a directory; give the path of the store file to write")
         if path.exists() and not overwrite:
-            raise StoreError(f"{path} already exists (pass overwrite=True to replace it)")
-        path.parent.mkdir(parents=True, exist_ok=True)
+            raise StoreError(f"{given} already exists (pass overwrite=True to replace it)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
         # take the writer lock first: never replace a store another process is writing
         lock_fd = cls._lock(path)
         try:
             cls._write_empty(path, space, provenance_info)
+        except OSError as exc:
+            cls._unlock(lock_fd)
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
         except BaseException:
             cls._unlock(lock_fd)
             raise
@@ -166,36 +421,52 @@ class Store:
 
     @staticmethod
     def _write_empty(path: Path, space: SearchSpace, provenance_info: Mapping[str, Any] | None) -> None:
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            f.attrs["package_version"] = __version__
-            f.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
-            g = f.create_group("space")
-            g.attrs["name"] = space.name
-            g.attrs["config"] = json.dumps(space.config())
-            g.create_dataset("tokens", shape=(0, space.seq_len), maxshape=(None, space.seq_len),
-                             dtype=np.int16, chunks=(4096, space.seq_len), compression="gzip")
-            g.create_dataset("hash", shape=(0,), maxshape=(None,), dtype="S16", chunks=(16384,),
-                             compression="gzip")
-            g.create_dataset("spec", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(4096,),
-                             compression="gzip")
-            f.create_group("tasks")
-        Store._durable_replace(tmp, path)
+        with h5py.File(f"{path}.new-{os.getpid()}", "w", driver="core", backing_store=False) as f:
+            Store._fill_empty(f, space, provenance_info)
+            f.flush()
+            image = f.id.get_file_image()
+        Store._commit_image(image, path)
+
+    @staticmethod
+    def _fill_empty(f: h5py.File, space: SearchSpace,
+                    provenance_info: Mapping[str, Any] | None) -> None:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        f.attrs["package_version"] = __version__
+        f.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
+        g = f.create_group("space")
+        g.attrs["name"] = space.name
+        g.attrs["config"] = json.dumps(space.config())
+        g.create_dataset("tokens", shape=(0, space.seq_len), maxshape=(None, space.seq_len),
+                         dtype=np.int16, chunks=(4096, space.seq_len), compression="gzip", **_CK)
+        g.create_dataset("hash", shape=(0,), maxshape=(None,), dtype="S16", chunks=(16384,),
+                         compression="gzip", **_CK)
+        # HDF5 cannot put fletcher32 on variable-length strings: nbx_checksums covers them
+        g.create_dataset("spec", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(4096,),
+                         compression="gzip")
+        f.create_group("tasks")
+        _write_checksums(f, full=True)
 
     @staticmethod
     def _lock(path: Path) -> int:
         """Take ``path.lock`` (exclusive, non-blocking) and clear copies left by killed writers."""
         lock_path = path.with_name(path.name + ".lock")
-        fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            pid = lock_holder(path)
+            who = f"PID {pid}" if pid else "another process"
             raise StoreError(f"{path} is being written by another process "
-                             f"(lock {lock_path} is held)") from None
+                             f"({who} holds the lock {lock_path})") from None
+        with contextlib.suppress(OSError):  # for messages only: who holds the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         # no other writer is alive: copies left by a killed writer are garbage
         for stale in path.parent.glob(path.name + ".tmp-*"):
             with contextlib.suppress(OSError):
@@ -215,9 +486,23 @@ class Store:
             self._unlock(self._lock_fd)
             self._lock_fd = None
 
+    def _close_reader(self) -> None:
+        if self._h5 is not None:
+            with contextlib.suppress(Exception):
+                self._h5.close()
+            self._h5 = None
+
+    def _damage_error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"{self.path}: damaged store ({exc.__class__.__name__}: {exc}); "
+                          f"run `nasbench-xfer validate {self.path}` for a full report")
+
     def _open_reader(self) -> None:
         try:
             f = h5py.File(self.path, "r")
+        except FileNotFoundError:
+            raise StoreError(f"no store at {self.path}") from None
+        except PermissionError:
+            raise StoreError(f"{self.path}: permission denied") from None
         except OSError as exc:
             raise StoreError(f"{self.path} is not a readable HDF5 store (corrupt or another "
                              f"kind of file): {exc.__class__.__name__}") from None
@@ -296,6 +581,7 @@ class Store:
             raise StoreError(f"task {task!r} is not in {self.path} (tasks: {known})")
         return g
 
+    @_damaged
     def task_info(self, task: str) -> dict[str, Any]:
         """Dataset, metric, protocols, provenance, ... of a task, as stored."""
         a = self._task_group(task).attrs
@@ -318,10 +604,11 @@ class Store:
         return int(self._f["space/hash"].shape[0])
 
     # ---------------------------------------------------------- reading
+    @_damaged
     def evaluations(self, task: str, *, spec: bool = False) -> pd.DataFrame:
         """All evaluations of ``task``: one row each, columns ``arch_id``, ``hash``,
         the evaluation columns and the task's extra columns (``spec=True`` adds spec strings)."""
-        g = self._task_group(task)
+        g = self._check_task(task)
         cols: dict[str, Any] = {}
         for name, (dtype, _) in EVAL_COLUMNS.items():
             data = g[name][()]
@@ -352,9 +639,10 @@ class Store:
         uniq, inv = np.unique(ids, return_inverse=True)
         return ds[uniq][inv]
 
+    @_damaged
     def curves(self, task: str) -> np.ndarray:
         """Per-epoch validation curves (evaluations x epochs), aligned with :meth:`evaluations`."""
-        return self._task_group(task)["curves"][()]
+        return self._check_task(task)["curves"][()]
 
     def arch_ids(self, archs: Iterable[Hashable]) -> np.ndarray:
         """Store ids of ``archs`` (-1 where the store does not hold the architecture)."""
@@ -372,16 +660,18 @@ class Store:
             return self._hashes().get(arch_or_hash, -1)
         return int(self.arch_ids([arch_or_hash])[0])
 
+    @_damaged
     def archs(self, ids: Sequence[int] | np.ndarray | None = None) -> list:
         """Architectures by id (all if ``ids`` is None), decoded from their stored tokens."""
         toks = self._f["space/tokens"][()] if ids is None else self._read_rows(
             self._f["space/tokens"], np.asarray(ids, dtype=np.int64))
         return [self.space.decode(t) for t in toks]
 
+    @_damaged
     def metric_table(self, task: str, column: str = "val_metric") -> np.ndarray:
         """Array over architecture ids with the mean of ``column`` over that task's evaluations
         (NaN where the architecture was not evaluated on the task)."""
-        g = self._task_group(task)
+        g = self._check_task(task)
         ids = g["arch"][()]
         vals = g[column][()].astype(np.float64)
         out = np.full(self.num_archs, np.nan)
@@ -445,23 +735,25 @@ class Store:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator["Store"]:
-        """Group several writes into one commit: all of them land, or none do."""
+        """Group several writes into one commit: all of them land, or none do.
+
+        The pending version is built in memory (HDF5's core driver, no backing file);
+        the commit writes its image to ``path.tmp-<pid>`` with plain ``write`` calls,
+        fsyncs it and renames it over the store.  So a full disk or an I/O error is an
+        ordinary ``StoreError`` with the store unchanged: no HDF5 handle is ever left
+        half-written on disk (which made HDF5 crash when it was later closed).
+        """
         self._require_writer()
         if self._tx_depth == 0:
-            tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
             try:
-                shutil.copyfile(self.path, tmp)
-                assert self._h5 is not None
-                self._h5.close()
-                self._h5 = None
-                self._tx = h5py.File(tmp, "r+")
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                if self._h5 is None:
-                    self._open_reader()
+                self._close_reader()
+                self._tx = h5py.File(self.path, "r+", driver="core", backing_store=False)
+            except BaseException as exc:
+                self._tx = None
+                self._open_reader()
+                if isinstance(exc, OSError):
+                    raise self._damage_error(exc) from None
                 raise
-            self._tx_tmp = tmp
         self._tx_depth += 1
         ok = False
         try:
@@ -473,27 +765,61 @@ class Store:
                 tx, self._tx = self._tx, None
                 assert tx is not None
                 try:
+                    image = None
                     try:
                         if ok:
                             self._finalize(tx)
+                            tx.flush()
+                            image = tx.id.get_file_image()
                     finally:
                         tx.close()
                     if ok:
-                        self._durable_replace(self._tx_tmp, self.path)
+                        self._commit_image(image, self.path)
                 finally:
-                    if self._tx_tmp.exists():
-                        self._tx_tmp.unlink()
                     self._open_reader()
 
     @staticmethod
+    def _commit_image(image: bytes, path: Path) -> None:
+        """Write a file image beside ``path`` and atomically replace ``path`` with it."""
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        try:
+            Store._write_file(tmp, image)
+            Store._durable_replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc} "
+                             f"(the store is unchanged)") from None
+
+    @staticmethod
+    def _write_file(dest: Path, data: bytes) -> None:
+        fd = os.open(str(dest), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @staticmethod
     def _durable_replace(tmp: Path, path: Path) -> None:
+        """fsync ``tmp``, rename it over ``path`` (keeping ``path``'s permission bits), fsync
+        the folder: after it returns the new version is on disk, whatever happens next."""
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
 
     def _finalize(self, f: h5py.File) -> None:
-        """Refresh derived data before a commit (the dense lookup map of enumerable spaces)."""
+        """Refresh derived data before a commit: the dense lookup map, then the checksums."""
+        self._refresh_dense_map(f)
+        _write_checksums(f)
+
+    def _refresh_dense_map(self, f: h5py.File) -> None:
         if not hasattr(self.space, "dense_canonical_table"):
             return
         g = f["space"]
@@ -508,7 +834,9 @@ class Store:
         dense = np.where(table >= 0, canon_to_id[np.maximum(table, 0)], -1).astype(np.int32)
         if "dense_map" in g:
             del g["dense_map"]
-        ds = g.create_dataset("dense_map", data=dense)  # contiguous: read whole at every lookup
+        # one large chunk: read whole at every lookup; chunked for the fletcher32 checksum
+        ds = g.create_dataset("dense_map", data=dense, chunks=(max(1, min(len(dense), 1 << 20)),),
+                              **_CK)
         ds.attrs["num_archs"] = len(tokens)
 
     def add_task(self, task: str, *, dataset: str, metric: str = "accuracy",
@@ -544,12 +872,13 @@ class Store:
             for name, (dtype, _) in EVAL_COLUMNS.items():
                 g.create_dataset(name, shape=(0,), maxshape=(None,),
                                  dtype=_STR if dtype is str else dtype, chunks=(8192,),
-                                 compression="gzip" if dtype is str else None)
+                                 compression="gzip" if dtype is str else None,
+                                 fletcher32=dtype is not str)
             for name in extra_columns:
                 g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64,
-                                 chunks=(8192,))
+                                 chunks=(8192,), **_CK)
             g.create_dataset("curves", shape=(0, 0), maxshape=(None, None), dtype=np.float32,
-                             chunks=(1024, 16), compression="gzip", fillvalue=np.nan)
+                             chunks=(1024, 16), compression="gzip", fillvalue=np.nan, **_CK)
 
     def register_protocol(self, task: str, name: str, definition: Mapping[str, Any]) -> None:
         """Record a training protocol under ``name``; a different definition under the same name
@@ -645,7 +974,7 @@ class Store:
             num_archs = self.num_archs
             for i, r in enumerate(records):
                 if "arch_id" in r:
-                    ids[i] = int(r["arch_id"])
+                    ids[i] = _as_int(r["arch_id"], f"record {i}: arch_id")
                     if not 0 <= ids[i] < num_archs:
                         raise StoreError(f"record {i}: arch_id {ids[i]} out of range")
             g = self._task_group(task)
@@ -657,19 +986,21 @@ class Store:
                     continue
                 vals = [r.get(name, fill) for r in records]
                 vals = [fill if _missing(v) else v for v in vals]
-                try:
-                    columns[name] = (np.asarray([str(v) for v in vals], dtype=object) if dtype is str
-                                     else np.asarray(vals, dtype=dtype))
-                except (TypeError, ValueError) as exc:
-                    raise StoreError(f"column {name!r}: {exc}") from None
+                if dtype is str:
+                    columns[name] = np.asarray([_as_str(v, f"record {i}, column {name!r}")
+                                                for i, v in enumerate(vals)], dtype=object)
+                elif name == "seed":
+                    seeds = [_as_int(v, f"record {i}, column 'seed'") for i, v in enumerate(vals)]
+                    if any(not -2**31 <= v < 2**31 for v in seeds):
+                        raise StoreError("seed values must fit in 32 bits")
+                    columns[name] = np.asarray(seeds, dtype=dtype)
+                else:
+                    columns[name] = np.asarray([_as_float(v, f"record {i}, column {name!r}")
+                                                for i, v in enumerate(vals)], dtype=dtype)
             for name in extras:
-                try:
-                    columns[name] = np.asarray([np.nan if _missing(r.get(name)) else r.get(name)
-                                                for r in records], dtype=np.float64)
-                except (TypeError, ValueError) as exc:
-                    raise StoreError(f"column {name!r}: {exc}") from None
-            curves = [np.asarray(() if _missing(r.get("curve")) else r["curve"], dtype=np.float32).ravel()
-                      for r in records]
+                columns[name] = np.asarray([_as_float(r.get(name), f"record {i}, column {name!r}")
+                                            for i, r in enumerate(records)], dtype=np.float64)
+            curves = [_as_curve(r.get("curve"), f"record {i}, column 'curve'") for i, r in enumerate(records)]
             width = max([g["curves"].shape[1]] + [len(c) for c in curves])
             for name, data in columns.items():
                 g[name].resize(n1, axis=0)
@@ -683,10 +1014,32 @@ class Store:
         return len(records)
 
     # ------------------------------------------------------- validation
-    def validate(self, *, full: bool = True) -> list[str]:
-        """List of problems (empty: the store is sound).  ``full`` also re-derives every
-        architecture's canonical hash from its tokens."""
+    def validate(self, *, full: bool = True, notes: list[str] | None = None) -> list[str]:
+        """List of problems (empty: the store is sound); never raises on a damaged file.
+
+        Checks the layout (columns present and aligned, architecture ids in range,
+        protocols registered, JSON attributes readable), reads every dataset in full
+        (HDF5 verifies each chunk's fletcher32 checksum and decompression) and compares
+        the stored digests of attributes and strings.  ``full`` also re-derives every
+        architecture's canonical hash from its tokens.  ``notes`` (a list) receives
+        remarks that are not problems, e.g. that an old store has no checksums.
+        """
         problems: list[str] = []
+        try:
+            self._validate_layout(problems, full)
+        except Exception as exc:  # damage in a place the checks did not foresee
+            problems.append(f"damaged store ({exc.__class__.__name__}: {exc})")
+        if self._tx is not None:  # inside a commit: the digests are refreshed when it ends
+            if notes is not None:
+                notes.append("checksums not verified inside an open commit")
+            return problems
+        ck_problems, ck_notes = _verify_checksums(self._f)
+        problems += ck_problems
+        if notes is not None:
+            notes += ck_notes
+        return problems
+
+    def _validate_layout(self, problems: list[str], full: bool) -> None:
         f = self._f
         g = f["space"]
         n = g["hash"].shape[0]
@@ -695,41 +1048,87 @@ class Store:
                 problems.append(f"/space/{name} has {g[name].shape[0]} rows, /space/hash has {n}")
         if g["tokens"].ndim != 2 or g["tokens"].shape[1] != self.space.seq_len:
             problems.append(f"/space/tokens has shape {g['tokens'].shape}, expected (*, {self.space.seq_len})")
-        hashes = g["hash"][()]
-        if len(set(hashes.tolist())) != len(hashes):
+        try:
+            hashes = g["hash"][()]
+        except Exception:
+            hashes = None  # reported by the checksum pass
+        if hashes is not None and len(set(hashes.tolist())) != len(hashes):
             problems.append("/space/hash holds duplicate architectures")
-        if full and not problems:
-            for i, (t, h) in enumerate(zip(g["tokens"][()], hashes)):
+        if full and not problems and hashes is not None:
+            try:
+                tokens = g["tokens"][()]
+            except Exception:
+                tokens = np.zeros((0, self.space.seq_len))
+            for i, (t, h) in enumerate(zip(tokens, hashes)):
                 try:
                     arch = self.space.decode(t)
-                except SpaceError as exc:
+                    ok = self.space.hash(arch) == h.decode()
+                except Exception as exc:
                     problems.append(f"architecture {i}: tokens invalid: {exc}")
-                    continue
-                if self.space.hash(arch) != h.decode():
-                    problems.append(f"architecture {i}: stored hash {h.decode()} does not match its tokens")
+                    ok = True
+                if not ok:
+                    problems.append(f"architecture {i}: stored hash {h.decode(errors='replace')} "
+                                    f"does not match its tokens")
                 if len(problems) > 20:
-                    problems.append("... (stopped after 20 problems)")
-                    return problems
+                    problems.append("... (stopped after 20 architecture problems)")
+                    break
         for task in self.tasks:
             tg = f["tasks"][task]
-            missing = [c for c in list(EVAL_COLUMNS) + ["curves"] if c not in tg]
-            missing += [c for c in _jload(tg.attrs.get("extra_columns"), []) if c not in tg]
+            for key in ("protocols", "provenance", "preprocessing", "info", "extra_columns"):
+                try:
+                    _jload(tg.attrs.get(key))
+                except Exception as exc:
+                    problems.append(f"task {task}: attribute {key} is not valid JSON ({exc})")
+            try:
+                extras = list(_jload(tg.attrs.get("extra_columns"), []))
+            except Exception:
+                extras = []
+            missing = [c for c in list(EVAL_COLUMNS) + ["curves"] + extras if c not in tg]
             if missing:
                 problems.append(f"task {task}: missing columns {missing}")
                 continue
             rows = tg["arch"].shape[0]
-            for c in list(EVAL_COLUMNS) + _jload(tg.attrs.get("extra_columns"), []) + ["curves"]:
+            for c in list(EVAL_COLUMNS) + extras + ["curves"]:
                 if tg[c].shape[0] != rows:
                     problems.append(f"task {task}: column {c} has {tg[c].shape[0]} rows, expected {rows}")
-            ids = tg["arch"][()]
+            try:
+                ids = tg["arch"][()]
+            except Exception:
+                continue  # reported by the checksum pass
             if len(ids) and (ids.min() < 0 or ids.max() >= n):
                 problems.append(f"task {task}: architecture ids outside 0..{n - 1}")
-            protocols = _jload(tg.attrs.get("protocols"), {})
-            used = {p.decode() if isinstance(p, bytes) else p for p in tg["protocol"][()]}
+            try:
+                protocols = _jload(tg.attrs.get("protocols"), {})
+                used = {p.decode() if isinstance(p, bytes) else p for p in tg["protocol"][()]}
+            except Exception:
+                continue
             unknown = sorted(p for p in used if p and p not in protocols)
             if unknown:
                 problems.append(f"task {task}: evaluations use unregistered protocols {unknown}")
-        return problems
+
+    def _check_task(self, task: str) -> h5py.Group:
+        """The task's group after the cheap layout checks (columns present and aligned, ids in
+        range); a damaged task raises a StoreError that points to ``validate``."""
+        g = self._task_group(task)
+        try:
+            extras = list(_jload(g.attrs.get("extra_columns"), []))
+            missing = [c for c in list(EVAL_COLUMNS) + ["curves"] + extras if c not in g]
+            if missing:
+                raise StoreError(f"task {task!r} misses columns {missing}")
+            rows = g["arch"].shape[0]
+            bad = [c for c in list(EVAL_COLUMNS) + extras + ["curves"] if g[c].shape[0] != rows]
+            if bad:
+                raise StoreError(f"task {task!r}: columns {bad} are not aligned with 'arch' ({rows} rows)")
+            ids = g["arch"][()]
+            n = self._f["space/hash"].shape[0]
+            if len(ids) and (ids.min() < 0 or ids.max() >= n):
+                raise StoreError(f"task {task!r}: architecture ids outside 0..{n - 1}")
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: damaged store: {exc}; run `nasbench-xfer validate "
+                             f"{self.path}` for a full report") from None
+        except _DAMAGE as exc:
+            raise self._damage_error(exc) from None
+        return g
 
     # ----------------------------------------------------------- merging
     @classmethod
@@ -742,18 +1141,38 @@ class Store:
         input in ``paths`` (then the earliest row) is kept.  Tasks must agree on
         dataset and metric; protocol definitions of the same name must be equal;
         protocols and provenance of all inputs are kept (provenance as a list).
+        The returned store's ``merge_report`` counts the dropped duplicates and, among
+        them, the ``conflicting`` ones (another val/test metric or status than the kept row).
+
+        ``out``'s writer lock is held from the start, so the merge never replaces a store
+        that another process is writing.
         """
         if not paths:
             raise StoreError("merge needs at least one input store")
-        out = Path(out)
-        if any(Path(p).resolve() == out.resolve() for p in paths):
-            raise StoreError(f"output {out} is also an input; write the merge to a new file")
+        given = Path(out)
+        out = real_path(given)
+        if any(real_path(p) == out for p in paths):
+            raise StoreError(f"output {given} is also an input; write the merge to a new file")
+        if out.is_dir():
+            raise StoreError(f"{given} is a directory; give the path of the store file to write")
         if out.exists() and not overwrite:
-            raise StoreError(f"{out} already exists (pass overwrite=True to replace it)")
-        sources = [cls.open(p, "r") for p in paths]
+            raise StoreError(f"{given} already exists (pass overwrite=True to replace it)")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder {out.parent}: {exc.strerror or exc}") from None
+        sources: list[Store] = []
+        lock_fd: int | None = None
         building = out.with_name(f".{out.name}.merge-{os.getpid()}")
         merged: Store | None = None
+        report = {"duplicates": 0, "conflicting": 0}
         try:
+            sources = [cls.open(p, "r") for p in paths]
+            lock_fd = cls._lock(out)  # the output may not be replaced while someone writes it
+            for stale in list(out.parent.glob(f".{out.name}.merge-*")) + list(
+                    out.parent.glob(f".{out.name}.importing-*")):
+                with contextlib.suppress(OSError):  # left by killed merges/imports of out
+                    stale.unlink()
             space = sources[0].space
             for s in sources[1:]:
                 if s.space != space:
@@ -762,7 +1181,7 @@ class Store:
             merged = cls.create(building, space, overwrite=True,
                                 provenance_info=provenance(merged_from=[str(p) for p in paths]))
             with merged.batch():
-                seen: set[tuple] = set()
+                seen: dict[tuple, tuple] = {}
                 for s in sources:
                     for task in s.tasks:
                         info = s.task_info(task)
@@ -798,9 +1217,15 @@ class Store:
                         records = []
                         for row, curve in zip(frame.to_dict("records"), curves):
                             key = (task, row["hash"], int(row["seed"]), row["protocol"])
+                            values = (row["val_metric"], row["test_metric"], row["status"])
                             if key in seen:
+                                report["duplicates"] += 1
+                                kept = seen[key]
+                                if any(not (a == b or (_missing(a) and _missing(b)))
+                                       for a, b in zip(kept, values)):
+                                    report["conflicting"] += 1
                                 continue
-                            seen.add(key)
+                            seen[key] = values
                             rec = {k: v for k, v in row.items() if k not in ("arch_id", "hash")}
                             rec["arch"] = by_id[row["arch_id"]]
                             finite = np.flatnonzero(~np.isnan(curve))
@@ -808,14 +1233,20 @@ class Store:
                             records.append(rec)
                         merged.append(task, records)
             merged.close()
-            lock_fd = cls._lock(out)  # the output may not be replaced while someone writes it
             try:
                 cls._durable_replace(building, out)
-            except BaseException:
-                cls._unlock(lock_fd)
-                raise
-            return cls(out, "a", _lock_fd=lock_fd)
+            except OSError as exc:
+                raise StoreError(f"cannot write {given}: {exc.strerror or exc} "
+                                 f"(an existing {given} is unchanged)") from None
+            result = cls(out, "a", _lock_fd=lock_fd)
+            lock_fd = None  # now the result's
+            result.merge_report = report
+            return result
+        except StoreError as exc:
+            raise StoreError(str(exc).replace(str(building), str(given))) from None
         finally:
+            if lock_fd is not None:
+                cls._unlock(lock_fd)
             if merged is not None:
                 merged.close()
             for leftover in (building, building.with_name(building.name + ".lock")):
@@ -825,12 +1256,14 @@ class Store:
                 s.close()
 
     # ------------------------------------------------------------ export
+    @_damaged
     def summary(self) -> dict[str, Any]:
-        """What ``nasbench-xfer info`` prints: space, counts, metric ranges, provenance."""
+        """What ``nasbench-xfer info`` prints: space, counts, metric ranges, provenance.
+        A store whose layout is damaged raises a StoreError pointing to ``validate``."""
         tasks = {}
         for t in self.tasks:
             info = self.task_info(t)
-            g = self._task_group(t)
+            g = self._check_task(t)
             vals = g["val_metric"][()]
             ok = vals[~np.isnan(vals)]
             info["val_metric_range"] = [float(ok.min()), float(ok.max())] if len(ok) else None

@@ -77,7 +77,7 @@ def _ints(value: str) -> list[int]:
               help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder: runs.jsonl (resumable), table.csv/.json, figure PNG/PDF.")
-@click.option("--jobs", "-j", default=min(2, os.cpu_count() or 1), show_default=True,
+@click.option("--jobs", "-j", default=min(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
               help="Parallel processes.")
 def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, holdout, seed, predictor,
                  options, out, jobs):

@@ -37,7 +37,7 @@ def _csv(value: str | None) -> list[str]:
                    "--option xfernas.epochs=100 (VALUE parsed as JSON when it can be).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Output folder (trajectories, summary, plots; rerun to resume).")
-@click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=int,
+@click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
               help="Parallel processes.")
 def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, options, out, jobs):
     """Run search strategies on TARGET for several seeds and compare them.

@@ -25,7 +25,7 @@ FULL_DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "comput
 @click.option("--budget", default=33, show_default=True, help="Evaluations per search (the paper's 33).")
 @click.option("--seeds", default=3, show_default=True, help="Seeds per optimizer.")
 @click.option("--optimizers", default="xfernas,nao,random,best-on-source,tapas", show_default=True)
-@click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True)
+@click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1))
 def demo_cmd(out: str, target: str, budget: int, seeds: int, optimizers: str, jobs: int) -> None:
     """Main job on the embedded default benchmark (NAS-Bench-Graph).
 

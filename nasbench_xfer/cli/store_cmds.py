@@ -20,6 +20,19 @@ def open_store(path: str, mode: str = "r") -> Store:
         raise click.ClickException(str(exc)) from None
 
 
+def _output_path(out: str) -> Path:
+    """``out`` with its parent folders created; a clean error when they cannot be."""
+    path = Path(out)
+    if path.is_dir():
+        raise click.ClickException(f"{out} is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create the folder {path.parent} for {out}: "
+                                   f"{exc.strerror or exc}") from None
+    return path
+
+
 def _short(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -32,9 +45,20 @@ def _fmt_range(r: list[float] | None) -> str:
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
 def info_cmd(store: str, as_json: bool) -> None:
-    """Summarise STORE: search space, tasks, evaluation counts, metric ranges, provenance."""
+    """Summarise STORE: search space, tasks, evaluation counts, metric ranges, provenance.
+
+    A damaged store (what `validate --quick` finds) is an error (exit 1) that points
+    to `validate`."""
     with open_store(store) as st:
-        summary = st.summary()
+        problems = st.validate(full=False)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise click.ClickException(f"{store}: damaged store: {problems[0]}{more}; run "
+                                       f"`nasbench-xfer validate {store}` for the full report")
+        try:
+            summary = st.summary()
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -96,6 +120,9 @@ def query_cmd(store: str, task: str, top: int, sort_by: str, arch_spec: str | No
             raise click.ClickException(f"architecture {arch_hash} has no evaluation on task {task!r}")
     if sort_by not in frame.columns:
         raise click.ClickException(f"unknown column {sort_by!r}; columns: {', '.join(frame.columns)}")
+    if frame.empty:
+        click.echo(f"task {task!r} of {store} has no evaluations")
+        return
     frame = frame.sort_values(sort_by, ascending=not higher, na_position="last")
     if top > 0:
         frame = frame.head(top)
@@ -116,6 +143,7 @@ def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool) -> No
     suffix = Path(out).suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise click.ClickException(f"--out must end in .csv or .parquet, got {out!r}")
+    _output_path(out)
     with open_store(store) as st:
         try:
             frames = []
@@ -130,14 +158,16 @@ def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool) -> No
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if suffix == ".csv":
-        table.to_csv(out, index=False)
-    else:
-        try:
+    try:
+        if suffix == ".csv":
+            table.to_csv(out, index=False)
+        else:
             table.to_parquet(out, index=False)
-        except ImportError as exc:
-            raise click.ClickException(f"parquet export needs pyarrow ({exc}); "
-                                       f"pip install pyarrow, or write .csv") from None
+    except ImportError as exc:
+        raise click.ClickException(f"parquet export needs pyarrow ({exc}); "
+                                   f"pip install pyarrow, or write .csv") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(f"wrote {len(table)} rows to {out}")
 
 
@@ -147,14 +177,19 @@ def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool) -> No
 def validate_cmd(stores: tuple[str, ...], quick: bool) -> None:
     """Check that each STORE is sound; exit status 1 if any has problems."""
     bad = 0
-    for path in stores:
+    for path in stores:  # every file is reported, whatever happened to the ones before it
+        notes: list[str] = []
+        n = ntasks = 0
         try:
             with Store.open(path) as st:
-                problems = st.validate(full=not quick)
-                n = sum(st.num_evaluations(t) for t in st.tasks)
-                ntasks = len(st.tasks)
+                problems = st.validate(full=not quick, notes=notes)
+                if not problems:
+                    n = sum(st.num_evaluations(t) for t in st.tasks)
+                    ntasks = len(st.tasks)
         except StoreError as exc:
-            problems, n, ntasks = [str(exc)], 0, 0
+            problems = [str(exc)]
+        except Exception as exc:  # validate must report, never raise
+            problems = [f"cannot be checked ({exc.__class__.__name__}: {exc})"]
         if problems:
             bad += 1
             click.echo(f"INVALID {path}")
@@ -162,6 +197,8 @@ def validate_cmd(stores: tuple[str, ...], quick: bool) -> None:
                 click.echo(f"  - {p}")
         else:
             click.echo(f"ok {path}: {ntasks} tasks, {n} evaluations")
+        for note in notes:
+            click.echo(f"  note: {note}")
     if bad:
         raise SystemExit(1)
 
@@ -181,6 +218,11 @@ def merge_cmd(inputs: tuple[str, ...], out: str, overwrite: bool) -> None:
             n = sum(st.num_evaluations(t) for t in st.tasks)
             click.echo(f"merged {len(inputs)} stores into {out}: {len(st.tasks)} tasks, "
                        f"{st.num_archs} architectures, {n} evaluations")
+            rep = st.merge_report
+            if rep.get("duplicates"):
+                click.echo(f"dropped {rep['duplicates']} duplicate evaluation(s) (same task, "
+                           f"architecture, seed and protocol; the earliest input's row was kept), "
+                           f"{rep['conflicting']} of them with a different val/test metric or status")
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 

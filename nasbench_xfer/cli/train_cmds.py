@@ -19,7 +19,7 @@ import click
               help="Architecture: a name (xfernasnet) or appendix-C JSON (repeatable).")
 @click.option("--archs-file", "--archs", "arch_files", multiple=True, type=click.Path(dir_okay=False),
               help="File of architectures: a JSON list, or one compact JSON per line (repeatable).")
-@click.option("--random", "--sample", "n_random", type=int, default=0, show_default=True,
+@click.option("--random", "--sample", "n_random", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also train this many random architectures.")
 @click.option("--arch-seed", type=int, default=0, show_default=True, help="Seed of --random.")
 @click.option("--seeds", default="0", show_default=True, help="Training seeds, comma-separated.")
@@ -43,10 +43,14 @@ import click
 @click.option("--compile", "use_compile", is_flag=True,
               help="torch.compile the forward instead (eager steps, no CUDA graph; for comparison).")
 @click.option("--no-bf16", is_flag=True, help="Train in fp32 on the GPU.")
-@click.option("--dry-run", is_flag=True, help="Check everything and list the jobs, train nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Check everything and list the jobs, train nothing (a missing STORE is created with "
+                   "its task, as a real run would, unless --no-create).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds to wait for the store's lock while another process writes it.")
 def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files, n_random, arch_seed, seeds,
               split_seed, num_classes, device, devices, shard, retry_failed, create, concurrent, time_limit,
-              cuda_graphs, use_compile, no_bf16, dry_run) -> None:
+              cuda_graphs, use_compile, no_bf16, dry_run, lock_timeout) -> None:
     """Train architectures on DATASET under a protocol; append each result to STORE.
 
     Resumable: evaluations already in STORE for the same task, protocol and seed
@@ -64,7 +68,16 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
     try:
         proto = get_protocol(protocol)
         arch_list = load_archs(archs, arch_files, n_random, arch_seed, proto.num_blocks)
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        seed_list = []
+        for s in seeds.split(","):
+            if s.strip():
+                try:
+                    seed_list.append(int(s))
+                except ValueError:
+                    raise click.BadParameter(f"{s.strip()!r} is not an integer (give seeds as 0,1,2)",
+                                             param_hint="--seeds") from None
+        if not seed_list:
+            raise click.BadParameter("give at least one seed, e.g. 0 or 0,1,2", param_hint="--seeds")
     except (RunError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if device and devices:
@@ -81,7 +94,7 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
                       task_name=task_name, data_root=data_root, split_seed=split_seed,
                       num_classes=num_classes, flags=flags, retry_failed=retry_failed, create=create,
                       dry_run=dry_run, log=click.echo, progress=not dry_run, concurrent=concurrent,
-                      time_limit=time_limit)
+                      time_limit=time_limit, wait_s=lock_timeout)
     except RunError as exc:
         raise click.ClickException(str(exc)) from None
     summary.pop("records", None)

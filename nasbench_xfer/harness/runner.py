@@ -154,15 +154,111 @@ def to_store_row(rec: dict[str, Any], arch: NASNetArch) -> dict[str, Any]:
 
 
 def _open_store(path: Path, mode: str, wait_s: float):
-    from ..store import Store, StoreError
+    """Open the store, waiting up to ``wait_s`` seconds for another writer's lock; says at once
+    (on stderr) which process it waits for."""
+    import sys
+
+    from ..store import Store, StoreError, lock_holder
     t0 = time.monotonic()
+    told = False
     while True:
         try:
             return Store.open(path, mode)
         except StoreError as exc:
-            if "being written by another process" not in str(exc) or time.monotonic() - t0 > wait_s:
+            if "being written by another process" not in str(exc):
                 raise
-            time.sleep(0.5)
+            pid = lock_holder(path)
+            who = f"PID {pid}" if pid else "another process"
+            if time.monotonic() - t0 > wait_s:
+                raise StoreError(f"gave up after {wait_s:g} s waiting for the lock on {path} held by "
+                                 f"{who} (--lock-timeout sets how long to wait)") from None
+            if not told:
+                print(f"waiting for the lock on {path} held by {who} (up to {wait_s:g} s; "
+                      f"--lock-timeout sets how long)", file=sys.stderr, flush=True)
+                told = True
+            time.sleep(min(0.5, max(0.01, wait_s / 4)))
+
+
+# ------------------------------------------- finished evaluations the store could not take
+_PENDING_GLOB = ".pending-*.jsonl"
+
+
+def _pending_dirs(path: Path) -> list[Path]:
+    """Where records that could not be appended to ``path`` are kept: beside the store, or
+    (when that folder cannot be written, e.g. a full disk) a per-user fallback folder."""
+    import hashlib
+    import os
+    import tempfile
+    from ..store import real_path
+    real = real_path(path)
+    key = hashlib.sha1(str(real).encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return [real.parent, base / "nasbench_xfer" / "pending" / key,
+            Path(tempfile.gettempdir()) / f"nasbench_xfer-pending-{os.getuid()}" / key]
+
+
+def _pending_files(path: Path) -> list[Path]:
+    from ..store import real_path
+    name = real_path(path).name
+    found: list[Path] = []
+    for d in _pending_dirs(path):
+        found += sorted(d.glob(name + _PENDING_GLOB))
+    return found
+
+
+def _save_pending(path: Path, task_name: str, rows: Sequence[dict[str, Any]]) -> Path | None:
+    """Write ``rows`` (store rows, ``arch`` as a spec string) as JSON lines, fsynced; the first
+    folder that takes them wins.  None if none could (the caller then prints them)."""
+    import os
+    from ..store import real_path
+    name = real_path(path).name
+    text = "".join(json.dumps({"task": task_name, "row": r}, default=float) + "\n" for r in rows)
+    for d in _pending_dirs(path):
+        dest = d / f"{name}.pending-{os.getpid()}-{time.time_ns()}.jsonl"
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            fd = os.open(str(dest), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, text.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return dest
+        except OSError:
+            try:
+                dest.unlink()
+            except OSError:
+                pass
+    return None
+
+
+def _recover_pending(st, path: Path, log: Callable[[str], None] = print) -> int:
+    """Append records saved by an earlier run that could not write the store (``st`` is open
+    for appending, so no other run recovers them at the same time); rows already in the store
+    (same architecture, seed, protocol and finish time) are not added twice."""
+    from ..store import StoreError
+    added = 0
+    for f in _pending_files(path):
+        try:
+            entries = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+            by_task: dict[str, list[dict[str, Any]]] = {}
+            for e in entries:
+                row = dict(e["row"])
+                row["arch"] = st.space.from_string(row["arch"])
+                by_task.setdefault(e["task"], []).append(row)
+            for task, rows in by_task.items():
+                have = st.evaluations(task) if task in st.tasks else None
+                if have is not None and len(have):
+                    seen = set(zip(have["hash"], have["seed"], have["protocol"], have["finished_at"]))
+                    rows = [r for r in rows if (st.space.hash(r["arch"]), r["seed"], r["protocol"],
+                                                r["finished_at"]) not in seen]
+                added += st.append(task, rows)
+        except (OSError, ValueError, KeyError, TypeError, SpaceError, StoreError) as exc:
+            raise RunError(f"{f} holds finished evaluations for {path} that could not be added "
+                           f"({exc}); fix or remove that file and run again") from None
+        f.unlink()
+        log(f"added {len(entries)} finished evaluation(s) saved earlier in {f} to {path}")
+    return added
 
 
 def _task_info(task) -> dict[str, Any]:
@@ -177,6 +273,10 @@ def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create:
     from ..store import Store, StoreError
     space = NASNetSpace(protocol.num_blocks)
     try:
+        if not path.exists() and _pending_files(path):
+            raise RunError(f"no store at {path}, but finished evaluations for it were saved in "
+                           f"{', '.join(map(str, _pending_files(path)))}; restore the store (or move "
+                           f"those files away) and run again")
         if not path.exists():
             if not create:
                 raise RunError(f"no store at {path} (pass create=True / --create to make one)")
@@ -203,6 +303,7 @@ def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create:
             st.add_task(task_name, dataset=dataset, metric="accuracy", num_classes=task.num_classes,
                         preprocessing=task.preprocessing, info=_task_info(task))
         st.register_protocol(task_name, protocol.name, protocol.to_dict())
+        _recover_pending(st, path)
         ev = st.evaluations(task_name)
     except StoreError as exc:
         raise RunError(str(exc)) from None
@@ -345,10 +446,28 @@ def _append_record(path: str | Path, task_name: str, wait_s: float, rec: dict[st
 
 def _append_records(path: str | Path, task_name: str, wait_s: float,
                     items: Sequence[tuple[dict[str, Any], NASNetArch]]) -> None:
-    """Append finished evaluations to the store in one atomic write."""
+    """Append finished evaluations to the store in one atomic write.  When the store cannot take
+    them (a full disk, an I/O error, ...), they are saved in a side file (fsynced) that the next
+    run on this store appends first, and the error says where."""
+    import sys
+
     from ..store import StoreError
+    rows = [to_store_row(rec, arch) for rec, arch in items]
     try:
         with _open_store(Path(path), "a", wait_s) as st:
-            st.append(task_name, [to_store_row(rec, arch) for rec, arch in items])
-    except StoreError as exc:
-        raise RunError(f"could not append to {path}: {exc}") from None
+            st.append(task_name, rows)
+        return
+    except (StoreError, OSError) as exc:
+        reason = str(exc)
+    space = NASNetSpace(items[0][1].num_blocks)
+    plain = [{**r, "arch": space.to_string(r["arch"]), "curve": [float(v) for v in r["curve"]]}
+             for r in rows]
+    side = _save_pending(Path(path), task_name, plain)
+    if side is None:
+        for r in plain:  # nowhere to write them: the terminal is the last place they can go
+            print(json.dumps({"task": task_name, "row": r}, default=float), file=sys.stderr, flush=True)
+        raise RunError(f"could not append {len(rows)} finished evaluation(s) to {path}: {reason}; "
+                       f"no folder could take a side file either, so they were printed above as "
+                       f"JSON lines") from None
+    raise RunError(f"could not append {len(rows)} finished evaluation(s) to {path}: {reason}; "
+                   f"they are saved in {side} and the next run on this store adds them") from None

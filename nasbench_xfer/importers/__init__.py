@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..space import SearchSpace
-from ..store import Store, StoreError
+from ..store import Store, StoreError, real_path
 
 
 class ImporterError(Exception):
@@ -57,45 +57,83 @@ def default_command(func: str, **kwargs: Any) -> str:
     return f"python: nasbench_xfer.importers.{func}({args})"
 
 
+def remove_stale_builds(out: Path) -> list[Path]:
+    """Delete what killed importers and merges left beside ``out`` (hidden
+    ``.OUT.importing-PID*`` and ``.OUT.merge-PID*`` files).  Call it holding ``out``'s
+    writer lock: every live builder of ``out`` holds it, so whatever is there is stale."""
+    removed = []
+    for pattern in (f".{out.name}.importing-*", f".{out.name}.merge-*"):
+        for stale in out.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                removed.append(stale)
+    return removed
+
+
 @contextlib.contextmanager
 def building_store(out: str | os.PathLike, space: SearchSpace, *, overwrite: bool,
                    provenance_info: Mapping[str, Any]) -> Iterator[Store]:
     """A new store for ``space``, written under a temporary name and moved to ``out`` on success.
 
     Everything written inside the ``with`` block is one commit; if the block raises,
-    nothing is left behind and an existing ``out`` is untouched.
+    nothing is left behind and an existing ``out`` is untouched.  ``out``'s writer lock
+    is held from the start to the replace, so an import never undoes (or is undone by)
+    a process appending to the same store; a symbolic link ``out`` is followed (the
+    link stays, its target is replaced, with its permission bits).  The new file is
+    fsynced before the rename and the folder after it, like every store commit.
     """
-    out = Path(out)
+    given = Path(out)
+    out = real_path(given)
     if out.is_dir():
-        raise ImporterError(f"{out} is a directory; give the path of the store file to write")
+        raise ImporterError(f"{given} is a directory; give the path of the store file to write")
     if out.exists() and not overwrite:
-        raise ImporterError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
+        raise ImporterError(f"{given} already exists (pass overwrite=True / --overwrite to replace it)")
     try:
-        store = Store.create(tmp, space, overwrite=True, provenance_info=provenance_info)
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImporterError(f"cannot create the folder {out.parent} for {given}: "
+                            f"{exc.strerror or exc}") from None
+    try:
+        lock_fd = Store._lock(out)
     except StoreError as exc:
         raise ImporterError(str(exc)) from None
-    ok = False
     try:
+        if out.exists() and not overwrite:  # written by someone else while we waited
+            raise ImporterError(f"{given} already exists (pass overwrite=True / --overwrite to replace it)")
+        remove_stale_builds(out)
+        tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
         try:
-            with store.batch():
-                yield store
-                problems = store.validate(full=False)
-                if problems:
-                    raise ImporterError("the imported store failed validation: " + "; ".join(problems))
+            store = Store.create(tmp, space, overwrite=True, provenance_info=provenance_info)
         except StoreError as exc:
-            raise ImporterError(str(exc)) from None
-        ok = True
-    finally:
-        store.close()
-        with contextlib.suppress(OSError):
-            tmp.with_name(tmp.name + ".lock").unlink()
-        if ok:
-            os.replace(tmp, out)
-        else:
+            raise ImporterError(str(exc).replace(str(tmp), str(given))) from None
+        ok = False
+        try:
+            try:
+                with store.batch():
+                    yield store
+                    problems = store.validate(full=False)
+                    if problems:
+                        raise ImporterError("the imported store failed validation: " + "; ".join(problems))
+            except StoreError as exc:
+                raise ImporterError(str(exc).replace(str(tmp), str(given))) from None
+            ok = True
+        finally:
+            store.close()
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                tmp.with_name(tmp.name + ".lock").unlink()
+            try:
+                if ok:
+                    Store._durable_replace(tmp, out)
+            except OSError as exc:
+                ok = False
+                raise ImporterError(f"cannot write {given}: {exc.strerror or exc} "
+                                    f"(an existing {given} is unchanged)") from None
+            finally:
+                if not ok:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+    finally:
+        Store._unlock(lock_fd)
 
 
 from .csv_table import import_csv  # noqa: E402

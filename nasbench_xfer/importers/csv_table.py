@@ -44,7 +44,14 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
         rows = [f"line {i + 2}: {raw[i]!r}" for i in np.flatnonzero(bad.to_numpy())[:_MAX_REPORTED]]
         raise ImporterError(f"{path}: column {column!r} has {int(bad.sum())} non-numeric value(s) "
                             f"({'; '.join(rows)})")
-    return vals.to_numpy(dtype=np.float64)
+    out = vals.to_numpy(dtype=np.float64)
+    inf = np.isinf(out)
+    if inf.any():
+        rows = [f"line {i + 2}: {str(raw[i])!r}" for i in np.flatnonzero(inf)[:_MAX_REPORTED]]
+        raise ImporterError(f"{path}: column {column!r} has {int(inf.sum())} infinite value(s) "
+                            f"({'; '.join(rows)}); values must be finite (leave a cell empty "
+                            f"for a missing value)")
+    return out
 
 
 def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_column: str,
@@ -76,7 +83,7 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
         raise ImporterError(f"CSV file not found: {csv_path}")
     try:
         frame = pd.read_csv(csv_path, sep=sep, dtype={arch_column: str}, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise ImporterError(f"{csv_path}: cannot read CSV: {exc}") from None
     needed = [arch_column, *task_columns.values(), *test_columns.values(), *extra_columns]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
