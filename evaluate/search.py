@@ -69,20 +69,25 @@ def check_spec(spec: SearchSpec) -> None:
 
 def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
     """One search: ``optimizer`` on ``spec.target`` with ``spec.budget`` evaluations, seeded."""
-    from ..baselines.probe import choose_probe
+    from ..baselines.probe import choose_probes, full_table_similarity
 
     with Store.open(spec.store) as st:
         oracle = TabularOracle(st, spec.target, spec.budget)
         src_rng = np.random.default_rng(_seed_for(seed, "sources"))
         sources = load_task_data(st, spec.sources, spec.source_size, src_rng)
         opt = make_optimizer(optimizer, **spec.options.get(optimizer, {}))
-        probe, probe_scores = (choose_probe(st, spec.target, spec.sources)
-                               if getattr(opt, "uses_probe", False) else (None, {}))
+        probes, probe_table = (choose_probes(st, spec.target, spec.sources, getattr(opt, "n_probes", 8))
+                               if getattr(opt, "uses_probe", False) else ([], {}))
+        similarity = (full_table_similarity(st, spec.target, spec.sources)
+                      if getattr(opt, "uses_oracle_similarity", False) else {})
         ctx = SearchContext(space=st.space, target=spec.target, sources=sources, budget=spec.budget,
                             rng=np.random.default_rng(_seed_for(seed, optimizer)),
                             candidates=oracle.candidates, restricted=oracle.restricted,
                             task_info={t: st.task_info(t) for t in [spec.target, *spec.sources]},
-                            probe=probe, probe_scores=probe_scores)
+                            probes=probes, probe_table=probe_table,
+                            probe=probes[0] if probes else None,
+                            probe_scores={s: float(v[0]) for s, v in probe_table.items()},
+                            task_similarity=similarity)
         opt.setup(ctx)
         stale = 0
         while oracle.used < spec.budget:

@@ -23,7 +23,8 @@ def _csv(value: str | None) -> list[str]:
 @click.option("--sources", default=None,
               help="Comma-separated source tasks (their evaluations are the source knowledge). "
                    "Default: every other task of the store.")
-@click.option("--optimizers", "-O", default="xfernas,nao,random,best-on-source,tapas", show_default=True,
+@click.option("--optimizers", "-O", default="xfernas,nao,random,best-on-source,tapas,best-on-source-oracle",
+              show_default=True,
               help="Comma-separated optimizers: built-in names, installed plugins "
                    "(entry-point group nasbench_xfer.optimizers) or module:Class paths.")
 @click.option("--budget", "-b", default=33, show_default=True, type=int,
