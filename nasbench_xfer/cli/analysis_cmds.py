@@ -117,14 +117,15 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     table = aggregate(runs)
     table.to_csv(path / "table.csv", index=False)
     table.to_json(path / "table.json", orient="records", indent=1)
-    for metric in ("pearson", "spearman"):
+    for metric in ("pearson", "spearman", "kendall"):
         plot_curves(table, path / f"figure3_{metric}", metric)
-    piv = table.pivot(index="target_size", columns="source_size", values="pearson_mean")
-    click.echo(f"\nPearson correlation on {holdout} held-out {target} architectures "
-               f"(mean over {splits} splits; columns: architectures per source task)")
-    click.echo(piv.round(3).to_string())
+    for metric in ("spearman", "kendall", "pearson"):
+        piv = table.pivot(index="target_size", columns="source_size", values=f"{metric}_mean")
+        click.echo(f"\n{metric.capitalize()} correlation on {holdout} held-out {target} architectures "
+                   f"(mean over {splits} splits; columns: architectures per source task)")
+        click.echo(piv.round(3).to_string())
     click.echo(f"\nfit seconds: mean {runs['fit_seconds'].mean():.2f}, total {runs['fit_seconds'].sum():.0f}")
-    click.echo(f"wrote {path}/runs.jsonl, table.csv, table.json, figure3_pearson.png/.pdf")
+    click.echo(f"wrote {path}/runs.jsonl, table.csv, table.json, figure3_{{spearman,kendall,pearson}}.png/.pdf")
 
 
 def register(cli: click.Group) -> None:
