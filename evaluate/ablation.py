@@ -40,7 +40,7 @@ from ..store import Store, StoreError
 
 DEFAULT_SOURCE_SIZES = (0, 50, 100, 150)
 DEFAULT_TARGET_SIZES = (0, 10, 25, 50, 75, 100, 150)
-BUILTIN_PREDICTORS = ("xfernas", "nao", "ridge", "random-forest")
+BUILTIN_PREDICTORS = ("xfernas", "xfernas-paper", "nao", "ridge", "random-forest")
 
 
 # ------------------------------------------------------------------ predictors
@@ -75,13 +75,20 @@ class SklearnTokenPredictor:
 
 
 def make_predictor(name: str, space, seed: int, options: Mapping[str, Any] | None = None):
-    """Built-in surrogates by name: ``xfernas`` (default), ``nao``, ``ridge``, ``random-forest``;
-    or a ``module:callable`` path called as ``callable(space, seed=seed, **options)``."""
+    """Built-in surrogates by name: ``xfernas`` (default: the transfer predictor with its default,
+    calibrated head), ``xfernas-paper`` (the paper's model exactly: ``head="paper"``), ``nao``,
+    ``ridge``, ``random-forest``; or a ``module:callable`` path called as
+    ``callable(space, seed=seed, **options)``."""
     options = dict(options or {})
     if name == "xfernas":
         from ..predictor import TransferPredictor
 
         return TransferPredictor(space, seed=seed, **options)
+    if name == "xfernas-paper":
+        from ..predictor import TransferPredictor
+
+        return TransferPredictor(space, seed=seed, **{"head": "paper", "residual_shrinkage": 0.0,
+                                                      **options})
     if name == "nao":
         from ..predictor import NAOPredictor
 
@@ -97,7 +104,7 @@ def make_predictor(name: str, space, seed: int, options: Mapping[str, Any] | Non
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"cannot load predictor {name!r}: {exc}") from None
         return factory(space, seed=seed, **options)
-    raise ValueError(f"unknown predictor {name!r}; built-in: xfernas, nao, ridge, random-forest "
+    raise ValueError(f"unknown predictor {name!r}; built-in: {', '.join(BUILTIN_PREDICTORS)} "
                      f"(or a module:callable path)")
 
 

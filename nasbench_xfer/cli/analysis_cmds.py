@@ -72,7 +72,8 @@ def _ints(value: str) -> list[int]:
 @click.option("--holdout", default=50, show_default=True, help="Held-out target architectures per split.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the splits.")
 @click.option("--predictor", default="xfernas", show_default=True,
-              help="Surrogate: xfernas, nao, ridge, random-forest, or module:callable(space, seed, **opts).")
+              help="Surrogate: xfernas (default transfer model, calibrated head), xfernas-paper (the "
+                   "paper's model exactly), nao, ridge, random-forest, or module:callable(space, seed, **opts).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
@@ -88,7 +89,9 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     Pearson, Spearman, Kendall and top-k precision on the held-out set. Every finished
     fit is appended to OUT/runs.jsonl, so an interrupted ablation resumes where it
     stopped. Writes OUT/table.csv, OUT/table.json (mean and std over splits) and
-    OUT/figure3_{pearson,spearman}.png/.pdf (x = target size, one curve per source size).
+    OUT/figure3_{spearman,kendall,pearson}.png/.pdf (x = target size, one curve per source
+    size; mean over splits with a band of ± 1 std over splits). Predictors: xfernas is the
+    default transfer model (calibrated head), xfernas-paper the paper's model exactly.
     """
     import json as _json
 
