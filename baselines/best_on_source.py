@@ -79,11 +79,11 @@ class BestOnSource(Optimizer):
         if self.chosen is None:
             todo = [p for p in self.ctx.probes if self.is_new(p)]
             if todo:
-                return todo[:n]
+                return self.mark(todo[:n], "probe")
             self._choose()
         if self._queue is None:
             self._build_queue()
-        return self.take_new(self._queue, n)
+        return self.mark(self.take_new(self._queue, n), f"source-best:{self.chosen}")
 
 
 class BestOnSourceOracle(BestOnSource):

@@ -103,6 +103,6 @@ class TapasLike(Optimizer):
         if self._queue is None:
             todo = [p for p in self.ctx.probes if self.is_new(p)]
             if todo:
-                return todo[:n]
+                return self.mark(todo[:n], "probe")
             self._queue = self._rank([self.evaluated[self.ctx.hash(p)][1] for p in self.ctx.probes])
-        return self.take_new(self._queue, n)
+        return self.mark(self.take_new(self._queue, n), "source-model")

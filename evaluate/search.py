@@ -101,6 +101,8 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
                 raise OptimizerError(f"optimizer {optimizer!r} proposed no new architecture three "
                                      f"times in a row after {oracle.used} evaluations")
         traj = oracle.trajectory_frame()
+        origins = getattr(opt, "origins", None) or {}
+        traj["origin"] = [origins.get(h, "") for h in traj["hash"]]
         values = oracle.scores()
         best = oracle.best_score()
     traj.insert(0, "optimizer", optimizer)

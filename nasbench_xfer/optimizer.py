@@ -89,6 +89,9 @@ class Optimizer:
     def setup(self, ctx: SearchContext) -> None:
         self.ctx = ctx
         self.evaluated: dict[str, tuple[Hashable, float]] = {}
+        #: where each proposed architecture came from, by hash (e.g. "screen", "ascent",
+        #: "random", "probe", "source-best"); written to the trajectory's ``origin`` column
+        self.origins: dict[str, str] = {}
 
     def ask(self, n: int) -> list:
         raise NotImplementedError
@@ -98,6 +101,15 @@ class Optimizer:
             self.evaluated[self.ctx.hash(a)] = (a, float(r))
 
     # helpers for subclasses -------------------------------------------------
+    def mark(self, archs: Sequence[Hashable], origin: str) -> list:
+        """Record ``origin`` for ``archs`` (first origin wins) and return them as a list."""
+        archs = list(archs)
+        origins = getattr(self, "origins", None)
+        if origins is not None:
+            for a in archs:
+                origins.setdefault(self.ctx.hash(a), origin)
+        return archs
+
     def is_new(self, arch: Hashable) -> bool:
         return self.ctx.hash(arch) not in self.evaluated
 

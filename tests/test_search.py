@@ -230,6 +230,34 @@ def test_xfernas_and_nao_search_through_the_same_loop(store_path):
     assert run_search(s, "xfernas", 0)["hash"].tolist() == x["hash"].tolist()
     with pytest.raises(OptimizerError, match="xfernas needs source tasks"):
         run_search(spec(store_path, sources=[], budget=3), "xfernas", 0)
+    # where every evaluation came from is in the trajectory
+    assert x["origin"].iloc[:4].eq("screen-sources").all()     # phase 1: the sources' consensus
+    assert set(x["origin"].iloc[4:]) <= {"screen", "ascent", "random"}
+    assert n["origin"].iloc[:4].eq("init").all()               # NAO starts at random
+    assert set(n["origin"].iloc[4:]) <= {"screen", "ascent", "random"}
+
+
+def test_nao_proposal_rule_and_cold_refits_stay_available(store_path):
+    fast = {"epochs": 5, "min_steps": 40, "refit_every": 4}
+    s = spec(store_path, budget=8, options={"xfernas": {**fast, "proposal": "ascent",
+                                                        "warm_start": False}})
+    x = run_search(s, "xfernas", 0)
+    assert len(x) == 8 and x["hash"].nunique() == 8
+    # NAO's rule: gradient ascent first, pool screening only to fill a sampled table's batch
+    assert set(x["origin"]) <= {"ascent", "screen-sources", "screen", "random"}
+    with pytest.raises(OptimizerError, match="proposal must be one of hybrid, ascent"):
+        run_search(spec(store_path, options={"xfernas": {"proposal": "greedy"}}), "xfernas", 0)
+
+
+def test_xfernas_first_proposals_are_the_sources_consensus(store_path):
+    """Phase 1 ranks the whole pool with the universal network: with a source that orders
+    like the target, the first evaluations are already near the top of the table."""
+    fast = {"epochs": 20, "min_steps": 300, "refit_every": 5}
+    s = spec(store_path, budget=5, sources=["near"], options={"xfernas": fast})
+    x = run_search(s, "xfernas", 0)
+    r = run_search(spec(store_path, budget=5, sources=["near"]), "random", 0)
+    assert x["top_fraction"].iloc[-1] < r["top_fraction"].iloc[-1]
+    assert x["top_fraction"].iloc[-1] <= 0.1
 
 
 def test_lower_is_better_targets_are_minimised(tmp_path):
