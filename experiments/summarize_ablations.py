@@ -3,6 +3,7 @@ does zero-target correlation rise with source size, do the first target evaluati
 (the "dip"), does transfer ever hurt, where do the curves meet?
 
     python experiments/summarize_ablations.py > docs/results/ablation/overview.md
+    python experiments/summarize_ablations.py docs/results/ablation-dip > docs/results/ablation-dip/overview.md
 
 Claims are stated from Spearman (rank) correlation over the held-out architectures; Kendall and
 Pearson (the paper's metric) are given beside it.  Pearson is inflated on TransNAS by a few very
@@ -63,7 +64,7 @@ def summarize(d: Path) -> tuple[dict, dict]:
         ", ".join(f"{r.source_size}@{r.target_size} ({r['diff']:+.3f}, p={r.p:.3f}; "
                   f"{'hurts' if r.call_holm == 'hurts' else 'n.s.'})" for _, r in hurts.iterrows())
         if len(hurts) else "never")
-    big = eff[eff.source_size == srcs[-1]].sort_values("target_size")
+    big = eff[eff.source_size == srcs[-1]].sort_values("target_size").reset_index(drop=True)
     calls = big["call"].tolist()
     if "helps" not in calls:
         meet = "never apart"
@@ -96,7 +97,10 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    pairs = [summarize(d) for d in sorted(ROOT.iterdir()) if (d / "runs.jsonl").exists()]
+    import sys
+
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT
+    pairs = [summarize(d) for d in sorted(root.iterdir()) if (d / "runs.jsonl").exists()]
     print("# Ablations: overview\n")
     print(__doc__.split("\n\n")[0] + "\n")
     for para in __doc__.split("\n\n")[2:4]:
