@@ -66,7 +66,9 @@ def summarize(d: Path) -> tuple[dict, dict]:
         if len(hurts) else "never")
     big = eff[eff.source_size == srcs[-1]].sort_values("target_size").reset_index(drop=True)
     calls = big["call"].tolist()
-    if "helps" not in calls:
+    if spec["splits"] < 6:
+        meet = "n/a (too few splits to test)"
+    elif "helps" not in calls:
         meet = "never apart"
     elif calls[-1] == "helps":
         meet = f"not by {tgts[-1]}"
@@ -74,6 +76,11 @@ def summarize(d: Path) -> tuple[dict, dict]:
         last = max(k for k, c in enumerate(calls) if c == "helps")
         meet = f"at {big['target_size'].iloc[last + 1]}"
     row[f"curves meet (source {srcs[-1]} vs none)"] = meet
+    row[f"transfer - none, {srcs[-1]}/source (" + "/".join(map(str, tgts)) + ")"] = " / ".join(
+        f"{v:+.3f}" for v in big["diff"])
+    if spec["splits"] < 6:
+        row["note"] = (f"{spec['splits']} splits: a two-sided Wilcoxon test cannot reach p < 0.05 "
+                       "(smallest p = 2/2^n), so no cell can be called")
     dip = target_dip(runs, "spearman")
     drow = dict(head)
     worst = np.inf
@@ -84,7 +91,7 @@ def summarize(d: Path) -> tuple[dict, dict]:
         for m in (10, 25):
             if m in g.index:
                 worst = min(worst, g.loc[m, "change"])
-    drow["worst change @10/25"] = f"{worst:+.3f}"
+    drow["worst change @10/25"] = f"{worst:+.4f}"
     drow["goal (>= -0.01)"] = "met" if worst >= -0.01 else "missed"
     return row, drow
 
@@ -100,7 +107,8 @@ def main() -> None:
     import sys
 
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT
-    pairs = [summarize(d) for d in sorted(root.iterdir()) if (d / "runs.jsonl").exists()]
+    # only finished ablations (the CLI writes table.csv at the end)
+    pairs = [summarize(d) for d in sorted(root.iterdir()) if (d / "table.csv").exists()]
     print("# Ablations: overview\n")
     print(__doc__.split("\n\n")[0] + "\n")
     for para in __doc__.split("\n\n")[2:4]:
