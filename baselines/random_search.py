@@ -34,4 +34,4 @@ class RandomSearch(Optimizer):
                 continue
             hashes.add(h)
             out.append(arch)
-        return out
+        return self.mark(out, "random")

@@ -40,7 +40,7 @@ from ..store import Store, StoreError
 
 DEFAULT_SOURCE_SIZES = (0, 50, 100, 150)
 DEFAULT_TARGET_SIZES = (0, 10, 25, 50, 75, 100, 150)
-BUILTIN_PREDICTORS = ("xfernas", "nao", "ridge", "random-forest")
+BUILTIN_PREDICTORS = ("xfernas", "xfernas-paper", "nao", "ridge", "random-forest")
 
 
 # ------------------------------------------------------------------ predictors
@@ -75,13 +75,20 @@ class SklearnTokenPredictor:
 
 
 def make_predictor(name: str, space, seed: int, options: Mapping[str, Any] | None = None):
-    """Built-in surrogates by name: ``xfernas`` (default), ``nao``, ``ridge``, ``random-forest``;
-    or a ``module:callable`` path called as ``callable(space, seed=seed, **options)``."""
+    """Built-in surrogates by name: ``xfernas`` (default: the transfer predictor with its default,
+    calibrated head), ``xfernas-paper`` (the paper's model exactly: ``head="paper"``), ``nao``,
+    ``ridge``, ``random-forest``; or a ``module:callable`` path called as
+    ``callable(space, seed=seed, **options)``."""
     options = dict(options or {})
     if name == "xfernas":
         from ..predictor import TransferPredictor
 
         return TransferPredictor(space, seed=seed, **options)
+    if name == "xfernas-paper":
+        from ..predictor import TransferPredictor
+
+        return TransferPredictor(space, seed=seed, **{"head": "paper", "residual_shrinkage": 0.0,
+                                                      **options})
     if name == "nao":
         from ..predictor import NAOPredictor
 
@@ -97,7 +104,7 @@ def make_predictor(name: str, space, seed: int, options: Mapping[str, Any] | Non
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"cannot load predictor {name!r}: {exc}") from None
         return factory(space, seed=seed, **options)
-    raise ValueError(f"unknown predictor {name!r}; built-in: xfernas, nao, ridge, random-forest "
+    raise ValueError(f"unknown predictor {name!r}; built-in: {', '.join(BUILTIN_PREDICTORS)} "
                      f"(or a module:callable path)")
 
 
@@ -306,6 +313,62 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def transfer_effects(runs: pd.DataFrame, metric: str = "spearman", alpha: float = 0.05) -> pd.DataFrame:
+    """Per (source size > 0, target size > 0) cell: does transfer help or hurt?
+
+    Splits pair the settings, so for each cell the per-split difference
+    ``metric(s, m) - metric(0, m)`` is tested with a two-sided Wilcoxon signed-rank
+    test; p-values are Holm-corrected over all cells of the ablation.  Columns:
+    source_size, target_size, transfer (mean), none (mean), diff (mean), pairs, p,
+    p_holm, call (``helps``/``hurts``/``tie`` at uncorrected p < ``alpha``) and
+    call_holm (the same at Holm p < ``alpha``).
+    """
+    from .stats import holm, paired_wilcoxon
+
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    srcs = sorted(s for s in ok["source_size"].unique() if s > 0)
+    tgts = sorted(m for m in ok["target_size"].unique() if m > 0)
+    rows = []
+    for s in srcs:
+        for m in tgts:
+            a = ok[(ok.source_size == s) & (ok.target_size == m)].set_index("split")[metric]
+            b = ok[(ok.source_size == 0) & (ok.target_size == m)].set_index("split")[metric]
+            both = a.index.intersection(b.index)
+            res = paired_wilcoxon(a[both].to_numpy(), b[both].to_numpy())
+            rows.append({"source_size": int(s), "target_size": int(m), "transfer": a.mean(),
+                         "none": b.mean(), "diff": res.mean_diff, "pairs": res.n, "p": res.pvalue})
+    out = pd.DataFrame(rows, columns=["source_size", "target_size", "transfer", "none", "diff",
+                                      "pairs", "p"])
+    out["p_holm"] = holm(out["p"].to_numpy()) if len(out) else []
+
+    def call(p, d):
+        return "tie" if not p < alpha else ("helps" if d > 0 else "hurts")
+
+    out["call"] = [call(p, d) for p, d in zip(out["p"], out["diff"])]
+    out["call_holm"] = [call(p, d) for p, d in zip(out["p_holm"], out["diff"])]
+    return out
+
+
+def target_dip(runs: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
+    """For every source size > 0 and target size > 0: the mean ``metric`` minus the zero-target
+    mean of the same source size (negative = the first target evaluations made it worse), with a
+    paired Wilcoxon test over the splits.  Columns: source_size, target_size, zero, value,
+    change, p."""
+    from .stats import paired_wilcoxon
+
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    rows = []
+    for s in sorted(x for x in ok["source_size"].unique() if x > 0):
+        z = ok[(ok.source_size == s) & (ok.target_size == 0)].set_index("split")[metric]
+        for m in sorted(x for x in ok["target_size"].unique() if x > 0):
+            v = ok[(ok.source_size == s) & (ok.target_size == m)].set_index("split")[metric]
+            both = v.index.intersection(z.index)
+            res = paired_wilcoxon(v[both].to_numpy(), z[both].to_numpy())
+            rows.append({"source_size": int(s), "target_size": int(m), "zero": z.mean(),
+                         "value": v.mean(), "change": v.mean() - z.mean(), "p": res.pvalue})
+    return pd.DataFrame(rows, columns=["source_size", "target_size", "zero", "value", "change", "p"])
+
+
 def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pearson",
                 title: str | None = None) -> None:
     """Figure-3-style plot: x = target size, one curve per source size, mean with a std band."""
@@ -323,7 +386,9 @@ def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pea
     ax.set_xlabel("target knowledge (evaluated target architectures)")
     ax.set_ylabel(f"{metric} correlation on held-out architectures")
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_title(title or f"target {table['target'].iloc[0]}")
+    n = "/".join(str(int(k)) for k in sorted(table["splits"].unique())) if "splits" in table else "?"
+    ax.set_title(f"{title or 'target ' + str(table['target'].iloc[0])}\n"
+                 f"line: mean over {n} splits; band: ± 1 std over splits", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(title="source knowledge")
     fig.tight_layout()

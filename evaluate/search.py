@@ -69,20 +69,25 @@ def check_spec(spec: SearchSpec) -> None:
 
 def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
     """One search: ``optimizer`` on ``spec.target`` with ``spec.budget`` evaluations, seeded."""
-    from ..baselines.probe import choose_probe
+    from ..baselines.probe import choose_probes, full_table_similarity
 
     with Store.open(spec.store) as st:
         oracle = TabularOracle(st, spec.target, spec.budget)
         src_rng = np.random.default_rng(_seed_for(seed, "sources"))
         sources = load_task_data(st, spec.sources, spec.source_size, src_rng)
         opt = make_optimizer(optimizer, **spec.options.get(optimizer, {}))
-        probe, probe_scores = (choose_probe(st, spec.target, spec.sources)
-                               if getattr(opt, "uses_probe", False) else (None, {}))
+        probes, probe_table = (choose_probes(st, spec.target, spec.sources, getattr(opt, "n_probes", 8))
+                               if getattr(opt, "uses_probe", False) else ([], {}))
+        similarity = (full_table_similarity(st, spec.target, spec.sources)
+                      if getattr(opt, "uses_oracle_similarity", False) else {})
         ctx = SearchContext(space=st.space, target=spec.target, sources=sources, budget=spec.budget,
                             rng=np.random.default_rng(_seed_for(seed, optimizer)),
                             candidates=oracle.candidates, restricted=oracle.restricted,
                             task_info={t: st.task_info(t) for t in [spec.target, *spec.sources]},
-                            probe=probe, probe_scores=probe_scores)
+                            probes=probes, probe_table=probe_table,
+                            probe=probes[0] if probes else None,
+                            probe_scores={s: float(v[0]) for s, v in probe_table.items()},
+                            task_similarity=similarity)
         opt.setup(ctx)
         stale = 0
         while oracle.used < spec.budget:
@@ -96,6 +101,8 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
                 raise OptimizerError(f"optimizer {optimizer!r} proposed no new architecture three "
                                      f"times in a row after {oracle.used} evaluations")
         traj = oracle.trajectory_frame()
+        origins = getattr(opt, "origins", None) or {}
+        traj["origin"] = [origins.get(h, "") for h in traj["hash"]]
         values = oracle.scores()
         best = oracle.best_score()
     traj.insert(0, "optimizer", optimizer)
@@ -188,14 +195,20 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
         pass
     summary = summarize(traj, spec.budget)
     summary.to_csv(out / "summary.csv", index=False)
-    (out / "summary.md").write_text(summary_markdown(summary, spec))
+    tests = paired_tests(traj)
+    tests.to_csv(out / "paired_tests.csv", index=False)
+    (out / "summary.md").write_text(summary_markdown(summary, spec, tests))
     plot_best_so_far(traj, out / "best_so_far", title=f"target {spec.target}")
-    return {"trajectories": traj, "summary": summary}
+    return {"trajectories": traj, "summary": summary, "tests": tests}
 
 
 def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
     """Per optimizer: best val / its test / regret at budgets 10, 33, 100 (mean, std over seeds),
-    and evaluations needed to reach the table's top 1% and 5%."""
+    and evaluations needed to reach the table's top 1% and 5%: the Kaplan-Meier median over
+    all seeds (a seed that never got there is censored at its last evaluation, not dropped;
+    ``inf`` when fewer than half got there) and the fraction of seeds that got there."""
+    from .stats import km_median
+
     rows = []
     budgets = sorted({b for b in SUMMARY_BUDGETS if b <= budget} | {budget})
     for opt, g in traj.groupby("optimizer", sort=False):
@@ -206,40 +219,106 @@ def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
                 row[f"{name}@{b}_mean"] = at[col].mean()
                 row[f"{name}@{b}_std"] = at[col].std(ddof=0)
         for frac in (0.01, 0.05):
-            need = []
-            for _, s in g.groupby("seed"):
-                hit = s.loc[s["top_fraction"] <= frac, "step"]
-                need.append(hit.iloc[0] if len(hit) else np.nan)
-            need = np.asarray(need, dtype=float)
+            times, events = [], []
+            for _, sd in g.groupby("seed"):
+                hit = sd.loc[sd["top_fraction"] <= frac, "step"]
+                times.append(float(hit.iloc[0]) if len(hit) else float(sd["step"].max()))
+                events.append(bool(len(hit)))
             key = f"top{int(frac * 100)}%"
-            row[f"evals_to_{key}_median"] = np.nanmedian(need) if np.isfinite(need).any() else np.nan
-            row[f"reached_{key}"] = float(np.isfinite(need).mean())
+            row[f"evals_to_{key}_median"] = km_median(times, events)
+            row[f"reached_{key}"] = float(np.mean(events))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summary_markdown(summary: pd.DataFrame, spec: SearchSpec) -> str:
+def regrets_at(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Per (optimizer, seed): the best-so-far regret after ``budget`` evaluations."""
+    upto = traj[traj["step"] <= budget].sort_values("step")
+    return upto.groupby(["optimizer", "seed"], sort=False)["regret"].last().reset_index()
+
+
+def paired_tests(traj: pd.DataFrame, focus: str = "xfernas", budgets: Sequence[int] | None = None,
+                 alpha: float = 0.05) -> pd.DataFrame:
+    """``focus`` against every other optimizer at each budget: paired two-sided Wilcoxon
+    signed-rank tests on the per-seed regrets (a seed pairs the searches: the same source
+    knowledge), Holm-corrected over the whole table (every opponent x budget).
+
+    Columns: opponent, budget, pairs, mean and median regret difference (focus minus
+    opponent: negative = focus better), p, p_holm, call (``win``/``loss`` when p_holm <
+    ``alpha``, else ``tie``)."""
+    from .stats import holm, paired_wilcoxon
+
+    opts = list(dict.fromkeys(traj["optimizer"]))
+    if focus not in opts:
+        return pd.DataFrame(columns=["opponent", "budget", "pairs", "mean_diff", "median_diff",
+                                     "p", "p_holm", "call"])
+    if budgets is None:
+        top = int(traj["step"].max())
+        budgets = sorted({b for b in SUMMARY_BUDGETS if b <= top} | {top})
+    rows = []
+    for b in budgets:
+        r = regrets_at(traj, b).pivot(index="seed", columns="optimizer", values="regret")
+        for o in opts:
+            if o == focus:
+                continue
+            res = paired_wilcoxon(r[focus], r[o])
+            rows.append({"opponent": o, "budget": b, "pairs": res.n, "mean_diff": res.mean_diff,
+                         "median_diff": res.median_diff, "p": res.pvalue})
+    out = pd.DataFrame(rows)
+    out["p_holm"] = holm(out["p"].to_numpy())
+    calls = []
+    for md, mn, ph in zip(out["median_diff"], out["mean_diff"], out["p_holm"]):
+        if not ph < alpha:
+            calls.append("tie")
+        else:  # direction from the median difference, from the mean where the median is 0
+            calls.append("win" if (md < 0 or (md == 0 and mn < 0)) else "loss")
+    out["call"] = calls
+    return out
+
+
+def _fmt_evals(med: float, frac: float) -> str:
+    if np.isnan(med):
+        return "-"
+    if np.isinf(med):
+        return f"not reached by half ({frac:.0%} of seeds)"
+    return f"{med:.0f} ({frac:.0%} of seeds)"
+
+
+def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFrame | None = None) -> str:
     budgets = sorted({int(c.split("@")[1].split("_")[0]) for c in summary.columns if c.startswith("val@")})
     lines = [f"Target `{spec.target}`, sources {', '.join(f'`{s}`' for s in spec.sources) or 'none'}, "
              f"budget {spec.budget}, {len(spec.seeds)} seeds, source size {spec.source_size} per task. "
              f"Mean ± std over seeds of the best validation metric found after b evaluations "
              f"(val@b) and its test metric (test@b); regret in metric units; evaluations to "
-             f"reach the table's top 1%/5%: median over the seeds that reached it.", ""]
+             f"reach the table's top 1%/5%: Kaplan-Meier median over all seeds (a seed that "
+             f"never got there is censored at the budget), and the share of seeds that got there.",
+             ""]
     has_test = summary[[f"test@{b}_mean" for b in budgets]].notna().any().any()
-    tests = budgets if has_test else []  # tables without a test metric (e.g. TransNAS) show none
-    head = ["optimizer"] + [f"val@{b}" for b in budgets] + [f"test@{b}" for b in tests] + \
-           [f"regret@{budgets[-1]}", "evals to top 1%", "evals to top 5%"]
+    tests_b = budgets if has_test else []  # tables without a test metric (e.g. TransNAS) show none
+    if not has_test:
+        lines[0] += " This table has no test metric."
+        lines.insert(1, "")
+    head = ["optimizer"] + [f"val@{b}" for b in budgets] + [f"test@{b}" for b in tests_b] + \
+           [f"regret@{b}" for b in budgets] + ["evals to top 1%", "evals to top 5%"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary.iterrows():
         cells = [r["optimizer"]]
         cells += [f"{r[f'val@{b}_mean']:.4g} ± {r[f'val@{b}_std']:.2g}" for b in budgets]
-        cells += [f"{r[f'test@{b}_mean']:.4g} ± {r[f'test@{b}_std']:.2g}" for b in tests]
-        b = budgets[-1]
-        cells.append(f"{r[f'regret@{b}_mean']:.4g} ± {r[f'regret@{b}_std']:.2g}")
+        cells += [f"{r[f'test@{b}_mean']:.4g} ± {r[f'test@{b}_std']:.2g}" for b in tests_b]
+        cells += [f"{r[f'regret@{b}_mean']:.4g} ± {r[f'regret@{b}_std']:.2g}" for b in budgets]
         for key in ("top1%", "top5%"):
-            med, frac = r[f"evals_to_{key}_median"], r[f"reached_{key}"]
-            cells.append("-" if np.isnan(med) else f"{med:.0f} ({frac:.0%} of seeds)")
+            cells.append(_fmt_evals(r[f"evals_to_{key}_median"], r[f"reached_{key}"]))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if tests is not None and len(tests):
+        lines += ["", "Paired comparison of `xfernas` with each optimizer: two-sided Wilcoxon "
+                  "signed-rank test on the per-seed regrets (seeds pair the searches), p-values "
+                  f"Holm-corrected over this table's {len(tests)} tests; diff = xfernas minus the "
+                  "other (negative: xfernas better); win/loss at Holm p < 0.05.", "",
+                  "| opponent | budget | pairs | mean diff | median diff | p | p (Holm) | call |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for _, t in tests.iterrows():
+            lines.append(f"| {t['opponent']} | {t['budget']} | {t['pairs']} | {t['mean_diff']:.4g} | "
+                         f"{t['median_diff']:.4g} | {t['p']:.3g} | {t['p_holm']:.3g} | {t['call']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -251,14 +330,17 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    seeds = set()
     for opt, g in traj.groupby("optimizer", sort=False):
         piv = g.pivot(index="step", columns="seed", values="best_val").ffill()  # raw metric
         m, s = piv.mean(axis=1), piv.std(axis=1, ddof=0)
-        ax.plot(piv.index, m, label=opt)
+        seeds.add(piv.shape[1])
+        ax.plot(piv.index, m, label=f"{opt} ({piv.shape[1]} seeds)")
         ax.fill_between(piv.index, m - s, m + s, alpha=0.15)
     ax.set_xlabel("evaluations on the target")
     ax.set_ylabel("best validation metric so far")
-    ax.set_title(title)
+    n = "/".join(str(k) for k in sorted(seeds))
+    ax.set_title(f"{title}\nline: mean over {n} seeds; band: ± 1 std over seeds", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -267,5 +349,5 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-__all__ = ["SearchSpec", "run_search", "compare", "summarize", "plot_best_so_far", "check_spec",
-           "OracleError"]
+__all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at",
+           "summary_markdown", "plot_best_so_far", "check_spec", "OracleError"]

@@ -15,8 +15,8 @@ else is an error (:class:`~nasbench_xfer.oracle.OutOfPoolError`); for an
 exhaustive table (NB201, TransNAS micro, NAS-Bench-Graph) any architecture of
 ``ctx.space`` can be asked.  A live oracle gives ``candidates=None``.
 
-Registry: built-ins by name (``random``, ``best-on-source``, ``tapas``, ``nao``,
-``xfernas``), third-party optimizers through the entry-point group
+Registry: built-ins by name (``random``, ``best-on-source``, ``best-on-source-oracle``,
+``tapas``, ``nao``, ``xfernas``), third-party optimizers through the entry-point group
 ``nasbench_xfer.optimizers`` (``name = "module:Class"``), or any
 ``module:Class`` path given directly.
 """
@@ -57,9 +57,18 @@ class SearchContext:
     restricted: bool = False
     #: per-task metadata (metric name, dataset, ...) for sources and target
     task_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    #: probe evaluations available to transfer methods: {task: score of ctx.probe on that task}
+    #: probe architectures (evaluated on the target and on every source, see
+    #: :mod:`nasbench_xfer.baselines.probe`) and their scores on each source:
+    #: {task: array aligned with ``probes``}.  Filled for optimizers with ``uses_probe``.
+    probes: Sequence[Hashable] = ()
+    probe_table: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: the first probe and its source scores (older single-probe interface)
     probe: Hashable | None = None
     probe_scores: Mapping[str, float] = field(default_factory=dict)
+    #: oracle knowledge, only for optimizers with ``uses_oracle_similarity`` (reference
+    #: lines, not searches): each source's Spearman correlation with the target over the
+    #: whole table
+    task_similarity: Mapping[str, float] = field(default_factory=dict)
 
     def hash(self, arch: Hashable) -> str:
         return self.space.hash(arch)
@@ -70,12 +79,19 @@ class Optimizer:
 
     #: registry name
     name: ClassVar[str] = ""
-    #: True if the optimizer evaluates ``ctx.probe`` first and reads ``ctx.probe_scores``
+    #: True if the optimizer evaluates ``ctx.probes`` first and reads ``ctx.probe_table``
     uses_probe: ClassVar[bool] = False
+    #: number of probe architectures the runner should choose (``uses_probe``)
+    n_probes: int = 8
+    #: True if the optimizer reads ``ctx.task_similarity`` (an oracle: knows the target's table)
+    uses_oracle_similarity: ClassVar[bool] = False
 
     def setup(self, ctx: SearchContext) -> None:
         self.ctx = ctx
         self.evaluated: dict[str, tuple[Hashable, float]] = {}
+        #: where each proposed architecture came from, by hash (e.g. "screen", "ascent",
+        #: "random", "probe", "source-best"); written to the trajectory's ``origin`` column
+        self.origins: dict[str, str] = {}
 
     def ask(self, n: int) -> list:
         raise NotImplementedError
@@ -85,6 +101,15 @@ class Optimizer:
             self.evaluated[self.ctx.hash(a)] = (a, float(r))
 
     # helpers for subclasses -------------------------------------------------
+    def mark(self, archs: Sequence[Hashable], origin: str) -> list:
+        """Record ``origin`` for ``archs`` (first origin wins) and return them as a list."""
+        archs = list(archs)
+        origins = getattr(self, "origins", None)
+        if origins is not None:
+            for a in archs:
+                origins.setdefault(self.ctx.hash(a), origin)
+        return archs
+
     def is_new(self, arch: Hashable) -> bool:
         return self.ctx.hash(arch) not in self.evaluated
 
@@ -114,6 +139,7 @@ class OptimizerError(ValueError):
 BUILTINS: dict[str, str] = {
     "random": "nasbench_xfer.baselines.random_search:RandomSearch",
     "best-on-source": "nasbench_xfer.baselines.best_on_source:BestOnSource",
+    "best-on-source-oracle": "nasbench_xfer.baselines.best_on_source:BestOnSourceOracle",
     "tapas": "nasbench_xfer.baselines.tapas:TapasLike",
     "nao": "nasbench_xfer.baselines.nao:NAO",
     "xfernas": "nasbench_xfer.xfernas:XferNAS",

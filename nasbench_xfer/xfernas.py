@@ -3,23 +3,42 @@
 XferNAS has two phases:
 
 1. *No target knowledge.*  The transfer predictor is fitted on the source
-   tasks only (the target is predicted by the universal network); the
-   starting points are the best architectures of the source tasks
-   (``starts_per_task`` from each) and the step size is the paper's
-   ``eta = 10``.
-2. *Target knowledge.*  The starting points are the best architectures
-   evaluated on the target (``n_starts``); step sizes grow from small to large
-   until enough new architectures are found (NAO's rule).
+   tasks only (the target is predicted by the universal network).
+2. *Target knowledge.*  The predictor is refitted with the target's
+   evaluations; proposals start from the best architectures evaluated on the
+   target.
+
+Proposal rules (option ``proposal``):
+
+* ``"hybrid"`` (default) - every refit ranks a large candidate set with the
+  surrogate ("screening": the target's table when the oracle is tabular, else
+  ``n_screen`` architectures sampled from the space) and adds NAO's
+  gradient-ascent proposals (below); the batch is the best predicted of both,
+  so in phase 1 the first evaluations are the sources' consensus (the
+  universal network's top picks) and gradient ascent contributes wherever it
+  finds something the sample missed.  Gradient ascent here keeps any new
+  architecture (no improvement filter in phase 1).
+* ``"ascent"`` - NAO's own rule, as the paper compares against it: gradient
+  ascent in code space (equation 8) from the best architectures of each source
+  task (phase 1: ``starts_per_task`` per source, step ``phase1_step``, the
+  paper's eta = 10) or the best evaluated on the target (phase 2:
+  ``n_starts``; step sizes growing until enough new architectures are found),
+  keeping only proposals predicted better than their start; on a sampled table
+  the rest of the batch is filled by screening the pool.
 
 Refit schedule: the predictor is fitted before the first proposal and refitted
-from scratch whenever ``refit_every`` new target evaluations have arrived since
-the last fit (default 5); between refits, proposals of the last fit are
+whenever ``refit_every`` new target evaluations have arrived (default 5).
+With ``warm_start`` (default) a refit continues from the previous fit's
+weights for ``warm_steps`` Adam steps instead of training from scratch (the
+first fit is a full one).  Between refits, proposals of the last fit are
 evaluated in order of their predicted score.
 
-On a sampled table (``ctx.restricted``) only pool members can be evaluated:
-gradient-ascent proposals that are in the pool are taken first, the rest of
-each batch are the unevaluated pool members the surrogate ranks highest
-("surrogate screening").  The oracle itself never substitutes architectures.
+Every proposal records where it came from (``self.origins``: ``screen``,
+``ascent``, ``random``, ``init``), which the search runner writes to the
+trajectory's ``origin`` column; phase-1 screening is ``screen-sources``.
+
+On a sampled table (``ctx.restricted``) only pool members can be evaluated.
+The oracle itself never substitutes architectures.
 """
 from __future__ import annotations
 
@@ -30,29 +49,43 @@ import numpy as np
 from .optimizer import Optimizer, OptimizerError, SearchContext
 
 
+PROPOSALS = ("hybrid", "ascent")
+
+
 class SurrogateSearch(Optimizer):
-    """Shared loop of XferNAS and NAO: fit the predictor, propose by gradient ascent, screen."""
+    """Shared loop of XferNAS and NAO: fit the predictor, propose (screening and/or gradient ascent)."""
 
     transfer = True
 
     def __init__(self, refit_every: int = 5, n_starts: int = 5, starts_per_task: int = 5,
                  phase1_step: float = 10.0, step_sizes: Sequence[float] | None = None,
-                 n_init: int = 0, **predictor_options: Any):
+                 n_init: int = 0, proposal: str = "hybrid", warm_start: bool = True,
+                 warm_steps: int = 50, n_screen: int = 2000, **predictor_options: Any):
         if refit_every < 1 or n_starts < 1:
             raise OptimizerError("refit_every and n_starts must be positive")
+        if proposal not in PROPOSALS:
+            raise OptimizerError(f"proposal must be one of {', '.join(PROPOSALS)}, got {proposal!r}")
+        if not isinstance(warm_steps, int) or warm_steps < 1 or not isinstance(n_screen, int) or n_screen < 1:
+            raise OptimizerError("warm_steps and n_screen must be positive integers")
         self.refit_every = refit_every
         self.n_starts = n_starts
         self.starts_per_task = starts_per_task
         self.phase1_step = phase1_step
         self.step_sizes = tuple(step_sizes) if step_sizes is not None else None
         self.n_init = n_init
+        self.proposal = proposal
+        self.warm_start = bool(warm_start)
+        self.warm_steps = warm_steps
+        self.n_screen = n_screen
         self.predictor_options = predictor_options
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
         self._queue: list = []
         self._fitted_at = -1
+        self._model = None
         self.fits = 0
+        self.fit_seconds = 0.0
         self._pool_hashes = ({ctx.hash(a) for a in ctx.candidates}
                              if ctx.restricted and ctx.candidates is not None else None)
 
@@ -65,13 +98,21 @@ class SurrogateSearch(Optimizer):
         return hist
 
     def _fit(self):
+        import time
+
         from .predictor import TransferPredictor
 
         seed = int(self.ctx.rng.integers(2 ** 31))
         model = TransferPredictor(self.ctx.space, transfer=self.transfer, seed=seed,
                                   **self.predictor_options)
-        model.fit(self._history(), target=self.ctx.target)
+        t0 = time.perf_counter()
+        if self.warm_start and self._model is not None:
+            model.fit(self._history(), target=self.ctx.target, init=self._model, steps=self.warm_steps)
+        else:
+            model.fit(self._history(), target=self.ctx.target)
+        self.fit_seconds += time.perf_counter() - t0
         self.fits += 1
+        self._model = model
         return model
 
     def _starts(self) -> tuple[list, Sequence[float] | None]:
@@ -96,39 +137,73 @@ class SurrogateSearch(Optimizer):
                 out.append(a)
         return out[len(taken):]
 
+    def _screen(self, model, k: int, taken: set) -> list[tuple[float, Any]]:
+        """The ``k`` unevaluated candidates the surrogate ranks highest: (prediction, arch)."""
+        cands = self.ctx.candidates
+        if cands is None:
+            cands = self.ctx.space.sample_many(self.n_screen, self.ctx.rng)
+        rest, seen = [], set(taken)
+        for a in cands:
+            h = self.ctx.hash(a)
+            if h not in seen and h not in self.evaluated:
+                seen.add(h)
+                rest.append(a)
+        if not rest or k < 1:
+            return []
+        pred = model.predict(self.ctx.target, rest)
+        return [(float(pred[i]), rest[i]) for i in np.argsort(-pred, kind="stable")[:k]]
+
     def _refill(self, want: int) -> None:
         model = self._fit()
+        phase1 = not self.evaluated
         starts, steps = self._starts()
         exclude = [a for a, _ in self.evaluated.values()]
         kwargs = {} if steps is None else {"step_sizes": steps}
-        props = model.propose(self.ctx.target, starts, n=max(want, self.refit_every),
-                              exclude=exclude, **kwargs)
-        chosen = [p.arch for p in props]
+        size = max(want, self.refit_every)
+        props = model.propose(self.ctx.target, starts, n=size, exclude=exclude,
+                              require_improvement=not (self.proposal == "hybrid" and phase1), **kwargs)
         if self._pool_hashes is not None:
-            chosen = [a for a in chosen if self.ctx.hash(a) in self._pool_hashes]
-        if len(chosen) < want and self.ctx.candidates is not None:
-            # screen the unevaluated pool with the surrogate
-            taken = {self.ctx.hash(a) for a in chosen}
-            rest = [a for a in self.ctx.candidates
-                    if self.is_new(a) and self.ctx.hash(a) not in taken]
-            if rest:
-                pred = model.predict(self.ctx.target, rest)
-                for i in np.argsort(-pred, kind="stable")[: max(want, self.refit_every) - len(chosen)]:
-                    chosen.append(rest[i])
+            props = [p for p in props if self.ctx.hash(p.arch) in self._pool_hashes]
+        screen_tag = "screen-sources" if phase1 and self.transfer else "screen"
+        if self.proposal == "ascent":
+            chosen = [p.arch for p in props]
+            for a in chosen:
+                self.origins[self.ctx.hash(a)] = "ascent"
+            if len(chosen) < want and self.ctx.candidates is not None:
+                # NAO's loop on a sampled table: screen the unevaluated pool with the surrogate
+                for _, a in self._screen(model, size - len(chosen), {self.ctx.hash(a) for a in chosen}):
+                    chosen.append(a)
+                    self.origins.setdefault(self.ctx.hash(a), screen_tag)
+        else:
+            asc = {self.ctx.hash(p.arch): p for p in props}
+            screened = self._screen(model, size, set(asc))
+            ranked = [(p.score, p.arch, "ascent") for p in asc.values()] + \
+                     [(v, a, screen_tag) for v, a in screened]
+            ranked.sort(key=lambda t: -t[0])
+            chosen = []
+            for _, a, tag in ranked[:size]:
+                chosen.append(a)
+                self.origins.setdefault(self.ctx.hash(a), tag)
         self._queue = chosen
         self._fitted_at = len(self.evaluated)
 
     # -- protocol ------------------------------------------------------------
     def ask(self, n: int) -> list:
         if len(self.evaluated) < self.n_init:
-            return self._random(min(n, self.n_init - len(self.evaluated)))
+            out = self._random(min(n, self.n_init - len(self.evaluated)))
+            for a in out:
+                self.origins.setdefault(self.ctx.hash(a), "init")
+            return out
         stale = len(self.evaluated) - self._fitted_at >= self.refit_every
         self._queue = [a for a in self._queue if self.is_new(a)]
         if self._fitted_at < 0 or stale or len(self._queue) < n:
             self._refill(n)
         out, self._queue = self._queue[:n], self._queue[n:]
         if len(out) < n:  # the surrogate found nothing new: fall back to random picks
-            out += self._random(n - len(out), taken=out)
+            extra = self._random(n - len(out), taken=out)
+            for a in extra:
+                self.origins[self.ctx.hash(a)] = "random"
+            out += extra
         return out
 
 

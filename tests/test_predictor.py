@@ -306,3 +306,86 @@ def test_generic_space_fit_predict_propose_and_determinism():
         assert q.arch not in archs and q.score > q.start_score
     p3 = TransferPredictor(space, augment=True, augment_copies=2, **kw).fit(hist)
     assert space.augmented == 2 * 100 and p3.fitted
+
+
+# ------------------------------------------------ heads and warm starts (issue 11)
+def test_paper_head_is_the_papers_model_and_calibrated_adds_scale_shift(setup):
+    space = setup["space"]
+    small = {"device": "cpu", "epochs": 1, "min_steps": 20}
+    hist = {"src0": setup["history"]["src0"], "target": (setup["target"][:10], scores(space, setup["target"][:10], TARGET))}
+    paper = TransferPredictor(space, head="paper", residual_shrinkage=0.0, **small).fit(hist)
+    names = {n for n, _ in paper.net.named_parameters()}
+    assert not any(n.startswith("task_") for n in names)
+    cal = TransferPredictor(space, **small).fit(hist)
+    assert cal.config.head == "calibrated" and cal.config.residual_shrinkage > 0
+    assert cal.net.task_scale.shape == (2,) and cal.net.task_shift.shape == (2,)
+    # calibrated head: f_i = a_i * g_u + b_i + r_i (checked against its parts)
+    held = setup["held"][:20]
+    code = torch.from_numpy(cal.codes(held))
+    k = cal.residual_tasks.index("target")
+    with torch.no_grad():
+        g = cal.net.universal(code)
+        r = cal.net.residual(code)[:, k]
+        want = cal.net.task_scale[k] * g + cal.net.task_shift[k] + r
+    s = cal.stats["target"]
+    np.testing.assert_allclose(cal.predict("target", held), s.mean + s.std * want.double().numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match="head='paper' is the paper's model"):
+        PredictorConfig(head="paper", residual_shrinkage=1.0)
+    with pytest.raises(ValueError, match="head must be one of"):
+        PredictorConfig(head="fancy")
+    with pytest.raises(ValueError, match="residual_shrinkage"):
+        PredictorConfig(residual_shrinkage=-1)
+
+
+def test_residual_shrinkage_keeps_few_target_points_from_bending_the_prediction(setup):
+    """With 5 target points, the shrunk residual stays much smaller than the unshrunk one."""
+    space = setup["space"]
+    few = setup["target"][:5]
+    hist = {"src0": setup["history"]["src0"], "src1": setup["history"]["src1"],
+            "target": (few, scores(space, few, TARGET))}
+    opts = {"device": "cpu", "epochs": 5, "min_steps": 200, "seed": 3}
+    held = setup["held"][:100]
+    size = {}
+    for k in (0.0, 50.0):
+        m = TransferPredictor(space, residual_shrinkage=k, **opts).fit(hist)
+        code = torch.from_numpy(m.codes(held))
+        with torch.no_grad():
+            size[k] = float(m.net.residual(code)[:, m.residual_tasks.index("target")].abs().mean())
+    assert size[50.0] < 0.5 * size[0.0], size
+
+
+def test_warm_start_continues_from_the_previous_weights(setup):
+    space, history = setup["space"], setup["history"]
+    src = {"src0": history["src0"], "src1": history["src1"]}
+    first = TransferPredictor(space, device="cpu", epochs=5, min_steps=100).fit(src, target="target")
+    assert "target" not in first.residual_tasks
+    few = setup["target"][:10]
+    hist = {**src, "target": (few, scores(space, few, TARGET))}
+    held = setup["held"][:100]
+    # zero warm steps are not allowed; one step keeps the copied weights nearly unchanged
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        TransferPredictor(space, device="cpu").fit(hist, init=first, steps=0)
+    warm = TransferPredictor(space, device="cpu", lr=1e-6).fit(hist, init=first, steps=1)
+    assert warm.residual_tasks == ["src0", "src1", "target"] and warm.train_steps == 1
+    np.testing.assert_allclose(warm.predict_universal(held), first.predict_universal(held), atol=1e-2)
+    s1 = first.stats["src1"].std
+    np.testing.assert_allclose(warm.predict("src1", held), first.predict("src1", held), atol=1e-2 * s1)
+    cold = TransferPredictor(space, device="cpu", lr=1e-6).fit(hist, steps=1)
+    assert np.abs(cold.predict_universal(held) - first.predict_universal(held)).max() > 0.1
+    with pytest.raises(ValueError, match="different network"):
+        TransferPredictor(space, device="cpu", hidden_size=48).fit(hist, init=first, steps=1)
+    with pytest.raises(ValueError, match="init must be a fitted"):
+        TransferPredictor(space, device="cpu").fit(hist, init=TransferPredictor(space), steps=1)
+
+
+def test_predictor_files_from_before_the_calibrated_head_load_as_the_paper_model(setup, tmp_path):
+    space = setup["space"]
+    m = TransferPredictor(space, head="paper", residual_shrinkage=0.0, device="cpu", epochs=1,
+                          min_steps=10).fit({"src0": setup["history"]["src0"]})
+    state = m.state()
+    for k in ("head", "residual_shrinkage"):
+        del state["config"][k]                     # as written by the previous version
+    torch.save(state, tmp_path / "old.pt")
+    q = TransferPredictor.load(tmp_path / "old.pt")
+    assert q.config.head == "paper"
+    np.testing.assert_array_equal(q.predict("src0", setup["held"][:10]), m.predict("src0", setup["held"][:10]))

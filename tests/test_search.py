@@ -82,10 +82,74 @@ def test_random_search_is_reproducible_and_never_repeats(store_path):
 
 def test_best_on_source_picks_the_closest_probe_task(store_path):
     traj = run_search(spec(store_path), "best-on-source", 0)
-    # the probe (fewest parameters among shared archs) is evaluated first
     assert len(traj) == 12
     # "near" is close to the target, so its best architectures are evaluated and are good
     assert traj["top_fraction"].iloc[-1] <= 0.05
+
+
+def test_probes_compare_tasks_by_rank_not_units(tmp_path):
+    """A source in other units (x100, shifted) that orders like the target is chosen over one
+    whose raw values happen to be close to the target's but whose order is reversed."""
+    from nasbench_xfer.baselines.best_on_source import BestOnSource
+    from nasbench_xfer.baselines.probe import choose_probes, rank_agreement
+    from nasbench_xfer.optimizer import SearchContext, TaskData
+
+    space = NASNetSpace()
+    archs = space.sample_many(40, np.random.default_rng(5))
+    base = np.array([score(a, 0.1) for a in archs])
+    path = tmp_path / "units.h5"
+    with Store.create(path, space) as st:
+        for task, vals in (("target", base), ("percent", 100 * base + 50),
+                           ("close_raw", -base + 0.01)):
+            st.add_task(task, dataset=task)
+            st.append(task, [dict(arch=a, val_metric=float(v)) for a, v in zip(archs, vals)])
+    with Store.open(path) as st:
+        probes, table = choose_probes(st, "target", ["percent", "close_raw"], k=6)
+        assert len(probes) == 6 and set(table) == {"percent", "close_raw"}
+        ids = st.arch_ids(probes)
+        # evenly spread over the sources' consensus order, never two the same
+        assert len(set(ids.tolist())) == 6
+        with pytest.raises(ValueError, match="integer >= 2"):
+            choose_probes(st, "target", ["percent"], k=1)
+    by_hash = {space.hash(a): v for a, v in zip(archs, base)}
+    target_scores = [float(by_hash[space.hash(p)]) for p in probes]
+    agree = rank_agreement(target_scores, table)
+    assert agree["percent"] == pytest.approx((1.0, 1.0))
+    assert agree["close_raw"] == pytest.approx((-1.0, -1.0))
+    with pytest.raises(ValueError, match="5 probe scores but the target has 6"):
+        rank_agreement(target_scores, {"x": [1, 2, 3, 4, 5]})
+    # and the optimizer, driven by hand: probes first, then the agreeing source's best
+    srcs = {t: TaskData(list(archs), v) for t, v in (("percent", 100 * base + 50),
+                                                       ("close_raw", -base + 0.01))}
+    ctx = SearchContext(space=space, target="target", sources=srcs, budget=10,
+                        rng=np.random.default_rng(0), candidates=archs, restricted=True,
+                        probes=probes, probe_table=table)
+    opt = BestOnSource(n_probes=6)
+    opt.setup(ctx)
+    first = opt.ask(10)
+    assert [space.hash(a) for a in first] == [space.hash(a) for a in probes]
+    opt.tell(first, target_scores)
+    nxt = opt.ask(1)
+    assert opt.chosen == "percent"
+    best_new = max((a for a in archs if space.hash(a) not in {space.hash(p) for p in probes}),
+                   key=lambda a: by_hash[space.hash(a)])
+    assert space.hash(nxt[0]) == space.hash(best_new)
+    with pytest.raises(OptimizerError, match="n_probes must be an integer >= 2"):
+        BestOnSource(n_probes=1)
+
+
+def test_best_on_source_oracle_uses_the_most_rank_correlated_source(store_path):
+    from nasbench_xfer.baselines.probe import full_table_similarity
+
+    with Store.open(store_path) as st:
+        sim = full_table_similarity(st, "target", ["near", "far"])
+    assert sim["near"] > 0.95 and sim["near"] > sim["far"]
+    traj = run_search(spec(store_path), "best-on-source-oracle", 0)
+    src = run_search(spec(store_path), "best-on-source", 0)
+    # no probes: the oracle starts with "near"'s best, which the search reaches only after its probes
+    assert traj["regret"].iloc[0] <= src["regret"].iloc[0]
+    assert traj["top_fraction"].iloc[-1] <= 0.05
+    assert "oracle" in get_optimizer_class("best-on-source-oracle").name
 
 
 def test_tapas_uses_source_data_only_and_beats_random(store_path):
@@ -166,6 +230,34 @@ def test_xfernas_and_nao_search_through_the_same_loop(store_path):
     assert run_search(s, "xfernas", 0)["hash"].tolist() == x["hash"].tolist()
     with pytest.raises(OptimizerError, match="xfernas needs source tasks"):
         run_search(spec(store_path, sources=[], budget=3), "xfernas", 0)
+    # where every evaluation came from is in the trajectory
+    assert x["origin"].iloc[:4].eq("screen-sources").all()     # phase 1: the sources' consensus
+    assert set(x["origin"].iloc[4:]) <= {"screen", "ascent", "random"}
+    assert n["origin"].iloc[:4].eq("init").all()               # NAO starts at random
+    assert set(n["origin"].iloc[4:]) <= {"screen", "ascent", "random"}
+
+
+def test_nao_proposal_rule_and_cold_refits_stay_available(store_path):
+    fast = {"epochs": 5, "min_steps": 40, "refit_every": 4}
+    s = spec(store_path, budget=8, options={"xfernas": {**fast, "proposal": "ascent",
+                                                        "warm_start": False}})
+    x = run_search(s, "xfernas", 0)
+    assert len(x) == 8 and x["hash"].nunique() == 8
+    # NAO's rule: gradient ascent first, pool screening only to fill a sampled table's batch
+    assert set(x["origin"]) <= {"ascent", "screen-sources", "screen", "random"}
+    with pytest.raises(OptimizerError, match="proposal must be one of hybrid, ascent"):
+        run_search(spec(store_path, options={"xfernas": {"proposal": "greedy"}}), "xfernas", 0)
+
+
+def test_xfernas_first_proposals_are_the_sources_consensus(store_path):
+    """Phase 1 ranks the whole pool with the universal network: with a source that orders
+    like the target, the first evaluations are already near the top of the table."""
+    fast = {"epochs": 20, "min_steps": 300, "refit_every": 5}
+    s = spec(store_path, budget=5, sources=["near"], options={"xfernas": fast})
+    x = run_search(s, "xfernas", 0)
+    r = run_search(spec(store_path, budget=5, sources=["near"]), "random", 0)
+    assert x["top_fraction"].iloc[-1] < r["top_fraction"].iloc[-1]
+    assert x["top_fraction"].iloc[-1] <= 0.1
 
 
 def test_lower_is_better_targets_are_minimised(tmp_path):
@@ -185,7 +277,9 @@ def test_lower_is_better_targets_are_minimised(tmp_path):
     assert traj["best_val"].iloc[-1] == pytest.approx(min(-score(a, 0.1) for a in archs))
     assert traj["regret"].iloc[-1] == pytest.approx(0) and traj["top_fraction"].iloc[-1] == 0
     best = run_search(s, "best-on-source", 0)            # the source's best is the target's best
-    assert best["regret"].iloc[1] == pytest.approx(0)
+    assert best["regret"].iloc[0] == pytest.approx(0)    # ... and the first probe (consensus best)
+    oracle = run_search(s, "best-on-source-oracle", 0)
+    assert oracle["regret"].iloc[0] == pytest.approx(0)
     from nasbench_xfer.evaluate.transferability import rank_correlations
     with Store.open(path) as st:
         corr = rank_correlations(st)

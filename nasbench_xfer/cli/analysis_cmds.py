@@ -72,7 +72,8 @@ def _ints(value: str) -> list[int]:
 @click.option("--holdout", default=50, show_default=True, help="Held-out target architectures per split.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the splits.")
 @click.option("--predictor", default="xfernas", show_default=True,
-              help="Surrogate: xfernas, nao, ridge, random-forest, or module:callable(space, seed, **opts).")
+              help="Surrogate: xfernas (default transfer model, calibrated head), xfernas-paper (the "
+                   "paper's model exactly), nao, ridge, random-forest, or module:callable(space, seed, **opts).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
@@ -88,7 +89,9 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     Pearson, Spearman, Kendall and top-k precision on the held-out set. Every finished
     fit is appended to OUT/runs.jsonl, so an interrupted ablation resumes where it
     stopped. Writes OUT/table.csv, OUT/table.json (mean and std over splits) and
-    OUT/figure3_{pearson,spearman}.png/.pdf (x = target size, one curve per source size).
+    OUT/figure3_{spearman,kendall,pearson}.png/.pdf (x = target size, one curve per source
+    size; mean over splits with a band of ± 1 std over splits). Predictors: xfernas is the
+    default transfer model (calibrated head), xfernas-paper the paper's model exactly.
     """
     import json as _json
 
@@ -117,14 +120,15 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     table = aggregate(runs)
     table.to_csv(path / "table.csv", index=False)
     table.to_json(path / "table.json", orient="records", indent=1)
-    for metric in ("pearson", "spearman"):
+    for metric in ("pearson", "spearman", "kendall"):
         plot_curves(table, path / f"figure3_{metric}", metric)
-    piv = table.pivot(index="target_size", columns="source_size", values="pearson_mean")
-    click.echo(f"\nPearson correlation on {holdout} held-out {target} architectures "
-               f"(mean over {splits} splits; columns: architectures per source task)")
-    click.echo(piv.round(3).to_string())
+    for metric in ("spearman", "kendall", "pearson"):
+        piv = table.pivot(index="target_size", columns="source_size", values=f"{metric}_mean")
+        click.echo(f"\n{metric.capitalize()} correlation on {holdout} held-out {target} architectures "
+                   f"(mean over {splits} splits; columns: architectures per source task)")
+        click.echo(piv.round(3).to_string())
     click.echo(f"\nfit seconds: mean {runs['fit_seconds'].mean():.2f}, total {runs['fit_seconds'].sum():.0f}")
-    click.echo(f"wrote {path}/runs.jsonl, table.csv, table.json, figure3_pearson.png/.pdf")
+    click.echo(f"wrote {path}/runs.jsonl, table.csv, table.json, figure3_{{spearman,kendall,pearson}}.png/.pdf")
 
 
 def register(cli: click.Group) -> None:

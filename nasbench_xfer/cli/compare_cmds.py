@@ -23,7 +23,8 @@ def _csv(value: str | None) -> list[str]:
 @click.option("--sources", default=None,
               help="Comma-separated source tasks (their evaluations are the source knowledge). "
                    "Default: every other task of the store.")
-@click.option("--optimizers", "-O", default="xfernas,nao,random,best-on-source,tapas", show_default=True,
+@click.option("--optimizers", "-O", default="xfernas,nao,random,best-on-source,tapas,best-on-source-oracle",
+              show_default=True,
               help="Comma-separated optimizers: built-in names, installed plugins "
                    "(entry-point group nasbench_xfer.optimizers) or module:Class paths.")
 @click.option("--budget", "-b", default=33, show_default=True, type=int,
@@ -45,7 +46,9 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
     Writes OUT/trajectories.csv (+ .parquet with pyarrow): one row per evaluation;
     OUT/summary.csv and summary.md: best validation metric found and its test metric at
     budgets 10/33/100, regret to the table's best, evaluations needed to reach the
-    table's top 1% and 5%; OUT/best_so_far.png/.pdf. Finished runs are kept in
+    table's top 1% and 5% (Kaplan-Meier median, censored at the budget), and paired
+    Wilcoxon tests of xfernas against every other optimizer (seeds pair the searches;
+    Holm-corrected per table; also OUT/paired_tests.csv); OUT/best_so_far.png/.pdf. Finished runs are kept in
     OUT/runs/, so an interrupted comparison continues where it stopped.
 
     Example: nasbench-xfer compare -s transnas.h5 -t class_object --budget 33 --seeds 10 -o runs/cmp
@@ -83,7 +86,7 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
     except (StoreError, OptimizerError, OracleError, SpaceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo((open(os.path.join(out, "summary.md")).read()))
-    click.echo(f"results in {out}/ (trajectories.csv, summary.csv, best_so_far.png)")
+    click.echo(f"results in {out}/ (trajectories.csv, summary.csv, paired_tests.csv, best_so_far.png)")
     return result
 
 

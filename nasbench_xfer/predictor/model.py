@@ -39,7 +39,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PredictorConfig", "Codec", "MLP", "ResidualHeads", "TransferNet"]
+__all__ = ["PredictorConfig", "Codec", "MLP", "ResidualHeads", "TransferNet", "HEADS"]
+
+#: transfer heads (see :class:`PredictorConfig`)
+HEADS = ("calibrated", "paper")
 
 
 @dataclass
@@ -60,7 +63,27 @@ class PredictorConfig:
     copies (``space.augment``) of every evaluated architecture with the same
     score, once before training (NAO's "expand").
 
-    ``transfer=False`` gives NAO (see :mod:`nasbench_xfer.predictor`).
+    Transfer head (``head``):
+
+    * ``"paper"`` - the paper's model exactly: ``f_i(z) = g_u(z) + r_i(z)``, every
+      row of every task weighted alike, no penalty on the residual
+      (``residual_shrinkage`` must be 0).
+    * ``"calibrated"`` (default) - ``f_i(z) = a_i * g_u(z) + b_i + r_i(z)``: a
+      learned per-task scale ``a_i`` (starts at 1) and shift ``b_i`` (starts at 0)
+      on the universal network's output absorb a task's change of scale (a
+      target z-scored over 10 evaluations has a noisy mean and spread) with two
+      numbers instead of the residual, and the residual is shrunk towards 0 by
+      the penalty ``residual_shrinkage / n_i * (r_i(z)^2 + (a_i - 1)^2)`` on each
+      of task ``i``'s ``n_i`` evaluations (the less a task has been evaluated,
+      the more its residual is pulled to zero and its scale to 1 - the
+      universal network's own spread, which is what a z-scored task has on
+      average - so a handful of target points cannot undo what the sources
+      taught the universal network; the scale prior keeps a small ``a_i`` from
+      handing the ranking to the residual).  The measurements behind
+      it are in ``docs/results/ablation/`` and the README.
+
+    ``transfer=False`` gives NAO (see :mod:`nasbench_xfer.predictor`); NAO has no
+    residual or per-task head, so ``head`` does not change it.
     ``device``: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     ``seed`` makes fitting deterministic (on CPU; CUDA kernels may differ slightly).
     """
@@ -83,6 +106,8 @@ class PredictorConfig:
     augment: bool = False
     augment_copies: int = 1
     transfer: bool = True
+    head: str = "calibrated"
+    residual_shrinkage: float = 50.0
     device: str = "auto"
     seed: int = 0
 
@@ -100,6 +125,15 @@ class PredictorConfig:
             raise ValueError(f"PredictorConfig.alpha must be in [0, 1], got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"PredictorConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"PredictorConfig.head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if not (isinstance(self.residual_shrinkage, (int, float)) and math.isfinite(self.residual_shrinkage)
+                and self.residual_shrinkage >= 0):
+            raise ValueError("PredictorConfig.residual_shrinkage must be a finite number >= 0, "
+                             f"got {self.residual_shrinkage!r}")
+        if self.head == "paper" and self.residual_shrinkage > 0:
+            raise ValueError("PredictorConfig: head='paper' is the paper's model, which does not shrink "
+                             "the residual; set residual_shrinkage=0 (or use head='calibrated')")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError("PredictorConfig: lr must be > 0 and weight_decay >= 0")
 
@@ -301,15 +335,33 @@ class TransferNet(nn.Module):
         self.num_tasks = num_tasks
         self.residual = (ResidualHeads(num_tasks, cfg.hidden_size, cfg.residual_hidden, cfg.dropout)
                          if num_tasks > 0 else None)
+        # per-task scale and shift of the universal output (head="calibrated")
+        self.calibrated = cfg.head == "calibrated" and num_tasks > 0
+        if self.calibrated:
+            self.task_scale = nn.Parameter(torch.ones(num_tasks))
+            self.task_shift = nn.Parameter(torch.zeros(num_tasks))
+
+    def head_parts(self, code: torch.Tensor, task_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(prediction, residual)``: the normalised prediction ``[a_i *] g_u(z) [+ b_i] + r_i(z)``
+        and the residual term alone (0 for rows with ``task_idx < 0``, which get ``g_u(z)``)."""
+        pred = self.universal(code)
+        res = torch.zeros_like(pred)
+        if self.residual is not None and bool((task_idx >= 0).any()):
+            own = task_idx >= 0
+            if self.calibrated:
+                k = task_idx.clamp(min=0)
+                pred = torch.where(own, self.task_scale[k] * pred + self.task_shift[k], pred)
+            res = ResidualHeads.gather(self.residual(code), task_idx)
+            pred = pred + res
+        return pred, res
 
     def head(self, code: torch.Tensor, task_idx: torch.Tensor) -> torch.Tensor:
-        """Normalised prediction ``g_u(z) + r_i(z)``; rows with ``task_idx < 0`` get ``g_u(z)``."""
-        pred = self.universal(code)
-        if self.residual is not None and bool((task_idx >= 0).any()):
-            pred = pred + ResidualHeads.gather(self.residual(code), task_idx)
-        return pred
+        """Normalised prediction (see :meth:`head_parts`)."""
+        return self.head_parts(code, task_idx)[0]
 
-    def forward(self, tokens: torch.Tensor, task_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(prediction (B,), masked reconstruction logits (B, L, V))`` with teacher forcing."""
+    def forward(self, tokens: torch.Tensor, task_idx: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(prediction (B,), residual (B,), masked reconstruction logits (B, L, V))``, teacher forced."""
         outputs, code = self.codec.encode(tokens)
-        return self.head(code, task_idx), self.codec.decode_logits(outputs, code, tokens)
+        pred, res = self.head_parts(code, task_idx)
+        return pred, res, self.codec.decode_logits(outputs, code, tokens)

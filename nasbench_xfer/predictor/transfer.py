@@ -194,8 +194,16 @@ class TransferPredictor:
                              f"(tasks: {', '.join(tasks)})")
         return tasks, data
 
-    def fit(self, history: History, target: str | None = None, verbose: bool = False) -> "TransferPredictor":
-        """Train on ``history`` (``{task: (archs, scores)}``) from scratch; returns ``self``.
+    def fit(self, history: History, target: str | None = None, verbose: bool = False,
+            init: "TransferPredictor | None" = None, steps: int | None = None) -> "TransferPredictor":
+        """Train on ``history`` (``{task: (archs, scores)}``); returns ``self``.
+
+        From scratch by default.  ``init`` (a fitted predictor of the same space
+        and network sizes) warm-starts from its weights: the codec, the
+        universal network and the residual / scale / shift of every task that
+        ``init`` knew by name are copied, a new task's head starts as from
+        scratch; ``steps`` then sets the number of Adam steps (a warm refit
+        needs far fewer than a fresh fit; default: the usual schedule).
 
         ``target`` (optional) names the task searched for; it is added with no
         evaluations if ``history`` lacks it.  With ``transfer=False`` (NAO) only
@@ -220,7 +228,8 @@ class TransferPredictor:
         residual_tasks = [t for t in tasks if t in stats] if self.transfer else []
         res_index = {t: k for k, t in enumerate(residual_tasks)}
 
-        toks, ys, tids = [], [], []
+        toks, ys, tids, pens = [], [], [], []
+        shrink = cfg.residual_shrinkage if (self.transfer and cfg.head != "paper") else 0.0
         rng = np.random.default_rng(cfg.seed)
         for t in tasks:
             tok, y, archs = data[t]
@@ -230,29 +239,36 @@ class TransferPredictor:
             toks.append(tok)
             ys.append(yz)
             tids.append(np.full(len(y), res_index.get(t, -1)))
+            pens.append(np.full(len(y), shrink / len(y)))
             if cfg.augment:
                 for _ in range(cfg.augment_copies):
                     aug = [self.space.augment(a, rng) for a in archs]
                     toks.append(self._tokens(aug, f"augmented history[{t!r}]"))
                     ys.append(yz)
                     tids.append(tids[-1])
+                    pens.append(pens[-1])
         dev = self.device
         X = torch.cat(toks).to(dev)
         Y = torch.from_numpy(np.concatenate(ys)).float().to(dev)
         TID = torch.from_numpy(np.concatenate(tids)).long().to(dev)
+        PEN = torch.from_numpy(np.concatenate(pens)).float().to(dev)
         N = X.shape[0]
 
         t0 = time.perf_counter()
         cuda_devs = [dev.index if dev.index is not None else torch.cuda.current_device()] \
             if dev.type == "cuda" else []
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
+            raise ValueError(f"fit: steps must be a positive integer, got {steps!r}")
         with torch.random.fork_rng(devices=cuda_devs):
             torch.manual_seed(cfg.seed)
             net = TransferNet(self._mask, len(residual_tasks), cfg).to(dev)
+            if init is not None:
+                self._warm_start(net, init, residual_tasks)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
             bs = min(cfg.batch_size, N)
             per_epoch = math.ceil(N / bs)
-            total = max(cfg.epochs * per_epoch, cfg.min_steps)
+            total = max(cfg.epochs * per_epoch, cfg.min_steps) if steps is None else int(steps)
             V = net.codec.vocab_size
             log: list[tuple[float, float, float]] = []
             step = 0
@@ -266,8 +282,16 @@ class TransferPredictor:
                         break
                     idx = perm[i:i + bs]
                     xb = X[idx]
-                    pred, logits = net(xb, TID[idx])
+                    pred, res, logits = net(xb, TID[idx])
                     l_pred = F.mse_loss(pred, Y[idx])
+                    if shrink > 0:
+                        # shrink the residual to 0 and the task's scale to 1 (see PredictorConfig)
+                        dev_scale = torch.zeros_like(res)
+                        if net.calibrated:
+                            tb = TID[idx]
+                            dev_scale = torch.where(tb >= 0, net.task_scale[tb.clamp(min=0)] - 1.0,
+                                                    dev_scale)
+                        l_pred = l_pred + (PEN[idx] * (res.pow(2) + dev_scale.pow(2))).mean()
                     l_rec = F.cross_entropy(logits.reshape(-1, V), xb.reshape(-1))
                     loss = cfg.alpha * l_pred + (1.0 - cfg.alpha) * l_rec
                     opt.zero_grad(set_to_none=True)
@@ -293,6 +317,33 @@ class TransferPredictor:
         self.train_log = log
         self.train_steps = step
         return self
+
+    def _warm_start(self, net: TransferNet, init: "TransferPredictor", residual_tasks: list[str]) -> None:
+        """Copy ``init``'s weights into ``net`` (per-task heads matched by task name)."""
+        if not isinstance(init, TransferPredictor) or init.net is None:
+            raise ValueError("fit: init must be a fitted TransferPredictor")
+        if init.space.name != self.space.name or dict(init.space.config()) != dict(self.space.config()):
+            raise ValueError(f"fit: init was fitted on another space ({init.space.name})")
+        mine, theirs = self.config.to_dict(), init.config.to_dict()
+        shape_keys = ("emb_size", "hidden_size", "decoder_hidden_size", "universal_hidden",
+                      "residual_hidden", "position_embedding", "general_attention", "head", "transfer")
+        diff = [k for k in shape_keys if mine[k] != theirs[k]]
+        if diff:
+            raise ValueError(f"fit: init has a different network ({', '.join(diff)} differ)")
+        src = init.net.state_dict()
+        dst = net.state_dict()
+        old_idx = {t: k for k, t in enumerate(init.residual_tasks)}
+        pairs = [(k, old_idx[t]) for k, t in enumerate(residual_tasks) if t in old_idx]
+        with torch.no_grad():
+            for name, value in dst.items():
+                if name not in src:
+                    continue
+                if name.startswith("residual.") or name in ("task_scale", "task_shift"):
+                    for new, old in pairs:
+                        value[new].copy_(src[name][old])
+                elif src[name].shape == value.shape:
+                    value.copy_(src[name])
+        net.load_state_dict(dst)
 
     # ----------------------------------------------------------------- predict
     def _task_index(self, task: str, where: str) -> int:
@@ -485,6 +536,8 @@ class TransferPredictor:
             raise ValueError(f"predictor file version {state['version']} is newer than this package "
                              f"supports ({FORMAT_VERSION}); upgrade nasbench_xfer")
         cfg = dict(state["config"])
+        if "head" not in cfg:  # saved before the calibrated head existed: the paper's model
+            cfg.update(head="paper", residual_shrinkage=0.0)
         if device is not None:
             cfg["device"] = device
         config = PredictorConfig.from_dict(cfg)

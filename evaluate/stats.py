@@ -1,0 +1,106 @@
+"""Statistics for comparisons and ablations: paired tests, Holm correction, censored medians.
+
+* :func:`paired_wilcoxon` - two-sided Wilcoxon signed-rank test on paired
+  samples (seeds pair the optimizers of a comparison: the same seed draws the
+  same source knowledge; splits pair the settings of an ablation).
+* :func:`holm` - Holm's step-down adjustment of a family of p-values (controls
+  the family-wise error rate; one family = one table).
+* :func:`kaplan_meier` / :func:`km_median` - "evaluations until the table's
+  top k% is reached" is a time-to-event with right censoring: a search that
+  has not got there within its budget is censored at the budget, not dropped.
+  The Kaplan-Meier median is the first time at which at least half of the
+  searches have got there; ``inf`` when fewer than half did within the budget.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["paired_wilcoxon", "holm", "kaplan_meier", "km_median", "PairedResult"]
+
+
+class PairedResult(tuple):
+    """``(n, mean_diff, median_diff, statistic, pvalue)`` of :func:`paired_wilcoxon`."""
+
+    __slots__ = ()
+
+    def __new__(cls, n, mean_diff, median_diff, statistic, pvalue):
+        return super().__new__(cls, (n, mean_diff, median_diff, statistic, pvalue))
+
+    n = property(lambda self: self[0])
+    mean_diff = property(lambda self: self[1])
+    median_diff = property(lambda self: self[2])
+    statistic = property(lambda self: self[3])
+    pvalue = property(lambda self: self[4])
+
+
+def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> PairedResult:
+    """Two-sided Wilcoxon signed-rank test of ``a - b`` (pairs with a NaN are dropped).
+
+    Zero differences are dropped (Wilcoxon's convention, ``zero_method="wilcox"``);
+    if every difference is zero the p-value is 1.  The exact null distribution
+    is used for up to 50 pairs without ties, the normal approximation otherwise
+    (scipy's ``method="auto"``).  ``mean_diff``/``median_diff`` are over all
+    complete pairs.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired samples must be 1-D and of equal length, got {a.shape} and {b.shape}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    n = int(len(d))
+    if n == 0:
+        return PairedResult(0, math.nan, math.nan, math.nan, math.nan)
+    mean, med = float(d.mean()), float(np.median(d))
+    if not np.any(d != 0):
+        return PairedResult(n, mean, med, 0.0, 1.0)
+    res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+    return PairedResult(n, mean, med, float(res.statistic), float(res.pvalue))
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values (same order as given; NaN stays NaN and is not counted)."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def kaplan_meier(times: Sequence[float], events: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier estimate: ``(event times, fraction not yet reached just after each)``.
+
+    ``times[i]`` is when search ``i`` reached the goal (``events[i]`` true) or was
+    censored (``events[i]`` false: it stopped at ``times[i]`` without reaching it).
+    """
+    t = np.asarray(times, dtype=float)
+    e = np.asarray(events, dtype=bool)
+    if t.shape != e.shape or t.ndim != 1:
+        raise ValueError("times and events must be 1-D and of equal length")
+    if not np.isfinite(t).all():
+        raise ValueError("times must be finite (censor a search at its budget)")
+    uniq = np.unique(t[e])
+    surv, s = [], 1.0
+    for u in uniq:
+        at_risk = int((t >= u).sum())
+        died = int(((t == u) & e).sum())
+        s *= 1.0 - died / at_risk
+        surv.append(s)
+    return uniq, np.asarray(surv)
+
+
+def km_median(times: Sequence[float], events: Sequence[bool]) -> float:
+    """Kaplan-Meier median time to the event (``inf`` if the estimate never falls to 0.5)."""
+    t, s = kaplan_meier(times, events)
+    hit = np.flatnonzero(s <= 0.5 + 1e-12)
+    return float(t[hit[0]]) if len(hit) else math.inf

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The reduced ablations behind docs/results/ablation-dip/ (issue 11: does the default transfer
+# predictor lose the sources' knowledge when the first target evaluations arrive?): source sizes
+# 0,50,100,150 per task, target sizes 0,10,25, 5 splits, 50 held out, default predictor
+# (xfernas, calibrated head).  Each run resumes if interrupted.
+#   bash experiments/run_dip_ablations.sh            # the targets below
+#   bash experiments/run_dip_ablations.sh jigsaw     # one TransNAS target
+source "$(dirname "$0")/common.sh"
+G=(--source-sizes 0,50,100,150 --target-sizes 0,10,25 --splits 5)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(jigsaw nbg:cora class_object autoencoder nbg:citeseer)
+for t in "${targets[@]}"; do
+  if [[ $t == nbg:* ]]; then
+    name=${t#nbg:}
+    $X ablation -s runs/nbg.h5 -t "$name" --sources "$(nbg_sources "$name")" "${G[@]}" -o "docs/results/ablation-dip/nbg-$name" -j 2
+  else
+    $X ablation -s runs/transnas.h5 -t "$t" "${G[@]}" -o "docs/results/ablation-dip/transnas-$t" -j 2
+  fi
+done
