@@ -19,11 +19,14 @@ def benchmarks_cmd(name, do_import, source, home, as_json) -> None:
     """List the known benchmarks (source, licence, what importing needs), or show NAME with its
     BibTeX; `--import` imports NAME so that `nasbench_xfer.load(NAME)` opens it at once."""
     from ..catalog import KNOWN, cached_path, load
+
+    def entry_of(b) -> dict:
+        path = cached_path(b.name, home)
+        return dict(asdict(b), importer=None, cached=str(path) if path.is_file() else None)
     if name is None:
         if do_import:
             raise click.UsageError("--import needs a benchmark NAME")
-        entries = [dict(asdict(b), importer=None, cached=str(cached_path(b.name, home))
-                        if cached_path(b.name, home).is_file() else None) for b in KNOWN.values()]
+        entries = [entry_of(b) for b in KNOWN.values()]
         if as_json:
             click.echo(json.dumps(entries, indent=2))
             return
@@ -41,7 +44,7 @@ def benchmarks_cmd(name, do_import, source, home, as_json) -> None:
                 click.echo(f"{name}: {len(st.tasks)} tasks, {st.num_archs} architectures in {st.path}")
         except (FileNotFoundError, ValueError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
-    entry = dict(asdict(b), importer=None, cached=str(cached_path(name, home)) if cached_path(name, home).is_file() else None)
+    entry = entry_of(b)
     if as_json:
         click.echo(json.dumps(entry, indent=2))
         return

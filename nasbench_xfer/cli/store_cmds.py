@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 import pandas as pd
 
 from ..space import SpaceError

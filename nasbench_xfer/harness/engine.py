@@ -33,6 +33,7 @@ accuracies stay on the device and are read once.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -344,7 +345,7 @@ def train_concurrently(jobs: Iterable[Any], start: Callable[[Any], tuple[ArchTra
                 # pool streams do not wait for the default stream by themselves: the task's
                 # images were copied to the device there
                 stream.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(stream) if cuda else _null():
+            with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
                 trainer, state = start(job)
             if trainer is None:
                 finish(state, None, None)
@@ -353,7 +354,7 @@ def train_concurrently(jobs: Iterable[Any], start: Callable[[Any], tuple[ArchTra
         for entry in list(active):
             trainer, gen, stream, state = entry
             try:
-                with torch.cuda.stream(stream) if cuda else _null():
+                with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
                     next(gen)
             except StopIteration:
                 active.remove(entry)
@@ -362,10 +363,3 @@ def train_concurrently(jobs: Iterable[Any], start: Callable[[Any], tuple[ArchTra
                 active.remove(entry)
                 finish(state, trainer, exc)
 
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False

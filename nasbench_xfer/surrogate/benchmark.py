@@ -266,9 +266,11 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
             if ev["arch_id"].nunique() < 10:
                 raise SurrogateError(f"task {task!r}: {ev['arch_id'].nunique()} evaluated architectures; "
                                      "a surrogate needs at least 10")
-            grp = ev.groupby("arch_id")["val_metric"]
-            ids = np.asarray(grp.mean().index, dtype=np.int64)
-            y = grp.mean().to_numpy(dtype=np.float64)
+            # one row per architecture: mean metric over seeds, its count and variance, mean seconds
+            per_arch = ev.groupby("arch_id").agg(val=("val_metric", "mean"), count=("val_metric", "count"),
+                                                 var=("val_metric", "var"), secs=("train_seconds", "mean"))
+            ids = np.asarray(per_arch.index, dtype=np.int64)
+            y = per_arch["val"].to_numpy(dtype=np.float64)
             tokens = np.asarray([space.encode(a) for a in st.archs(ids)], dtype=np.int64)
             X = fmap.token_features(tokens)
             rng = np.random.default_rng(seed)
@@ -281,7 +283,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
                 pred, _ = m.predict(X[test])
                 validation.update(_validation(y[test], pred))
             # noise from repeated seeds
-            reps = ev.groupby("arch_id")["val_metric"].agg(["count", "var"])
+            reps = per_arch[["count", "var"]]
             rep_ids = reps.index[reps["count"] >= 2]
             noise_model: dict[str, Any]
             use_seeds = noise == "seeds" or (noise == "auto" and len(rep_ids) >= MIN_REPEATED_ARCHS)
@@ -309,7 +311,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
                         "kendall_seed_vs_seed": float(stats.kendalltau(first, second)[0]),
                         "kendall_surrogate_vs_mean": float(stats.kendalltau(
                             y[[pos[a] for a in rep_test]], pr)[0])}
-            secs = ev.groupby("arch_id")["train_seconds"].mean().reindex(ids).to_numpy(dtype=np.float64)
+            secs = per_arch["secs"].to_numpy(dtype=np.float64)
             ok = np.isfinite(secs) & (secs > 0)
             cost = None
             if ok.sum() >= MIN_COST_ARCHS:
