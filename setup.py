@@ -1,26 +1,15 @@
-"""Packaging: the design card's top-level folders install under the nasbench_xfer namespace.
+"""Packaging: the design card's top-level folders ship inside the nasbench_xfer namespace.
 
-``datasets/``, ``baselines/`` and ``evaluate/`` are also names of popular PyPI
-packages, so they are installed as ``nasbench_xfer.datasets``,
-``nasbench_xfer.baselines`` and ``nasbench_xfer.evaluate`` and never as
-top-level modules.
+``datasets/``, ``baselines/`` and ``evaluate/`` stay at the top of the repository (the
+design card's layout) and ``nasbench_xfer/{datasets,baselines,evaluate}`` are symbolic links
+to them, so they install, import and type-check only as ``nasbench_xfer.datasets`` etc.
+(never as top-level modules: those names belong to popular PyPI packages).  Package
+discovery follows the links; wheels and sdists contain the files themselves.
 """
 from setuptools import find_packages, setup
 
-CARD_FOLDERS = ("datasets", "baselines", "evaluate")
-
-packages = find_packages(include=["nasbench_xfer", "nasbench_xfer.*"])
-package_dir = {}
-for folder in CARD_FOLDERS:
-    packages.append(f"nasbench_xfer.{folder}")
-    package_dir[f"nasbench_xfer.{folder}"] = folder
-    for sub in find_packages(where=folder):
-        packages.append(f"nasbench_xfer.{folder}.{sub}")
-        package_dir[f"nasbench_xfer.{folder}.{sub}"] = f"{folder}/{sub.replace('.', '/')}"
-
 setup(
-    packages=packages,
-    package_dir=package_dir,
+    packages=find_packages(include=["nasbench_xfer", "nasbench_xfer.*"]),
     package_data={"nasbench_xfer.datasets": ["*.h5", "*.md"]},
     include_package_data=True,
 )

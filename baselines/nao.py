@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..xfernas import SurrogateSearch
+from nasbench_xfer.xfernas import SurrogateSearch
 
 
 class NAO(SurrogateSearch):

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from ..store import Store
+from nasbench_xfer.store import Store
 
 DEFAULT_PROBES = 8
 

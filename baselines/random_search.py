@@ -1,7 +1,7 @@
 """Random search: uniform sampling without repeats."""
 from __future__ import annotations
 
-from ..optimizer import Optimizer, SearchContext
+from nasbench_xfer.optimizer import Optimizer, SearchContext
 
 
 class RandomSearch(Optimizer):

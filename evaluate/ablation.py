@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..oracle import OracleError
-from ..store import Store, StoreError
+from nasbench_xfer.oracle import OracleError
+from nasbench_xfer.store import Store, StoreError
 
 DEFAULT_SOURCE_SIZES = (0, 50, 100, 150)
 DEFAULT_TARGET_SIZES = (0, 10, 25, 50, 75, 100, 150)
@@ -60,7 +60,7 @@ class SklearnTokenPredictor:
                       else RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1))
 
     def fit(self, history: Mapping[str, tuple], target: str | None = None) -> "SklearnTokenPredictor":
-        from ..baselines.tapas import one_hot
+        from nasbench_xfer.baselines.tapas import one_hot
 
         archs, scores = history.get(target, ([], []))
         if len(archs) < 2:
@@ -69,7 +69,7 @@ class SklearnTokenPredictor:
         return self
 
     def predict(self, task: str, archs: Sequence[Hashable]) -> np.ndarray:
-        from ..baselines.tapas import one_hot
+        from nasbench_xfer.baselines.tapas import one_hot
 
         return self.model.predict(one_hot(self.space, archs))
 
@@ -81,16 +81,16 @@ def make_predictor(name: str, space, seed: int, options: Mapping[str, Any] | Non
     ``callable(space, seed=seed, **options)``."""
     options = dict(options or {})
     if name == "xfernas":
-        from ..predictor import TransferPredictor
+        from nasbench_xfer.predictor import TransferPredictor
 
         return TransferPredictor(space, seed=seed, **options)
     if name == "xfernas-paper":
-        from ..predictor import TransferPredictor
+        from nasbench_xfer.predictor import TransferPredictor
 
         return TransferPredictor(space, seed=seed, **{"head": "paper", "residual_shrinkage": 0.0,
                                                       **options})
     if name == "nao":
-        from ..predictor import NAOPredictor
+        from nasbench_xfer.predictor import NAOPredictor
 
         return NAOPredictor(space, seed=seed, **options)
     if name in ("ridge", "random-forest"):
@@ -323,7 +323,7 @@ def transfer_effects(runs: pd.DataFrame, metric: str = "spearman", alpha: float 
     p_holm, call (``helps``/``hurts``/``tie`` at uncorrected p < ``alpha``) and
     call_holm (the same at Holm p < ``alpha``).
     """
-    from .stats import holm, paired_wilcoxon
+    from nasbench_xfer.evaluate.stats import holm, paired_wilcoxon
 
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     srcs = sorted(s for s in ok["source_size"].unique() if s > 0)
@@ -354,7 +354,7 @@ def target_dip(runs: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
     mean of the same source size (negative = the first target evaluations made it worse), with a
     paired Wilcoxon test over the splits.  Columns: source_size, target_size, zero, value,
     change, p."""
-    from .stats import paired_wilcoxon
+    from nasbench_xfer.evaluate.stats import paired_wilcoxon
 
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     rows = []

@@ -20,9 +20,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..optimizer import OptimizerError, SearchContext, make_optimizer
-from ..oracle import OracleError, TabularOracle, load_task_data
-from ..store import Store, StoreError
+from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer
+from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
+from nasbench_xfer.store import Store, StoreError
 
 SUMMARY_BUDGETS = (10, 33, 100)
 
@@ -49,7 +49,7 @@ def _seed_for(seed: int, *parts: str) -> int:
 
 def check_spec(spec: SearchSpec) -> None:
     """Every bad-input check, before anything runs (clear messages)."""
-    from ..optimizer import get_optimizer_class
+    from nasbench_xfer.optimizer import get_optimizer_class
 
     for name in spec.optimizers:
         get_optimizer_class(name)
@@ -69,7 +69,7 @@ def check_spec(spec: SearchSpec) -> None:
 
 def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
     """One search: ``optimizer`` on ``spec.target`` with ``spec.budget`` evaluations, seeded."""
-    from ..baselines.probe import choose_probes, full_table_similarity
+    from nasbench_xfer.baselines.probe import choose_probes, full_table_similarity
 
     with Store.open(spec.store) as st:
         oracle = TabularOracle(st, spec.target, spec.budget)
@@ -207,7 +207,7 @@ def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
     and evaluations needed to reach the table's top 1% and 5%: the Kaplan-Meier median over
     all seeds (a seed that never got there is censored at its last evaluation, not dropped;
     ``inf`` when fewer than half got there) and the fraction of seeds that got there."""
-    from .stats import km_median
+    from nasbench_xfer.evaluate.stats import km_median
 
     rows = []
     budgets = sorted({b for b in SUMMARY_BUDGETS if b <= budget} | {budget})
@@ -246,7 +246,7 @@ def paired_tests(traj: pd.DataFrame, focus: str = "xfernas", budgets: Sequence[i
     Columns: opponent, budget, pairs, mean and median regret difference (focus minus
     opponent: negative = focus better), p, p_holm, call (``win``/``loss`` when p_holm <
     ``alpha``, else ``tie``)."""
-    from .stats import holm, paired_wilcoxon
+    from nasbench_xfer.evaluate.stats import holm, paired_wilcoxon
 
     opts = list(dict.fromkeys(traj["optimizer"]))
     if focus not in opts:

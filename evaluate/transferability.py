@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..store import Store
+from nasbench_xfer.store import Store
 
 
 def rank_correlations(store: Store, tasks: Sequence[str] | None = None, min_shared: int = 10) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The package installs as nasbench_xfer (with the card's folders namespaced), as a wheel and editable."""
+"""The package installs as nasbench_xfer (with the card's folders namespaced), as a wheel and editable,
+and no module of it can be imported under a second name."""
 from __future__ import annotations
 
 import subprocess
@@ -71,10 +72,32 @@ def test_editable_install_imports(tmp_path):
                             "--exclude-standard"], check=True, capture_output=True,
                            text=True).stdout.split()
     for name in files:
-        if (REPO / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            (src / name).write_bytes((REPO / name).read_bytes())
+        path = REPO / name
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():  # nasbench_xfer/{datasets,baselines,evaluate} -> the card's folders
+            (src / name).symlink_to(path.readlink())
+        elif path.is_file():
+            (src / name).write_bytes(path.read_bytes())
     _pip(py, "-e", str(src))
     out = subprocess.run([str(py), "-c", CHECK], cwd=tmp_path, check=True,
                          capture_output=True, text=True).stdout
     assert out.strip().startswith(str(src))
+
+
+def test_one_module_one_name():
+    """From a source checkout (repository root on sys.path) the card's folders refuse their bare
+    names, and the package does not nest inside itself: every class has exactly one identity."""
+    code = ("import importlib, nasbench_xfer.store as s, nasbench_xfer.evaluate.search as e\n"
+            "assert importlib.util.find_spec('nasbench_xfer.nasbench_xfer') is None\n"
+            "for bare in ('datasets', 'baselines', 'evaluate'):\n"
+            "    try:\n"
+            "        importlib.import_module(bare)\n"
+            "    except ImportError as err:\n"
+            "        assert f'import nasbench_xfer.{bare} instead' in str(err), err\n"
+            "    else:\n"
+            "        raise AssertionError(bare + ' imported under its bare name')\n"
+            "assert e.Store is s.Store\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": ""},
+                         check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "ok"
