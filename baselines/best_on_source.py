@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasbench_xfer.optimizer import Optimizer, OptimizerError, SearchContext
 from nasbench_xfer.baselines.probe import DEFAULT_PROBES, most_similar, rank_agreement
+from nasbench_xfer.optimizer import Optimizer, OptimizerError, SearchContext
 
 
 class BestOnSource(Optimizer):

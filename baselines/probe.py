@@ -25,7 +25,7 @@ Fewer probes leave too many ties in the rank agreement to separate sources.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from nasbench_xfer.optimizer import Optimizer, OptimizerError, SearchContext
 from nasbench_xfer.baselines.probe import DEFAULT_PROBES, rank_agreement
+from nasbench_xfer.optimizer import Optimizer, OptimizerError, SearchContext
 
 
 def one_hot(space, archs) -> np.ndarray:

@@ -63,7 +63,8 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    report = {"store": args.store, "target": args.target, "grid": f"4 source sizes x 7 target sizes x {args.splits} splits",
+    report = {"store": args.store, "target": args.target,
+              "grid": f"4 source sizes x 7 target sizes x {args.splits} splits",
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
                          f"torch {torch.__version__}",
               "cpu_grid_seconds": None, "gpu_grid_seconds": None, "runs": []}

@@ -59,8 +59,7 @@ if str(REPO) not in sys.path:
 import nasbench_xfer.datasets  # noqa: E402
 from nasbench_xfer.harness.engine import ArchTrainer  # noqa: E402
 from nasbench_xfer.harness.protocols import get_protocol  # noqa: E402
-from nasbench_xfer.harness.train import (DeviceTask, SpeedFlags, _prepare, build_for_task,  # noqa: E402
-                                         device_name, train_concurrent)
+from nasbench_xfer.harness.train import DeviceTask, SpeedFlags, _prepare, build_for_task, device_name, train_concurrent  # noqa: E402
 from nasbench_xfer.space.nasnet import NASNetSpace  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"

@@ -41,7 +41,8 @@ BEFORE = {"xfernas": {"proposal": "ascent", "warm_start": False, "head": "paper"
 def machine() -> str:
     import torch
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}"
+    return (f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+            f"torch {torch.__version__}")
 
 
 def main() -> None:

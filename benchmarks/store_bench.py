@@ -150,7 +150,7 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
     rows = [("(1) cold start -> full table", "table_seconds", "table"),
-            ("(2) cold start + %d lookups" % args.lookups, "lookup_seconds", "lookups")]
+            (f"(2) cold start + {args.lookups} lookups", "lookup_seconds", "lookups")]
     print(f"store benchmark, NAS-Bench-Graph {args.dataset}, median of {args.repeats} fresh processes")
     print(f"{'measure':38s} {'peer':>10s} {'ours':>10s} {'peer/ours':>10s} {'peer peak MB':>13s} {'ours peak MB':>13s}")
     for label, key, mode in rows:

@@ -59,9 +59,10 @@ import struct
 import tarfile
 import time
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -438,7 +439,7 @@ def _load_quickdraw_dir(folder: Path, classes: Sequence[str] | None, max_per_cla
     if not files:
         raise FileNotFoundError(f"quickdraw: no <class>.npy files in {folder}")
     xs, ys = [], []
-    for i, (cls, p) in enumerate(files.items()):
+    for i, p in enumerate(files.values()):
         arr = np.load(p, mmap_mode="r")[:max_per_class]
         xs.append(_to_nchw(np.asarray(arr), str(p)))
         ys.append(np.full(len(arr), i, dtype=np.int64))
@@ -628,7 +629,7 @@ class TaskData:
         return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
 
     def subset(self, train: int | None = None, val: int | None = None, test: int | None = None,
-               seed: int = 0) -> "TaskData":
+               seed: int = 0) -> TaskData:
         """A smaller task: random (seeded) ``train``/``val``/``test`` images of each split.
 
         The preprocessing statistics stay those of the full training split.

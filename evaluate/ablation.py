@@ -26,10 +26,11 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ class SklearnTokenPredictor:
         self.model = (Ridge(alpha=1.0) if estimator == "ridge"
                       else RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1))
 
-    def fit(self, history: Mapping[str, tuple], target: str | None = None) -> "SklearnTokenPredictor":
+    def fit(self, history: Mapping[str, tuple], target: str | None = None) -> SklearnTokenPredictor:
         from nasbench_xfer.baselines.tapas import one_hot
 
         archs, scores = history.get(target, ([], []))
@@ -299,7 +300,7 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
 
 def load_results(path: str | os.PathLike) -> pd.DataFrame:
     lines = Path(path).read_text().splitlines()[1:]
-    return pd.DataFrame([json.loads(l) for l in lines if l.strip()])
+    return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

@@ -6,8 +6,8 @@ the single source task that ranks its architectures best.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -34,7 +34,7 @@ METRICS = ("spearman", "kendall", "pearson")
 
 def load_runs(path: Path) -> pd.DataFrame:
     lines = path.read_text().splitlines()[1:]
-    runs = pd.DataFrame([json.loads(l) for l in lines if l.strip()])
+    runs = pd.DataFrame([json.loads(line) for line in lines if line.strip()])
     return runs[runs["status"] == "ok"]
 
 

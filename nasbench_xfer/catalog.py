@@ -15,9 +15,9 @@ PyPI package that ships the data, or a local file), and says what is missing.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 __all__ = ["Benchmark", "KNOWN", "data_home", "load", "cached_path"]
 

@@ -23,9 +23,10 @@ Registry: built-ins by name (``random``, ``best-on-source``, ``best-on-source-or
 from __future__ import annotations
 
 import importlib
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, ClassVar, Hashable, Mapping, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 

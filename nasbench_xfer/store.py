@@ -53,8 +53,9 @@ import numbers
 import os
 import socket
 import stat
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -375,7 +376,7 @@ class Store:
 
     # ------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r") -> "Store":
+    def open(cls, path: str | os.PathLike, mode: str = "r") -> Store:
         """Open an existing store, read-only (``"r"``) or for appending (``"a"``)."""
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
@@ -395,7 +396,7 @@ class Store:
 
     @classmethod
     def create(cls, path: str | os.PathLike, space: SearchSpace, *, overwrite: bool = False,
-               provenance_info: Mapping[str, Any] | None = None) -> "Store":
+               provenance_info: Mapping[str, Any] | None = None) -> Store:
         """Create an empty store for ``space`` and return it open for appending."""
         given = Path(path)
         path = real_path(given)
@@ -543,7 +544,7 @@ class Store:
             self._h5 = None
         self._release_lock()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -734,7 +735,7 @@ class Store:
             raise StoreError(f"{self.path} is open read-only; open it with mode='a' to write")
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator["Store"]:
+    def batch(self) -> Iterator[Store]:
         """Group several writes into one commit: all of them land, or none do.
 
         The pending version is built in memory (HDF5's core driver, no backing file);
@@ -1133,7 +1134,7 @@ class Store:
     # ----------------------------------------------------------- merging
     @classmethod
     def merge(cls, paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-              overwrite: bool = False) -> "Store":
+              overwrite: bool = False) -> Store:
         """Join stores (shards) of one space into ``out``.
 
         Duplicate rule: two evaluations are duplicates when task, architecture

@@ -42,12 +42,12 @@ The oracle itself never substitutes architectures.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .optimizer import Optimizer, OptimizerError, SearchContext
-
 
 PROPOSALS = ("hybrid", "ascent")
 

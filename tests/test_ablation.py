@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from nasbench_xfer.cli.main import cli
-from nasbench_xfer.evaluate.ablation import (AblationSpec, aggregate, correlation_metrics,
-                                              run_ablation)
+from nasbench_xfer.evaluate.ablation import AblationSpec, aggregate, correlation_metrics, run_ablation
 from nasbench_xfer.space import OPS, NASNetSpace
 from nasbench_xfer.store import Store
 
@@ -86,7 +85,8 @@ def test_ablation_cli_with_a_scikit_learn_surrogate(store_path, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["-t", "nope"], "task 'nope' is not in"),
-    (["-t", "target", "--target-sizes", "0,90"], "has 100 evaluated architectures; holdout 50 + target size 90 needs 140"),
+    (["-t", "target", "--target-sizes", "0,90"],
+     "has 100 evaluated architectures; holdout 50 + target size 90 needs 140"),
     (["-t", "target", "--target-sizes", "0", "--predictor", "magic"], "unknown predictor 'magic'"),
 ])
 def test_ablation_cli_bad_input(store_path, tmp_path, args, message):

@@ -20,7 +20,7 @@ from nasbench_xfer.harness.data import Augment, DeviceSplit
 from nasbench_xfer.harness.engine import ArchTrainer, lr_at, sgd_update_
 from nasbench_xfer.harness.protocols import get_protocol
 from nasbench_xfer.harness.runner import run
-from nasbench_xfer.harness.train import (SpeedFlags, build_for_task, train_concurrent, train_one)
+from nasbench_xfer.harness.train import SpeedFlags, build_for_task, train_concurrent, train_one
 from nasbench_xfer.space.nasnet import NASNetSpace, named_arch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

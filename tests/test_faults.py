@@ -404,8 +404,8 @@ def test_train_on_a_full_disk_keeps_finished_evaluations(quickdraw_task, tmp_pat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Store, "_write_file", staticmethod(full))
-    with pytest.raises(RunError, match=r"No space left on device \(the store is unchanged\); they are saved in (\S+) and the next "
-                                       r"run on this store adds them") as err:
+    with pytest.raises(RunError, match=r"No space left on device \(the store is unchanged\); they are saved in "
+                                       r"(\S+) and the next run on this store adds them") as err:
         run(store, "quickdraw", archs, **kw)
     side = Path(err.value.args[0].split("saved in ")[1].split(" and")[0])
     assert side.exists() and side.parent == tmp_path and store.read_bytes() == before
@@ -621,7 +621,7 @@ def test_full_disk_is_a_clean_error_for_import_merge_and_append(tmp_path):
     _make(store, n=5)
     r = _run_limited(tmp_path, FULL_DISK_API, [str(store), str(3 * store.stat().st_size)])
     assert r.returncode == 0, r.stderr[-2000:]
-    acks = [l for l in r.stdout.splitlines() if l.startswith("ACK")]
+    acks = [line for line in r.stdout.splitlines() if line.startswith("ACK")]
     assert "REFUSED cannot write" in r.stdout and "(the store is unchanged)" in r.stdout
     with Store.open(store) as st:
         assert st.validate() == [] and st.num_evaluations("cifar10") == 5 + 200 * len(acks)
@@ -646,7 +646,7 @@ def test_full_tmpfs_import_and_append(tmp_path):
         _make(store, n=5)
         r = _run_limited(tmp_path, FULL_DISK_API, [str(store), str(1 << 40)])
         assert r.returncode == 0 and "No space left on device" in r.stdout, r.stderr[-2000:]
-        acks = [l for l in r.stdout.splitlines() if l.startswith("ACK")]
+        acks = [line for line in r.stdout.splitlines() if line.startswith("ACK")]
         with Store.open(store) as st:
             assert st.validate() == [] and st.num_evaluations("cifar10") == 5 + 200 * len(acks)
         big = _csv(tmp_path / "big.csv", n=3000)

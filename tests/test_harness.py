@@ -17,8 +17,7 @@ import torch
 
 import nasbench_xfer.datasets
 from nasbench_xfer.harness.data import Augment, DeviceSplit, augment_batch, standardize
-from nasbench_xfer.harness.network import (Network, build_network, count_flops, count_params,
-                                           drop_path)
+from nasbench_xfer.harness.network import Network, build_network, count_flops, count_params, drop_path
 from nasbench_xfer.harness.ops import OPS, Pool, build_op, same_pad
 from nasbench_xfer.harness.protocols import PROTOCOLS, Protocol, get_protocol
 from nasbench_xfer.harness.train import RECORD_FIELDS, build_for_task, train_one
@@ -244,7 +243,7 @@ def test_failed_training_is_a_record_not_a_crash(mnist_task):
     r = train_one(named_arch("xfernasnet"), bad, get_protocol("smoke").replace(
         train_images=None, val_images=None, test_images=None), seed=0)
     assert r["status"].startswith("failed: ") and math.isnan(r["test_acc"])
-    with pytest.raises(Exception):  # wrong B is a bad argument, raised before training
+    with pytest.raises((ValueError, TypeError, KeyError)):  # wrong B: a bad argument, raised before training
         train_one(named_arch("xfernasnet"), bad, get_protocol("smoke").replace(num_blocks=4))
 
 
@@ -313,6 +312,7 @@ def test_runner_resumes_shards_and_checks_input(quickdraw_task, tmp_path):
 def test_train_cli(tmp_path):
     import click
     from click.testing import CliRunner
+
     from nasbench_xfer.cli import train_cmds
 
     @click.group()
@@ -355,7 +355,8 @@ def test_runner_trains_on_several_devices_in_parallel(quickdraw_task, tmp_path):
     again = run(store, "quickdraw", archs, device=["cpu", "cpu"], **kw)
     assert (again["skipped"], again["trained"]) == (3, 0)
     assert parse_devices("cpu, cpu") == ["cpu", "cpu"] and parse_devices(torch.device("cpu")) == ["cpu"]
-    for bad, msg in (("", "no device"), ("tpu:0", "invalid device 'tpu:0'"), ("meta", "only cpu and cuda"), ("cuda:99", "cuda"),
+    for bad, msg in (("", "no device"), ("tpu:0", "invalid device 'tpu:0'"), ("meta", "only cpu and cuda"),
+                     ("cuda:99", "cuda"),
                      ("cpu,nonsense", "nonsense")):
         with pytest.raises(RunError, match=msg):
             parse_devices(bad)

@@ -25,7 +25,7 @@ def readme_plugin_code() -> str:
 
 
 def test_readme_plugin_is_short():
-    code = [l for l in readme_plugin_code().splitlines() if l.strip()]
+    code = [line for line in readme_plugin_code().splitlines() if line.strip()]
     assert len(code) < 30
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from nasbench_xfer.predictor import (NAOPredictor, PredictorConfig, Proposal, TransferPredictor)
+from nasbench_xfer.predictor import NAOPredictor, PredictorConfig, Proposal, TransferPredictor
 from nasbench_xfer.predictor.model import ResidualHeads
 from nasbench_xfer.space import OPS, NASNetSpace, SearchSpace, SpaceError
 
@@ -154,7 +154,7 @@ def test_propose_returns_new_valid_better_architectures(setup):
 
 
 def test_propose_for_a_task_without_evaluations_uses_the_universal_network(setup):
-    p, space = setup["pred"], setup["space"]
+    p, _space = setup["pred"], setup["space"]
     starts = setup["history"]["src0"][0][:10]
     props = p.propose("fresh", starts, step_sizes=[10.0], n=5, exclude=starts)
     assert props and all(q.score > q.start_score for q in props)
@@ -312,7 +312,8 @@ def test_generic_space_fit_predict_propose_and_determinism():
 def test_paper_head_is_the_papers_model_and_calibrated_adds_scale_shift(setup):
     space = setup["space"]
     small = {"device": "cpu", "epochs": 1, "min_steps": 20}
-    hist = {"src0": setup["history"]["src0"], "target": (setup["target"][:10], scores(space, setup["target"][:10], TARGET))}
+    first = setup["target"][:10]
+    hist = {"src0": setup["history"]["src0"], "target": (first, scores(space, first, TARGET))}
     paper = TransferPredictor(space, head="paper", residual_shrinkage=0.0, **small).fit(hist)
     names = {n for n, _ in paper.net.named_parameters()}
     assert not any(n.startswith("task_") for n in names)

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from nasbench_xfer.space import (OPS, XFERNASNET_JSON, Block, NASNetArch, NASNetSpace, SpaceError,
-                                 get_space, named_arch)
+from nasbench_xfer.space import OPS, XFERNASNET_JSON, Block, NASNetArch, NASNetSpace, SpaceError, get_space, named_arch
 from nasbench_xfer.space.nasnet import from_json, to_json, unused_blocks
 
 

@@ -6,8 +6,16 @@ import itertools
 import numpy as np
 import pytest
 
-from nasbench_xfer.space import (EdgeCellArch, GraphArch, GraphSpace, NB201Space, SpaceError,
-                                 TransNASMicroSpace, get_space, list_spaces)
+from nasbench_xfer.space import (
+    EdgeCellArch,
+    GraphArch,
+    GraphSpace,
+    NB201Space,
+    SpaceError,
+    TransNASMicroSpace,
+    get_space,
+    list_spaces,
+)
 from nasbench_xfer.space import graph as graph_mod
 
 nbg = pytest.importorskip("nas_bench_graph")

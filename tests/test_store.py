@@ -1,7 +1,6 @@
 """The HDF5 store: round trips, lookups, merge, validation, bad input, crash safety."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nasbench_xfer.space import NASNetSpace, named_arch
+from nasbench_xfer.space import NASNetSpace
 from nasbench_xfer.store import SCHEMA_VERSION, Store, StoreError
 
 PROTO = {"epochs": 2, "batch_size": 128, "lr": 0.024}
@@ -94,7 +93,8 @@ def test_bad_records_are_refused_without_writing(tmp_path):
         st.append("cifar10", [dict(arch=archs[0], valacc=1.0)])
     with pytest.raises(StoreError, match="task 'svhn' is not in"):
         st.append("svhn", [dict(arch=archs[0])])
-    with pytest.raises(StoreError, match="architecture 0 is not valid in space nasnet: .*expected a NASNetArch, got str"):
+    with pytest.raises(StoreError,
+                       match="architecture 0 is not valid in space nasnet: .*expected a NASNetArch, got str"):
         st.append("cifar10", [dict(arch="|nor_conv_3x3~0|", val_metric=1.0)])
     with pytest.raises(StoreError, match="column 'val_metric'"):
         st.append("cifar10", [dict(arch=archs[1], val_metric="high")])
@@ -212,8 +212,8 @@ def test_sigkill_at_any_moment_loses_no_returned_append(tmp_path):
         time.sleep(float(rng.uniform(1.0, 2.5)) if round_ == 0 else float(rng.uniform(0.2, 1.2)))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        lines = [l.split() for l in out.splitlines() if l.strip()]
-        for i, n in lines:
+        lines = [line.split() for line in out.splitlines() if line.strip()]
+        for _i, n in lines:
             acknowledged_rows += int(n)
         if lines:
             start = int(lines[-1][0]) + 1

@@ -85,7 +85,7 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
         result = compare(spec, out, jobs=jobs)
     except (StoreError, OptimizerError, OracleError, SpaceError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo((open(os.path.join(out, "summary.md")).read()))
+    click.echo(open(os.path.join(out, "summary.md")).read())
     click.echo(f"results in {out}/ (trajectories.csv, summary.csv, paired_tests.csv, best_so_far.png)")
     return result
 

@@ -62,8 +62,10 @@ def info_cmd(surrogate, as_json) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
-    click.echo(f"surrogate {surrogate}: space {info['space']}, model {info['model']} {json.dumps(info['model_params'])}")
-    click.echo(f"fitted on {info['provenance'].get('store')} (sha256 {str(info['provenance'].get('store_sha256'))[:12]})")
+    prov = info["provenance"]
+    click.echo(f"surrogate {surrogate}: space {info['space']}, model {info['model']} "
+               f"{json.dumps(info['model_params'])}")
+    click.echo(f"fitted on {prov.get('store')} (sha256 {str(prov.get('store_sha256'))[:12]})")
     rows = []
     for t, i in info["tasks"].items():
         v = i["validation"]

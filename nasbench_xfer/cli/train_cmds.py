@@ -56,8 +56,8 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
     Resumable: evaluations already in STORE for the same task, protocol and seed
     are skipped; each finished evaluation is written at once, so a killed run
     loses only the ones in progress.  Several GPUs of a machine: --devices;
-    several machines: --shard i/n on each, then `nasbench-xfer merge`.  All input (protocol, architectures, shard, device, store, data
-    files) is checked before the first training starts.
+    several machines: --shard i/n on each, then `nasbench-xfer merge`.  All input (protocol,
+    architectures, shard, device, store, data files) is checked before the first training starts.
     """
     import torch
 

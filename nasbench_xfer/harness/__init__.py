@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 from .network import NetConfig, Network, build_network, count_flops, count_params
-from .protocols import PROTOCOLS, Protocol, get_protocol, list_protocols
 from .parallel import train_many
+from .protocols import PROTOCOLS, Protocol, get_protocol, list_protocols
 from .train import SpeedFlags, train_concurrent, train_one
 
 __all__ = ["NetConfig", "Network", "build_network", "count_flops", "count_params", "PROTOCOLS", "Protocol",

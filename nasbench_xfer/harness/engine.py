@@ -22,8 +22,8 @@ What one training step is (every path; the protocol decides the numbers):
    ``torch.optim.SGD``, which the tests check);
 6. add the batch loss and correct count to device accumulators.
 
-With ``graph_step`` (CUDA; opt-in until it has been measured on a GPU), steps 3-6 are captured once per architecture into a
-CUDA graph after a few eager warm-up steps (whose effect on the weights,
+With ``graph_step`` (CUDA; opt-in until it has been measured on a GPU), steps 3-6 are
+captured once per architecture into a CUDA graph after a few eager warm-up steps (whose effect on the weights,
 BatchNorm statistics and momentum is undone, so the protocol is unchanged) and
 each step is one graph replay; evaluation is a second graph (eval mode, the
 eval batch size).  A capture that fails falls back to the eager step for that
@@ -36,7 +36,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -276,7 +277,7 @@ class ArchTrainer:
             corrects.append(self.correct_acc.clone())
             seens.append(nb_e * blen)
             t0 = time.perf_counter()
-            for c in self._evaluate(self.val):
+            for c in self._evaluate(self.val):  # noqa: B007 (the last value is the count)
                 yield
             eval_wall += time.perf_counter() - t0
             val_correct.append(c)
@@ -285,7 +286,7 @@ class ArchTrainer:
                          f"val_acc {float(c) / max(len(self.val), 1):.4f}")
         if self.cuda:
             train_ev.record()
-        for c in self._evaluate(self.test):
+        for c in self._evaluate(self.test):  # noqa: B007 (the last value is the count)
             yield
         test_correct = c
         if self.cuda:

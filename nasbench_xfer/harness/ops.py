@@ -33,6 +33,7 @@ All convolutions are bias-free and followed by an affine BatchNorm.
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

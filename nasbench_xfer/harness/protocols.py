@@ -102,7 +102,7 @@ class Protocol:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Protocol":
+    def from_dict(cls, d: dict[str, Any]) -> Protocol:
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -114,7 +114,7 @@ class Protocol:
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
-    def replace(self, **changes: Any) -> "Protocol":
+    def replace(self, **changes: Any) -> Protocol:
         return replace(self, **changes)
 
 

@@ -32,16 +32,17 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..space.base import SpaceError
 from ..space.nasnet import NASNetArch, NASNetSpace, from_json, named_arch
-from .protocols import Protocol, get_protocol
 from .parallel import run_jobs
+from .protocols import Protocol, get_protocol
 from .train import SpeedFlags, train_concurrent
 
 __all__ = ["RunError", "parse_shard", "parse_devices", "load_archs", "shard_jobs", "to_store_row", "run"]
@@ -189,6 +190,7 @@ def _pending_dirs(path: Path) -> list[Path]:
     import hashlib
     import os
     import tempfile
+
     from ..store import real_path
     real = real_path(path)
     key = hashlib.sha1(str(real).encode()).hexdigest()[:16]
@@ -210,6 +212,7 @@ def _save_pending(path: Path, task_name: str, rows: Sequence[dict[str, Any]]) ->
     """Write ``rows`` (store rows, ``arch`` as a spec string) as JSON lines, fsynced; the first
     folder that takes them wins.  None if none could (the caller then prints them)."""
     import os
+
     from ..store import real_path
     name = real_path(path).name
     text = "".join(json.dumps({"task": task_name, "row": r}, default=float) + "\n" for r in rows)

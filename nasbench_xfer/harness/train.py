@@ -11,10 +11,10 @@ failed training: the record's ``status`` is ``"ok"`` or ``"failed: <reason>"``
 
 Speed path (:class:`SpeedFlags`; ``None`` means on for CUDA, off elsewhere): bf16
 autocast, channels_last, cuDNN autotuning and (opt-in, ``graph_step=True``: it has
-not yet been measured on a GPU) the whole training step captured as one CUDA graph (:mod:`.engine`: forward, backward, clipping and a foreach SGD
-with the learning rate and drop-path probability as device tensors, over an
-epoch augmented at once on the device).  ``compile`` (``torch.compile`` of the
-forward, eager steps) is kept for comparison.  On CPU, a seed gives
+not yet been measured on a GPU) the whole training step captured as one CUDA graph
+(:mod:`.engine`: forward, backward, clipping and a foreach SGD with the learning rate
+and drop-path probability as device tensors, over an epoch augmented at once on the
+device).  ``compile`` (``torch.compile`` of the forward, eager steps) is kept for comparison.  On CPU, a seed gives
 bit-identical records (timings aside).
 """
 from __future__ import annotations
@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from ..space import SearchSpace
 from ..store import Store, StoreError, real_path

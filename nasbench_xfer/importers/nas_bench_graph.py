@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,7 @@ def import_nas_bench_graph(out: str | os.PathLike, datasets: Sequence[str] | Non
         targets.append(("nas_bench_graph_proteins", p_out, GraphSpace(ops=PROTEINS_OPS), ["proteins"]))
     if not targets:
         raise ImporterError("nothing to import: the only dataset chosen is proteins with proteins='skip'")
-    for label, path, space, dss in targets:
+    for _label, path, _space, _dss in targets:
         if path.exists() and not overwrite:
             raise ImporterError(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
     for label, path, space, dss in targets:

@@ -51,8 +51,7 @@ in separate processes (each is single-threaded-friendly, see
 from __future__ import annotations
 
 from .model import PredictorConfig, TransferNet
-from .transfer import (DEFAULT_STEP_SIZES, NAOPredictor, Proposal, TaskStats,
-                       TransferPredictor)
+from .transfer import DEFAULT_STEP_SIZES, NAOPredictor, Proposal, TaskStats, TransferPredictor
 
 __all__ = ["PredictorConfig", "TransferPredictor", "NAOPredictor", "Proposal", "TaskStats",
            "TransferNet", "DEFAULT_STEP_SIZES"]

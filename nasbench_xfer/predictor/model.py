@@ -31,8 +31,9 @@ per-task normalisation, training, prediction and proposal.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,7 +118,8 @@ class PredictorConfig:
         for name in ("emb_size", "hidden_size", "decoder_hidden_size", "epochs", "batch_size",
                      "augment_copies", "min_steps"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (0 if name in ("epochs", "min_steps") else 1):
+            low = 0 if name in ("epochs", "min_steps") else 1
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
                 raise ValueError(f"PredictorConfig.{name} must be a positive integer, got {v!r}")
         if any(h < 1 for h in self.universal_hidden + self.residual_hidden):
             raise ValueError("PredictorConfig: hidden layer sizes must be positive")
@@ -144,7 +146,7 @@ class PredictorConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PredictorConfig":
+    def from_dict(cls, d: dict[str, Any]) -> PredictorConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

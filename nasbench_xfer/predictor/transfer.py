@@ -24,8 +24,9 @@ import io
 import math
 import os
 import time
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -195,7 +196,7 @@ class TransferPredictor:
         return tasks, data
 
     def fit(self, history: History, target: str | None = None, verbose: bool = False,
-            init: "TransferPredictor | None" = None, steps: int | None = None) -> "TransferPredictor":
+            init: TransferPredictor | None = None, steps: int | None = None) -> TransferPredictor:
         """Train on ``history`` (``{task: (archs, scores)}``); returns ``self``.
 
         From scratch by default.  ``init`` (a fitted predictor of the same space
@@ -318,7 +319,7 @@ class TransferPredictor:
         self.train_steps = step
         return self
 
-    def _warm_start(self, net: TransferNet, init: "TransferPredictor", residual_tasks: list[str]) -> None:
+    def _warm_start(self, net: TransferNet, init: TransferPredictor, residual_tasks: list[str]) -> None:
         """Copy ``init``'s weights into ``net`` (per-task heads matched by task name)."""
         if not isinstance(init, TransferPredictor) or init.net is None:
             raise ValueError("fit: init must be a fitted TransferPredictor")
@@ -503,7 +504,7 @@ class TransferPredictor:
                 break
         found.sort(key=lambda c: (-c[0], c[1]))
         out = []
-        for p, h, arch, r, eta, step in found[:n]:
+        for p, _h, arch, r, eta, step in found[:n]:
             out.append(Proposal(arch, float(self._to_scale(task, np.array([p]))[0]), starts[r],
                                 float(self._to_scale(task, start_pred[r:r + 1])[0]), eta, step))
         return out
@@ -529,7 +530,7 @@ class TransferPredictor:
         torch.save(self.state(), path)
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], device: str | None = None) -> "TransferPredictor":
+    def from_state(cls, state: Mapping[str, Any], device: str | None = None) -> TransferPredictor:
         if not isinstance(state, Mapping) or state.get("format") != FORMAT:
             raise ValueError("not a saved nasbench_xfer predictor")
         if int(state.get("version", 0)) > FORMAT_VERSION:
@@ -556,7 +557,7 @@ class TransferPredictor:
         return self
 
     @classmethod
-    def load(cls, path: str | os.PathLike | io.IOBase, device: str | None = None) -> "TransferPredictor":
+    def load(cls, path: str | os.PathLike | io.IOBase, device: str | None = None) -> TransferPredictor:
         """Read a predictor written by :meth:`save`; ``device`` overrides the saved one."""
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

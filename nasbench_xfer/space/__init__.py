@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import SearchSpace, SpaceError
-from .nasnet import OPS, Block, NASNetArch, NASNetSpace, named_arch, XFERNASNET_JSON
+from .nasnet import OPS, XFERNASNET_JSON, Block, NASNetArch, NASNetSpace, named_arch
 
 _SPACES: dict[str, type[SearchSpace]] = {"nasnet": NASNetSpace}
 

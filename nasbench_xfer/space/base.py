@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Any, Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,8 @@ class SearchSpace(ABC):
         return arch
 
     def _check_arch(self, arch: Hashable) -> None:
-        """Raise :class:`SpaceError` if a structurally decoded architecture is invalid."""
+        """Raise :class:`SpaceError` if a structurally decoded architecture is invalid (default: accept)."""
+        return None
 
     def decode(self, tokens: Sequence[int], repair: bool = False) -> Hashable:
         """Architecture named by ``tokens``.

@@ -37,8 +37,9 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -286,7 +287,8 @@ class GraphSpace(SearchSpace):
                 return GraphArch(LINK_LIST[li], ops)
 
     def dense_index(self, arch: GraphArch) -> int:
-        """Index of a raw spec in 0..:attr:`dense_size`-1: raw link tuple index * 9**4 + op ids in base 9 (9-op list)."""
+        """Index of a raw spec in 0..:attr:`dense_size`-1: raw link tuple index * 9**4 + op ids
+        in base 9 (9-op list)."""
         self.validate(arch)
         return (RAW_LINK_INDEX[tuple(int(x) for x in arch.links)] * OPS_PER_LINK
                 + sum(GNN_INDEX[op] * int(w) for op, w in zip(arch.ops, _BASE9)))

@@ -21,8 +21,9 @@ out by construction.)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class NASNetArch:
         return to_json(self)
 
     @classmethod
-    def from_json(cls, text: str) -> "NASNetArch":
+    def from_json(cls, text: str) -> NASNetArch:
         return from_json(text)
 
     def __str__(self) -> str:

@@ -32,8 +32,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -203,7 +204,7 @@ class SurrogateBenchmark:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "SurrogateBenchmark":
+    def load(cls, path: str | os.PathLike) -> SurrogateBenchmark:
         path = Path(path)
         if not path.is_file():
             raise SurrogateError(f"no surrogate file at {path}")
@@ -227,7 +228,8 @@ class SurrogateBenchmark:
                 for task, g in f["tasks"].items():
                     t = json.loads(g.attrs["meta"])
                     t["model"] = model_cls.from_bytes(g["model"][()].tobytes())
-                    t["cost_model"] = LGBEnsemble.from_bytes(g["cost_model"][()].tobytes()) if "cost_model" in g else None
+                    t["cost_model"] = (LGBEnsemble.from_bytes(g["cost_model"][()].tobytes())
+                                       if "cost_model" in g else None)
                     tasks[task] = t
                 return cls(space, kind, json.loads(f.attrs["model_params"]), tasks,
                            json.loads(f.attrs["provenance"]))

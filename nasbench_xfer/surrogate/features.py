@@ -15,7 +15,7 @@ speed: pass canonical tokens (a store's tokens are canonical).
 """
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 

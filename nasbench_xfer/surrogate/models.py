@@ -12,7 +12,8 @@ differ in seed, row bagging and feature subsampling), on the features of
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class LGBEnsemble:
             raise ValueError("members must be >= 1")
         self.boosters: list = []
 
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int = 0) -> "LGBEnsemble":
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int = 0) -> LGBEnsemble:
         import lightgbm as lgb
         p = self.params
         self.boosters = []
@@ -81,7 +82,7 @@ class LGBEnsemble:
                            "boosters": [b.model_to_string() for b in self.boosters]}).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "LGBEnsemble":
+    def from_bytes(cls, data: bytes) -> LGBEnsemble:
         import lightgbm as lgb
         d = json.loads(bytes(data).decode())
         obj = cls(**d["params"])

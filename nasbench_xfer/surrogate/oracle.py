@@ -18,7 +18,8 @@ seed 0; the trajectory's regrets are relative to it and the choice is stated in
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
