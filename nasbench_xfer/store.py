@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .space import SearchSpace, SpaceError, get_space
+from .space import EnumerableSpace, SearchSpace, SpaceError, get_space
 
 FORMAT = "nasbench_xfer.store"
 SCHEMA_VERSION = 1
@@ -649,8 +649,8 @@ class Store:
         """Store ids of ``archs`` (-1 where the store does not hold the architecture)."""
         archs = list(archs)
         dense = self._dense_map()
-        if dense is not None:
-            raw = np.asarray([self.space.dense_index(a) for a in archs], dtype=np.int64)  # type: ignore[attr-defined]
+        if dense is not None and isinstance(self.space, EnumerableSpace):
+            raw = np.asarray([self.space.dense_index(a) for a in archs], dtype=np.int64)
             return dense[raw]
         index = self._hashes()
         return np.asarray([index.get(self.space.hash(a), -1) for a in archs], dtype=np.int64)
@@ -821,16 +821,16 @@ class Store:
         _write_checksums(f)
 
     def _refresh_dense_map(self, f: h5py.File) -> None:
-        if not hasattr(self.space, "dense_canonical_table"):
+        if not isinstance(self.space, EnumerableSpace):
             return
         g = f["space"]
         tokens = g["tokens"][()]
         if "dense_map" in g and g["dense_map"].attrs.get("num_archs", -1) == len(tokens):
             return
-        table = self.space.dense_canonical_table()  # type: ignore[attr-defined]
+        table = self.space.dense_canonical_table()
         canon_to_id = np.full(len(table), -1, dtype=np.int32)
         if len(tokens):
-            canon = self.space.dense_index_tokens(tokens)  # type: ignore[attr-defined]
+            canon = self.space.dense_index_tokens(tokens)
             canon_to_id[canon] = np.arange(len(tokens), dtype=np.int32)
         dense = np.where(table >= 0, canon_to_id[np.maximum(table, 0)], -1).astype(np.int32)
         if "dense_map" in g:

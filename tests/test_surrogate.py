@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from nasbench_xfer.cli.main import cli
 from nasbench_xfer.importers import import_transnas
-from nasbench_xfer.space import NASNetSpace
+from nasbench_xfer.space import GraphSpace, NASNetSpace
 from nasbench_xfer.space.nasnet import Block, NASNetArch, named_arch
 from nasbench_xfer.store import Store
 from nasbench_xfer.surrogate import FeatureMap, SurrogateBenchmark, SurrogateError, fit_surrogate
@@ -185,7 +185,31 @@ def test_large_token_batches_of_an_enumerable_space_use_the_whole_space_table(fi
     direct = fitted._task("jigsaw")["model"].predict(fitted.features.token_features(rows))[0]
     via_table = fitted.predict("jigsaw", tokens=rows)          # 3000 >= DENSE_MIN_BATCH: the table path
     np.testing.assert_allclose(via_table, direct, rtol=1e-12)
-    assert "jigsaw" in fitted._dense and len(fitted._dense["jigsaw"][0]) == space.size
+    assert "jigsaw" in fitted._dense and len(fitted._dense["jigsaw"][0]) == space.dense_size
     np.testing.assert_allclose(fitted.predict("jigsaw", tokens=rows[:5]), direct[:5], rtol=1e-12)
     with pytest.raises(SurrogateError, match="token ids must lie"):
         fitted.predict("jigsaw", tokens=np.full((3000, 6), 9))
+
+
+def test_whole_space_table_of_a_space_with_equivalent_specs(tmp_path):
+    """NAS-Bench-Graph's space has many raw specs per network: the table is indexed by the
+    canonical form's dense index, so a batch of raw specs gets the answers of their canonical
+    forms (what a query by architecture object gives), and canonical tokens the model's own."""
+    space = GraphSpace()
+    rng = np.random.default_rng(0)
+    archs = space.sample_many(200, rng)
+    path = tmp_path / "g.h5"
+    with Store.create(path, space) as st:
+        st.add_task("toy", dataset="toy", num_classes=2)
+        st.append("toy", [dict(arch=a, seed=0, val_metric=float(rng.normal()), test_metric=np.nan, status="ok")
+                          for a in archs])
+    surr = fit_surrogate(path, ["toy"], params=SMALL, holdout=0.2, seed=0)
+    raw = [space.sample(rng) for _ in range(surr.DENSE_MIN_BATCH + 10)]
+    canon = np.asarray([space.encode(space.canonical(a)) for a in raw])
+    direct = surr._task("toy")["model"].predict(surr.features.token_features(canon))[0]
+    np.testing.assert_allclose(surr.predict("toy", tokens=canon), direct, rtol=1e-12)
+    assert "toy" in surr._dense and len(surr._dense["toy"][0]) == space.dense_size
+    raw_tokens = np.asarray([space.encode(a) for a in raw])
+    assert (raw_tokens != canon).any()  # the batch does hold non-canonical specs
+    np.testing.assert_allclose(surr.predict("toy", tokens=raw_tokens), surr.predict("toy", raw[:50]).tolist()
+                               + direct[50:].tolist(), rtol=1e-12)

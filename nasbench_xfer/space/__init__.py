@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SearchSpace, SpaceError
+from .base import EnumerableSpace, SearchSpace, SpaceError
 from .nasnet import OPS, XFERNASNET_JSON, Block, NASNetArch, NASNetSpace, named_arch
 
 _SPACES: dict[str, type[SearchSpace]] = {"nasnet": NASNetSpace}
@@ -31,7 +31,7 @@ def list_spaces() -> list[str]:
     return sorted(_SPACES)
 
 
-__all__ = ["SearchSpace", "SpaceError", "NASNetSpace", "NASNetArch", "Block", "OPS",
+__all__ = ["SearchSpace", "EnumerableSpace", "SpaceError", "NASNetSpace", "NASNetArch", "Block", "OPS",
            "named_arch", "XFERNASNET_JSON", "get_space", "register_space", "list_spaces"]
 
 # imported benchmarks' spaces

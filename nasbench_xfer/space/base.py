@@ -61,6 +61,10 @@ class SearchSpace(ABC):
         """
 
     @abstractmethod
+    def validate(self, arch: Any) -> Hashable:
+        """``arch`` if it is a valid architecture of this space, else :class:`SpaceError` naming the problem."""
+
+    @abstractmethod
     def encode(self, arch: Hashable) -> tuple[int, ...]:
         """Token sequence of length :attr:`seq_len`."""
 
@@ -171,3 +175,32 @@ class SearchSpace(ABC):
     def enumerate(self) -> Iterator[Hashable]:
         """Every canonical architecture (only for enumerable spaces)."""
         raise NotImplementedError(f"{self.name} is too large to enumerate")
+
+
+class EnumerableSpace(SearchSpace):
+    """A space small enough to enumerate, whose specs have a dense integer index.
+
+    The store uses the dense index for vectorised lookups (a raw-spec -> row table),
+    and the surrogates use it to answer the whole space from one table.  Canonical
+    forms are expressed as dense indices too: ``dense_canonical_table()[i]`` is the
+    dense index of the canonical form of the spec with dense index ``i``.
+    """
+
+    #: number of raw specs (dense indices run over ``range(dense_size)``)
+    dense_size: int = 0
+
+    @abstractmethod
+    def enumerate(self) -> Iterator[Hashable]:
+        """Every architecture of the space."""
+
+    @abstractmethod
+    def dense_index(self, arch: Hashable) -> int:
+        """Dense index of a raw spec, in ``range(dense_size)``."""
+
+    @abstractmethod
+    def dense_index_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`dense_index` of token rows, shape (N, seq_len) -> (N,) int64."""
+
+    @abstractmethod
+    def dense_canonical_table(self) -> np.ndarray:
+        """Read-only int64 array (dense_size,): dense index of each spec's canonical form."""

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import SearchSpace, SpaceError
+from .base import EnumerableSpace, SpaceError
 
 #: the 6 edges as (target, source), in token/string order
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -79,7 +79,7 @@ def nb201_string(ops: Sequence[str]) -> str:
     return "+".join(nodes)
 
 
-class EdgeCellSpace(SearchSpace):
+class EdgeCellSpace(EnumerableSpace):
     """4-node, 6-edge cells with one op per edge; subclasses set ``name`` and ``OPS``."""
 
     OPS: tuple[str, ...] = ()
@@ -92,7 +92,7 @@ class EdgeCellSpace(SearchSpace):
         self.n_ops = len(self.ops)
         self.op_index = {op: i for i, op in enumerate(self.ops)}
         self.vocab_size = self.n_ops
-        self.size = self.n_ops ** NUM_EDGES
+        self.size = self.dense_size = self.n_ops ** NUM_EDGES
         mask = np.ones((self.seq_len, self.vocab_size), dtype=bool)
         mask.setflags(write=False)
         self._mask = mask

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import SearchSpace, SpaceError
+from .base import EnumerableSpace, SpaceError
 
 try:  # the peer package holds the canonicalisation rules; it is a dependency
     from nas_bench_graph import Arch as _PeerArch
@@ -183,7 +183,7 @@ def decode_key(key: int) -> tuple[tuple[int, int, int, int], tuple[str, str, str
     return LINK_LIST[li], tuple(GNN_OPS[int(c)] for c in d)  # type: ignore[return-value]
 
 
-class GraphSpace(SearchSpace):
+class GraphSpace(EnumerableSpace):
     """NAS-Bench-Graph GNN cells over ``ops`` (default: the package's 9; proteins: :data:`PROTEINS_OPS`)."""
 
     name = "nas_bench_graph"

@@ -42,7 +42,7 @@ from scipy import stats
 
 from .. import __version__
 from ..space import get_space
-from ..space.base import SearchSpace
+from ..space.base import EnumerableSpace, SearchSpace
 from .features import FeatureMap
 from .models import LGBEnsemble, get_surrogate_model
 
@@ -132,17 +132,21 @@ class SurrogateBenchmark:
 
     def _mean_spread(self, task: str, archs, tokens) -> tuple[np.ndarray, np.ndarray]:
         space = self.space
-        size = getattr(space, "size", None)
-        enumerable = (hasattr(space, "dense_index_tokens") and isinstance(size, int)
-                      and size <= self.DENSE_MAX_SIZE)
+        enumerable = isinstance(space, EnumerableSpace) and int(space.size or 0) <= self.DENSE_MAX_SIZE
         if tokens is not None and archs is None and enumerable and (
                 task in self._dense or len(tokens) >= self.DENSE_MIN_BATCH):
             if task not in self._dense:
-                # every architecture of the space, in dense-index order, through the model once
-                all_tokens = np.asarray([space.encode(a) for a in space.enumerate()], dtype=np.int64)
-                self._dense[task] = self._task(task)["model"].predict(self.features.token_features(all_tokens))
+                # every architecture of the space through the model once, stored at the dense
+                # index of its canonical form (a query's raw spec maps there through the table)
+                archs_all = [space.canonical(a) for a in space.enumerate()]
+                all_tokens = np.asarray([space.encode(a) for a in archs_all], dtype=np.int64)
+                where = space.dense_index_tokens(all_tokens)
+                m, s = self._task(task)["model"].predict(self.features.token_features(all_tokens))
+                mean, spread = np.full(space.dense_size, np.nan), np.full(space.dense_size, np.nan)
+                mean[where], spread[where] = m, s
+                self._dense[task] = (mean, spread)
             try:
-                idx = space.dense_index_tokens(tokens)
+                idx = space.dense_canonical_table()[space.dense_index_tokens(tokens)]
             except ValueError as exc:
                 raise SurrogateError(str(exc)) from None
             mean, spread = self._dense[task]
