@@ -16,6 +16,8 @@ from nasbench_xfer.xfernas import SurrogateSearch
 
 
 class NAO(SurrogateSearch):
+    """NAO (Luo et al. 2018): the same search on the target's evaluations only, no source knowledge."""
+
     name = "nao"
     transfer = False
 

@@ -26,15 +26,6 @@ from nasbench_xfer.baselines.probe import DEFAULT_PROBES, rank_agreement
 from nasbench_xfer.optimizer import Optimizer, OptimizerError, SearchContext
 
 
-def one_hot(space, archs) -> np.ndarray:
-    """Flattened one-hot token encoding (N, seq_len * vocab_size), restricted to valid slots."""
-    toks = np.asarray([space.encode(a) for a in archs], dtype=np.int64)
-    mask = space.token_mask()
-    out = np.zeros((len(toks), space.seq_len, space.vocab_size), dtype=np.float32)
-    np.put_along_axis(out, toks[:, :, None], 1.0, axis=2)
-    return out[:, mask]
-
-
 def probe_descriptor(scores) -> np.ndarray:
     """Normalised ranks of the probe scores (0 = best, 1 = worst; ties share their mean rank)."""
     from scipy.stats import rankdata
@@ -82,7 +73,7 @@ class TapasLike(Optimizer):
             data = ctx.sources[s]
             y = np.asarray(data.scores, dtype=np.float64)
             y = (y - y.mean()) / (y.std() + 1e-12)
-            x = one_hot(ctx.space, data.archs)
+            x = ctx.space.one_hot(data.archs)
             desc = probe_descriptor(ctx.probe_table[s])
             xs.append(np.hstack([x, np.tile(desc, (len(x), 1))]))
             ys.append(y)
@@ -93,7 +84,7 @@ class TapasLike(Optimizer):
             cands = list(ctx.candidates)
         else:
             cands = ctx.space.sample_many(self.n_samples, ctx.rng)
-        x = one_hot(ctx.space, cands)
+        x = ctx.space.one_hot(cands)
         desc = probe_descriptor(target_probe_scores)
         pred = model.predict(np.hstack([x, np.tile(desc, (len(x), 1))]))
         order = np.argsort(-pred, kind="stable")

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,77 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nasbench_xfer.evaluate.runs import derive_seed, ensure_same_spec, new_figure, run_jobs, save_figure
 from nasbench_xfer.oracle import OracleError
 from nasbench_xfer.store import Store, StoreError
 
 DEFAULT_SOURCE_SIZES = (0, 50, 100, 150)
 DEFAULT_TARGET_SIZES = (0, 10, 25, 50, 75, 100, 150)
-BUILTIN_PREDICTORS = ("xfernas", "xfernas-paper", "nao", "ridge", "random-forest")
-
-
-# ------------------------------------------------------------------ predictors
-class SklearnTokenPredictor:
-    """A scikit-learn regressor on the one-hot token encoding, fitted on the target only.
-
-    The simplest surrogate to compare against under the same protocol; with no
-    target evaluations it cannot be fitted (the run is recorded as "no data").
-    """
-
-    def __init__(self, space, estimator: str = "ridge", seed: int = 0):
-        from sklearn.ensemble import RandomForestRegressor
-        from sklearn.linear_model import Ridge
-
-        self.space = space
-        self.model = (Ridge(alpha=1.0) if estimator == "ridge"
-                      else RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1))
-
-    def fit(self, history: Mapping[str, tuple], target: str | None = None) -> SklearnTokenPredictor:
-        from nasbench_xfer.baselines.tapas import one_hot
-
-        archs, scores = history.get(target, ([], []))
-        if len(archs) < 2:
-            raise ValueError("needs at least two target evaluations")
-        self.model.fit(one_hot(self.space, archs), np.asarray(scores, dtype=float))
-        return self
-
-    def predict(self, task: str, archs: Sequence[Hashable]) -> np.ndarray:
-        from nasbench_xfer.baselines.tapas import one_hot
-
-        return self.model.predict(one_hot(self.space, archs))
-
-
-def make_predictor(name: str, space, seed: int, options: Mapping[str, Any] | None = None):
-    """Built-in surrogates by name: ``xfernas`` (default: the transfer predictor with its default,
-    calibrated head), ``xfernas-paper`` (the paper's model exactly: ``head="paper"``), ``nao``,
-    ``ridge``, ``random-forest``; or a ``module:callable`` path called as
-    ``callable(space, seed=seed, **options)``."""
-    options = dict(options or {})
-    if name == "xfernas":
-        from nasbench_xfer.predictor import TransferPredictor
-
-        return TransferPredictor(space, seed=seed, **options)
-    if name == "xfernas-paper":
-        from nasbench_xfer.predictor import TransferPredictor
-
-        return TransferPredictor(space, seed=seed, **{"head": "paper", "residual_shrinkage": 0.0,
-                                                      **options})
-    if name == "nao":
-        from nasbench_xfer.predictor import NAOPredictor
-
-        return NAOPredictor(space, seed=seed, **options)
-    if name in ("ridge", "random-forest"):
-        return SklearnTokenPredictor(space, "ridge" if name == "ridge" else "rf", seed)
-    if ":" in name:
-        import importlib
-
-        module, _, attr = name.partition(":")
-        try:
-            factory: Callable = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot load predictor {name!r}: {exc}") from None
-        return factory(space, seed=seed, **options)
-    raise ValueError(f"unknown predictor {name!r}; built-in: {', '.join(BUILTIN_PREDICTORS)} "
-                     f"(or a module:callable path)")
 
 
 # --------------------------------------------------------------------- metrics
@@ -143,15 +76,11 @@ class AblationSpec:
     predictor_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _sub_seed(seed: int, *parts: Any) -> int:
-    return (seed * 1_000_003 + zlib.crc32("/".join(map(str, parts)).encode())) % (2 ** 32)
-
-
 def check_spec(spec: AblationSpec) -> None:
     """Bad-input checks before anything runs."""
-    if spec.predictor not in BUILTIN_PREDICTORS and ":" not in spec.predictor:
-        raise ValueError(f"unknown predictor {spec.predictor!r}; built-in: "
-                         f"{', '.join(BUILTIN_PREDICTORS)} (or a module:callable path)")
+    from nasbench_xfer.predictor.base import PREDICTORS
+
+    PREDICTORS.get(spec.predictor)  # an unknown name or a broken path fails here, before any fit
     with Store.open(spec.store) as st:
         for t in [spec.target, *spec.sources]:
             if t not in st.tasks:
@@ -181,14 +110,14 @@ class _Data:
 
     def split(self, spec: AblationSpec, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         tgt = np.flatnonzero(np.isfinite(self.tables[spec.target]))
-        perm = np.random.default_rng(_sub_seed(spec.seed, "target", k)).permutation(tgt)
+        perm = np.random.default_rng(derive_seed(spec.seed, "target", k)).permutation(tgt)
         test, cand = perm[: spec.holdout], perm[spec.holdout:]
         held = set(test.tolist())
         src = {}
         for s in spec.sources:
             ids = np.flatnonzero(np.isfinite(self.tables[s]))
             ids = np.asarray([i for i in ids if i not in held], dtype=np.int64)
-            src[s] = np.random.default_rng(_sub_seed(spec.seed, "source", s, k)).permutation(ids)
+            src[s] = np.random.default_rng(derive_seed(spec.seed, "source", s, k)).permutation(ids)
         return test, cand, src
 
 
@@ -213,7 +142,9 @@ def run_one(spec: AblationSpec, source_size: int, target_size: int, split: int) 
         return {**row, "status": "no data", "pearson": np.nan, "spearman": np.nan,
                 "kendall": np.nan, "fit_seconds": 0.0}
     t0 = time.perf_counter()
-    model = make_predictor(spec.predictor, data.space, _sub_seed(spec.seed, "fit", split),
+    from nasbench_xfer.predictor.base import make_predictor
+
+    model = make_predictor(spec.predictor, data.space, derive_seed(spec.seed, "fit", split),
                            spec.predictor_options)
     try:
         model.fit(history, target=spec.target)
@@ -226,10 +157,11 @@ def run_one(spec: AblationSpec, source_size: int, target_size: int, split: int) 
     return row
 
 
-def _worker(spec_dict: dict, cells: list[tuple[int, int, int]]) -> list[dict]:
-    import torch
+def _worker(spec_dict: dict, cells: list[tuple[int, int, int]], pooled: bool) -> list[dict]:
+    if pooled:  # one thread per worker process: the fits are small and threads would contend
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     spec = AblationSpec(**spec_dict)
     return [run_one(spec, *c) for c in cells]
 
@@ -245,9 +177,7 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
     rows: list[dict] = []
     if results.exists() and results.stat().st_size:
         lines = results.read_text().splitlines()
-        first = json.loads(lines[0])
-        if first.get("spec") != header["spec"]:
-            raise ValueError(f"{results} holds results of another ablation; use a new file")
+        ensure_same_spec(json.loads(lines[0]).get("spec") or {}, header["spec"], str(results), "ablation")
         for line in lines[1:]:
             try:
                 r = json.loads(line)
@@ -266,35 +196,22 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
     # cells grouped by split so that each worker reuses its cached split
     todo = [(s, t, k) for k in range(spec.splits) for s in spec.source_sizes
             for t in spec.target_sizes if (s, t, k) not in done]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        total = spec.splits * len(spec.source_sizes) * len(spec.target_sizes)
-        bar = tqdm(total=total, initial=total - len(todo), desc=f"ablation {spec.target}", unit="fit")
+    total = spec.splits * len(spec.source_sizes) * len(spec.target_sizes)
 
-    def record(new: list[dict]) -> None:
+    def record(new: list[dict]) -> int:
         with open(results, "a") as fh:
             for r in new:
                 fh.write(json.dumps(r) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         rows.extend(new)
-        if bar:
-            bar.update(len(new))
+        return len(new)
 
-    try:
-        if jobs <= 1:
-            for cell in todo:
-                record([run_one(spec, *cell)])
-        else:
-            chunks = [todo[i:i + 4] for i in range(0, len(todo), 4)]
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futs = [pool.submit(_worker, asdict(spec), c) for c in chunks]
-                for fut in as_completed(futs):
-                    record(fut.result())
-    finally:
-        if bar:
-            bar.close()
+    size = 1 if jobs <= 1 else 4
+    chunks = [(asdict(spec), todo[i:i + size], jobs > 1) for i in range(0, len(todo), size)]
+    run_jobs(_worker, chunks, workers=jobs, on_done=record,
+             progress=dict(total=total, initial=total - len(todo), desc=f"ablation {spec.target}", unit="fit")
+             if progress else None)
     return pd.DataFrame(rows).sort_values(["source_size", "target_size", "split"]).reset_index(drop=True)
 
 
@@ -373,12 +290,7 @@ def target_dip(runs: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
 def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pearson",
                 title: str | None = None) -> None:
     """Figure-3-style plot: x = target size, one curve per source size, mean with a std band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure()
     for s, g in table.groupby("source_size"):
         g = g.sort_values("target_size")
         m, sd = g[f"{metric}_mean"].to_numpy(), g[f"{metric}_std"].fillna(0).to_numpy()
@@ -392,7 +304,4 @@ def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pea
                  f"line: mean over {n} splits; band: ± 1 std over splits", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(title="source knowledge")
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{stem}.{ext}", dpi=130)
-    plt.close(fig)
+    save_figure(fig, stem)

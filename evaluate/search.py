@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nasbench_xfer.evaluate.runs import derive_seed, ensure_same_spec, new_figure, run_jobs, save_figure
 from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
 from nasbench_xfer.store import Store, StoreError
@@ -41,11 +40,6 @@ class SearchSpec:
     source_size: int | None = 200
     batch_size: int = 1
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _seed_for(seed: int, *parts: str) -> int:
-    """A stable sub-seed (independent of Python's hash randomisation)."""
-    return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2 ** 32)
 
 
 def check_spec(spec: SearchSpec) -> None:
@@ -74,7 +68,7 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
 
     with Store.open(spec.store) as st:
         oracle = TabularOracle(st, spec.target, spec.budget)
-        src_rng = np.random.default_rng(_seed_for(seed, "sources"))
+        src_rng = np.random.default_rng(derive_seed(seed, "sources"))
         sources = load_task_data(st, spec.sources, spec.source_size, src_rng)
         opt = make_optimizer(optimizer, **spec.options.get(optimizer, {}))
         probes, probe_table = (choose_probes(st, spec.target, spec.sources, getattr(opt, "n_probes", 8))
@@ -82,7 +76,7 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
         similarity = (full_table_similarity(st, spec.target, spec.sources)
                       if getattr(opt, "uses_oracle_similarity", False) else {})
         ctx = SearchContext(space=st.space, target=spec.target, sources=sources, budget=spec.budget,
-                            rng=np.random.default_rng(_seed_for(seed, optimizer)),
+                            rng=np.random.default_rng(derive_seed(seed, optimizer)),
                             candidates=oracle.candidates, restricted=oracle.restricted,
                             task_info={t: st.task_info(t) for t in [spec.target, *spec.sources]},
                             probes=probes, probe_table=probe_table,
@@ -149,38 +143,14 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     spec_file = out / "spec.json"
     spec_dict = asdict(spec)
     if spec_file.exists():
-        old = json.loads(spec_file.read_text())
-        same = {k: v for k, v in old.items() if k not in ("optimizers", "seeds")} == \
-               {k: v for k, v in spec_dict.items() if k not in ("optimizers", "seeds")}
-        if not same:
-            raise OptimizerError(f"{out} holds results of another comparison ({spec_file}); "
-                                 f"use a new output folder")
+        ensure_same_spec(json.loads(spec_file.read_text()), spec_dict, str(out), "comparison",
+                         ignore=("optimizers", "seeds"), error=OptimizerError)
     spec_file.write_text(json.dumps(spec_dict, indent=2))
-    todo = [(o, s) for o in spec.optimizers for s in spec.seeds
+    todo = [(spec_dict, o, s, str(_run_file(out, o, s))) for o in spec.optimizers for s in spec.seeds
             if not _run_file(out, o, s).exists()]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(spec.optimizers) * len(spec.seeds),
-                   initial=len(spec.optimizers) * len(spec.seeds) - len(todo), desc="searches",
-                   unit="run")
-    try:
-        if jobs <= 1:
-            for o, s in todo:
-                _job(spec_dict, o, s, str(_run_file(out, o, s)))
-                if bar:
-                    bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = {pool.submit(_job, spec_dict, o, s, str(_run_file(out, o, s))): (o, s)
-                           for o, s in todo}
-                for fut in as_completed(futures):
-                    fut.result()
-                    if bar:
-                        bar.update()
-    finally:
-        if bar:
-            bar.close()
+    total = len(spec.optimizers) * len(spec.seeds)
+    run_jobs(_job, todo, workers=jobs,
+             progress=dict(total=total, initial=total - len(todo), desc="searches", unit="run") if progress else None)
     traj = pd.concat([pd.read_csv(_run_file(out, o, s)) for o in spec.optimizers for s in spec.seeds],
                      ignore_index=True)
     with Store.open(spec.store) as st:  # derived columns always from the current definitions
@@ -325,12 +295,7 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
 
 def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "") -> None:
     """Best validation metric found vs evaluations: mean over seeds with a std band (PNG + PDF)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure()
     seeds = set()
     for opt, g in traj.groupby("optimizer", sort=False):
         piv = g.pivot(index="step", columns="seed", values="best_val").ffill()  # raw metric
@@ -344,10 +309,7 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "") -> None:
     ax.set_title(f"{title}\nline: mean over {n} seeds; band: ± 1 std over seeds", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{stem}.{ext}", dpi=130)
-    plt.close(fig)
+    save_figure(fig, stem)
 
 
 __all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at",

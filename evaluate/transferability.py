@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nasbench_xfer.evaluate.runs import new_figure, save_figure
 from nasbench_xfer.store import Store
 
 
@@ -50,15 +51,10 @@ def best_sources(corr: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
 
 def plot_heatmap(corr: pd.DataFrame, stem: Path, metric: str = "spearman", title: str = "") -> None:
     """Heatmap of the task-by-task matrix (PNG + PDF)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     mat = corr.pivot(index="task_a", columns="task_b", values=metric)
     order = list(dict.fromkeys(corr["task_a"]))
     mat = mat.loc[order, order]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(order), 0.6 + 0.65 * len(order)))
+    fig, ax = new_figure((1.0 + 0.75 * len(order), 0.6 + 0.65 * len(order)))
     im = ax.imshow(mat.to_numpy(dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
     ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
     ax.set_yticks(range(len(order)), order)
@@ -70,7 +66,4 @@ def plot_heatmap(corr: pd.DataFrame, stem: Path, metric: str = "spearman", title
                         color="white" if abs(v) > 0.6 else "black")
     fig.colorbar(im, ax=ax, label=f"{metric} rank correlation")
     ax.set_title(title or f"{metric} rank correlation between tasks")
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{stem}.{ext}", dpi=130)
-    plt.close(fig)
+    save_figure(fig, stem)

@@ -15,21 +15,22 @@ else is an error (:class:`~nasbench_xfer.oracle.OutOfPoolError`); for an
 exhaustive table (NB201, TransNAS micro, NAS-Bench-Graph) any architecture of
 ``ctx.space`` can be asked.  A live oracle gives ``candidates=None``.
 
-Registry: built-ins by name (``random``, ``best-on-source``, ``best-on-source-oracle``,
-``tapas``, ``nao``, ``xfernas``), third-party optimizers through the entry-point group
-``nasbench_xfer.optimizers`` (``name = "module:Class"``), or any
-``module:Class`` path given directly.
+Registry (:data:`OPTIMIZERS`, a :class:`~nasbench_xfer.registry.Registry`): built-ins by
+name (``random``, ``best-on-source``, ``best-on-source-oracle``, ``tapas``, ``nao``,
+``xfernas``), third-party optimizers through the entry-point group
+``nasbench_xfer.optimizers`` (``name = "module:Class"``), or any ``module:Class`` path
+given directly.  ``nasbench-xfer list optimizers`` prints them.
 """
 from __future__ import annotations
 
-import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from .registry import Registry
 from .space import SearchSpace
 
 ENTRY_POINT_GROUP = "nasbench_xfer.optimizers"
@@ -75,8 +76,21 @@ class SearchContext:
         return self.space.hash(arch)
 
 
-class Optimizer:
-    """Base class of search strategies (see the module docstring for the lifecycle)."""
+class Optimizer(ABC):
+    """Base class of search strategies.
+
+    Lifecycle, in this order (the runner guarantees it; see the module docstring):
+
+    1. ``__init__(**options)``: options only (from ``--option NAME.KEY=VALUE``), no data;
+    2. :meth:`setup` once with the :class:`SearchContext`; subclasses call ``super().setup(ctx)``
+       first, which sets :attr:`ctx`, :attr:`evaluated` and :attr:`origins`;
+    3. :meth:`ask` then :meth:`tell`, repeated until the budget is spent.  ``ask(n)`` returns
+       1..n architectures not evaluated before; ``tell`` receives them with their validation
+       metric (higher is better), in the order asked; subclasses that override ``tell`` call
+       ``super().tell(...)``.
+
+    Only :meth:`ask` is abstract.
+    """
 
     #: registry name
     name: ClassVar[str] = ""
@@ -87,15 +101,22 @@ class Optimizer:
     #: True if the optimizer reads ``ctx.task_similarity`` (an oracle: knows the target's table)
     uses_oracle_similarity: ClassVar[bool] = False
 
+    #: the search context (set by :meth:`setup`)
+    ctx: SearchContext
+    #: every evaluated architecture by canonical hash: (architecture, metric)
+    evaluated: dict[str, tuple[Hashable, float]]
+    #: where each proposed architecture came from, by hash (e.g. "screen", "ascent",
+    #: "random", "probe", "source-best"); written to the trajectory's ``origin`` column
+    origins: dict[str, str]
+
     def setup(self, ctx: SearchContext) -> None:
         self.ctx = ctx
-        self.evaluated: dict[str, tuple[Hashable, float]] = {}
-        #: where each proposed architecture came from, by hash (e.g. "screen", "ascent",
-        #: "random", "probe", "source-best"); written to the trajectory's ``origin`` column
-        self.origins: dict[str, str] = {}
+        self.evaluated = {}
+        self.origins = {}
 
+    @abstractmethod
     def ask(self, n: int) -> list:
-        raise NotImplementedError
+        """Up to ``n`` (at least one) architectures to evaluate next, none evaluated before."""
 
     def tell(self, archs: Sequence[Hashable], results: Sequence[float]) -> None:
         for a, r in zip(archs, results):
@@ -136,59 +157,32 @@ class OptimizerError(ValueError):
     """An optimizer cannot be found or configured."""
 
 
-#: built-in optimizers, imported lazily (``random`` needs no torch)
-BUILTINS: dict[str, str] = {
-    "random": "nasbench_xfer.baselines.random_search:RandomSearch",
-    "best-on-source": "nasbench_xfer.baselines.best_on_source:BestOnSource",
-    "best-on-source-oracle": "nasbench_xfer.baselines.best_on_source:BestOnSourceOracle",
-    "tapas": "nasbench_xfer.baselines.tapas:TapasLike",
-    "nao": "nasbench_xfer.baselines.nao:NAO",
-    "xfernas": "nasbench_xfer.xfernas:XferNAS",
-}
+def _check_optimizer(name: str, cls: Any) -> None:
+    missing = [m for m in ("setup", "ask", "tell") if not callable(getattr(cls, m, None))]
+    if not isinstance(cls, type) or missing:
+        raise OptimizerError(f"{name!r} is not an optimizer class (missing {', '.join(missing) or 'a class'})")
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    try:
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except TypeError:  # Python < 3.10 style
-        eps = metadata.entry_points().get(ENTRY_POINT_GROUP, [])  # type: ignore[attr-defined]
-    return {ep.name: ep for ep in eps}
+#: every optimizer by name; built-ins are imported lazily (``random`` needs no torch)
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer", "optimizers", error=OptimizerError, paths=True,
+                                                 check=_check_optimizer)
+OPTIMIZERS.lazy("random", "nasbench_xfer.baselines.random_search:RandomSearch")
+OPTIMIZERS.lazy("best-on-source", "nasbench_xfer.baselines.best_on_source:BestOnSource")
+OPTIMIZERS.lazy("best-on-source-oracle", "nasbench_xfer.baselines.best_on_source:BestOnSourceOracle")
+OPTIMIZERS.lazy("tapas", "nasbench_xfer.baselines.tapas:TapasLike")
+OPTIMIZERS.lazy("nao", "nasbench_xfer.baselines.nao:NAO")
+OPTIMIZERS.lazy("xfernas", "nasbench_xfer.xfernas:XferNAS")
+ENTRY_POINT_GROUP = "nasbench_xfer.optimizers"
 
 
-def list_optimizers() -> list[str]:
+def list_optimizers(pattern: str = "*") -> list[str]:
     """Names of the built-in and installed (entry-point) optimizers."""
-    return sorted(set(BUILTINS) | set(_entry_points()))
-
-
-def _load_path(path: str) -> type:
-    module, _, attr = path.partition(":")
-    if not module or not attr:
-        raise OptimizerError(f"{path!r} is not a 'module:Class' path")
-    try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise OptimizerError(f"cannot load optimizer {path!r}: {exc}") from None
-    return obj
+    return OPTIMIZERS.list(pattern)
 
 
 def get_optimizer_class(name: str) -> type[Optimizer]:
     """Resolve a built-in name, an entry-point name or a ``module:Class`` path."""
-    if name in BUILTINS:
-        cls = _load_path(BUILTINS[name])
-    elif name in (eps := _entry_points()):
-        try:
-            cls = eps[name].load()
-        except Exception as exc:
-            raise OptimizerError(f"optimizer plugin {name!r} failed to load: {exc}") from None
-    elif ":" in name:
-        cls = _load_path(name)
-    else:
-        raise OptimizerError(f"unknown optimizer {name!r}; available: {', '.join(list_optimizers())} "
-                             f"(or give a 'module:Class' path)")
-    missing = [m for m in ("setup", "ask", "tell") if not callable(getattr(cls, m, None))]
-    if not isinstance(cls, type) or missing:
-        raise OptimizerError(f"{name!r} is not an optimizer class (missing {', '.join(missing) or 'a class'})")
-    return cls
+    return OPTIMIZERS.get(name)
 
 
 def make_optimizer(name: str, **options: Any) -> Optimizer:

@@ -46,7 +46,7 @@ def spec(path, **kw) -> SearchSpec:
 
 def test_registry_lists_builtins_and_rejects_unknown():
     assert {"random", "best-on-source", "tapas", "nao", "xfernas"} <= set(list_optimizers())
-    with pytest.raises(OptimizerError, match="unknown optimizer 'bogus'; available: .*random"):
+    with pytest.raises(OptimizerError, match="unknown optimizer 'bogus'; known: .*random"):
         get_optimizer_class("bogus")
     with pytest.raises(OptimizerError, match="cannot load optimizer 'no.such.module:X'"):
         get_optimizer_class("no.such.module:X")
@@ -179,7 +179,7 @@ def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-O", "random,nope"], "unknown optimizer 'nope'; available:"),
+    (["-O", "random,nope"], "unknown optimizer 'nope'; known:"),
     (["-t", "cifar"], "target task 'cifar' is not in"),
     (["--sources", "near,mars"], "source task 'mars' is not in"),
     (["--budget", "1000"], "budget 1000 is larger than the 150 architectures"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..store import StoreError
+from .params import parse_ints, parse_key_values, split_csv
 from .store_cmds import open_store
 
 
@@ -29,7 +30,7 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
 
     with open_store(store) as st:
         try:
-            names = [t.strip() for t in tasks.split(",")] if tasks else None
+            names = split_csv(tasks) if tasks else None
             corr = rank_correlations(st, names, min_shared=min_shared)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
@@ -49,13 +50,6 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
         for metric in ("spearman", "kendall"):
             plot_heatmap(corr, path / f"transferability_{metric}", metric)
         click.echo(f"\nwrote {path}/transferability.csv, best_sources.csv, heatmaps (PNG, PDF)")
-
-
-def _ints(value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
 
 
 @click.command("ablation")
@@ -93,24 +87,15 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     size; mean over splits with a band of ± 1 std over splits). Predictors: xfernas is the
     default transfer model (calibrated head), xfernas-paper the paper's model exactly.
     """
-    import json as _json
 
     from ..evaluate.ablation import AblationSpec, aggregate, plot_curves, run_ablation
     from ..oracle import OracleError
 
-    opts = {}
-    for item in options:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise click.BadParameter(f"--option {item!r}: expected KEY=VALUE")
-        try:
-            opts[key] = _json.loads(value)
-        except _json.JSONDecodeError:
-            opts[key] = value
+    opts = parse_key_values(options, "--option")
     with open_store(store) as st:
-        src = [t.strip() for t in sources.split(",")] if sources else [t for t in st.tasks if t != target]
-    spec = AblationSpec(store=str(store), target=target, sources=src, source_sizes=_ints(source_sizes),
-                        target_sizes=_ints(target_sizes), splits=splits, holdout=holdout, seed=seed,
+        src = split_csv(sources) if sources else [t for t in st.tasks if t != target]
+    spec = AblationSpec(store=str(store), target=target, sources=src, source_sizes=parse_ints(source_sizes),
+                        target_sizes=parse_ints(target_sizes), splits=splits, holdout=holdout, seed=seed,
                         predictor=predictor, predictor_options=opts)
     path = Path(out)
     try:

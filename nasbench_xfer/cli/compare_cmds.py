@@ -1,7 +1,6 @@
 """`nasbench-xfer compare`: search strategies side by side on a target task."""
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -10,10 +9,7 @@ from ..optimizer import OptimizerError, list_optimizers
 from ..oracle import OracleError
 from ..space import SpaceError
 from ..store import StoreError
-
-
-def _csv(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
+from .params import parse_key_values, split_csv
 
 
 @click.command("compare")
@@ -56,20 +52,10 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
     from ..evaluate.search import SearchSpec, compare
     from ..store import Store
 
-    opt_names = _csv(optimizers)
+    opt_names = split_csv(optimizers)
     if not opt_names:
         raise click.ClickException(f"no optimizer given; available: {', '.join(list_optimizers())}")
-    opts: dict[str, dict] = {}
-    for item in options:
-        key, eq, value = item.partition("=")
-        opt, dot, name = key.partition(".")
-        if not eq or not dot:
-            raise click.ClickException(f"--option {item!r}: expected OPTIMIZER.KEY=VALUE")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        opts.setdefault(opt, {})[name] = parsed
+    opts = parse_key_values(options, "--option", dotted=True, what="OPTIMIZER.KEY=VALUE")
     try:
         if sources is None:
             with Store.open(store) as st:
@@ -78,7 +64,7 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
                     raise StoreError(f"target task {target!r} is not in {store} "
                                      f"(tasks: {', '.join(st.tasks)})")
         else:
-            src = _csv(sources)
+            src = split_csv(sources)
         spec = SearchSpec(store=str(store), target=target, sources=src, optimizers=opt_names,
                           budget=budget, seeds=list(range(seeds)),
                           source_size=None if source_size == 0 else source_size, options=opts)

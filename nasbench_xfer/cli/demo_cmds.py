@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ..store import Store, StoreError
+from .params import split_csv
 
 FULL_DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv")
 
@@ -75,7 +76,7 @@ def demo_cmd(out: str, target: str, budget: int, seeds: int, optimizers: str, jo
     click.echo(f"\n[3/3] search on {target!r} with sources {', '.join(sources)}: budget {budget}, "
                f"{seeds} seeds")
     spec = SearchSpec(store=str(store), target=target, sources=sources,
-                      optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
+                      optimizers=split_csv(optimizers),
                       budget=budget, seeds=list(range(seeds)), source_size=200)
     cmp_dir = root / f"compare-{target}-b{budget}"
     try:

@@ -6,18 +6,7 @@ import json
 import click
 import pandas as pd
 
-
-def _kv(pairs: tuple[str, ...]) -> dict:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise click.BadParameter(f"{p!r}: expected KEY=VALUE", param_hint="--param")
-        k, v = p.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
+from .params import parse_key_values, split_csv
 
 
 @click.group("surrogate")
@@ -41,8 +30,8 @@ def fit_cmd(store, tasks, model, params, holdout, noise, seed, out, overwrite) -
     from ..store import StoreError
     from ..surrogate import SurrogateError, fit_surrogate
     try:
-        sb = fit_surrogate(store, [t for t in tasks.split(",") if t] if tasks else None, model=model,
-                           params=_kv(params), holdout=holdout, seed=seed, noise=noise, log=click.echo)
+        sb = fit_surrogate(store, split_csv(tasks) or None, model=model, params=parse_key_values(params, "--param"),
+                           holdout=holdout, seed=seed, noise=noise, log=click.echo)
         path = sb.save(out, overwrite=overwrite)
     except (SurrogateError, StoreError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -32,6 +32,8 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from ..registry import Registry
+
 __all__ = ["Protocol", "PROTOCOLS", "get_protocol", "register_protocol", "list_protocols"]
 
 
@@ -118,14 +120,14 @@ class Protocol:
         return replace(self, **changes)
 
 
-PROTOCOLS: dict[str, Protocol] = {}
+#: every training protocol by name (plugins: entry-point group ``nasbench_xfer.protocols``)
+PROTOCOLS: Registry[Protocol] = Registry("protocol", "protocols",
+                                         describe_obj=lambda p: p.notes or f"{p.epochs} epochs")
 
 
 def register_protocol(p: Protocol) -> Protocol:
-    if p.name in PROTOCOLS and PROTOCOLS[p.name] != p:
-        raise ValueError(f"protocol {p.name!r} is already defined differently")
-    PROTOCOLS[p.name] = p
-    return p
+    """Make ``p`` reachable by its name (an error if the name is taken by a different protocol)."""
+    return PROTOCOLS.register(p, name=p.name)
 
 
 register_protocol(Protocol("paper-search", epochs=100, num_cells=3, filters=32,
@@ -154,11 +156,8 @@ def get_protocol(name: str | Protocol | dict) -> Protocol:
         return name
     if isinstance(name, dict):
         return Protocol.from_dict(name)
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None
+    return PROTOCOLS.get(name)
 
 
-def list_protocols() -> list[str]:
-    return list(PROTOCOLS)
+def list_protocols(pattern: str = "*") -> list[str]:
+    return PROTOCOLS.list(pattern)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..registry import Registry
 from ..space import SearchSpace
 from ..store import Store, StoreError, real_path
 
@@ -141,5 +142,12 @@ from .csv_table import import_csv  # noqa: E402
 from .nas_bench_graph import import_nas_bench_graph  # noqa: E402
 from .transnas import default_transnas_zip, import_transnas  # noqa: E402
 
-__all__ = ["ImporterError", "ImportResult", "import_csv", "import_nas_bench_graph",
+#: every importer by name (plugins: entry-point group ``nasbench_xfer.importers``); the CLI's
+#: ``nasbench-xfer import NAME`` commands call these
+IMPORTERS: Registry[Callable[..., ImportResult]] = Registry("importer", "importers", error=ImporterError)
+IMPORTERS.register(import_transnas, name="transnas")
+IMPORTERS.register(import_nas_bench_graph, name="nas-bench-graph")
+IMPORTERS.register(import_csv, name="csv")
+
+__all__ = ["ImporterError", "ImportResult", "IMPORTERS", "import_csv", "import_nas_bench_graph",
            "import_transnas", "default_transnas_zip"]

@@ -574,3 +574,9 @@ class NAOPredictor(TransferPredictor):
     def __init__(self, space: SearchSpace, config: PredictorConfig | None = None, **overrides: Any):
         overrides["transfer"] = False
         super().__init__(space, config, **overrides)
+
+
+def paper_predictor(space: SearchSpace, seed: int = 0, **options: Any) -> TransferPredictor:
+    """XferNAS's transfer predictor exactly as the paper describes it: ``head="paper"`` and
+    no residual shrinkage (options may override either)."""
+    return TransferPredictor(space, seed=seed, **{"head": "paper", "residual_shrinkage": 0.0, **options})

@@ -6,33 +6,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..registry import Registry
 from .base import EnumerableSpace, SearchSpace, SpaceError
 from .nasnet import OPS, XFERNASNET_JSON, Block, NASNetArch, NASNetSpace, named_arch
 
-_SPACES: dict[str, type[SearchSpace]] = {"nasnet": NASNetSpace}
+#: every search space class by name (plugins: entry-point group ``nasbench_xfer.spaces``)
+SPACES: Registry[type[SearchSpace]] = Registry("search space", "spaces", error=SpaceError)
+SPACES.register(NASNetSpace)
 
 
 def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
     """Make a space class reachable by its ``name`` (used when opening stores)."""
-    _SPACES[cls.name] = cls
-    return cls
+    return SPACES.register(cls, name=cls.name)
 
 
 def get_space(name: str, config: dict[str, Any] | None = None) -> SearchSpace:
     """The space called ``name`` built with ``config`` (as a store records it)."""
-    try:
-        cls = _SPACES[name]
-    except KeyError:
-        raise SpaceError(f"unknown search space {name!r}; known: {', '.join(sorted(_SPACES))}") from None
-    return cls(**(config or {}))
+    return SPACES.get(name)(**(config or {}))
 
 
-def list_spaces() -> list[str]:
-    return sorted(_SPACES)
+def list_spaces(pattern: str = "*") -> list[str]:
+    return sorted(SPACES.list(pattern))
 
 
 __all__ = ["SearchSpace", "EnumerableSpace", "SpaceError", "NASNetSpace", "NASNetArch", "Block", "OPS",
-           "named_arch", "XFERNASNET_JSON", "get_space", "register_space", "list_spaces"]
+           "named_arch", "XFERNASNET_JSON", "SPACES", "get_space", "register_space", "list_spaces"]
 
 # imported benchmarks' spaces
 from .edge import EdgeCellArch, EdgeCellSpace, NB201Space, TransNASMicroSpace  # noqa: E402

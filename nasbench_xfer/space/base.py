@@ -120,6 +120,14 @@ class SearchSpace(ABC):
         """Human-readable meaning of token position ``i`` (used in error messages)."""
         return f"position {i}"
 
+    def one_hot(self, archs: Sequence[Hashable]) -> np.ndarray:
+        """Flattened one-hot token encoding (N, number of valid slots), restricted to the
+        slots :meth:`token_mask` allows (the features of the token-based regressors)."""
+        toks = np.asarray([self.encode(a) for a in archs], dtype=np.int64).reshape(-1, self.seq_len)
+        out = np.zeros((len(toks), self.seq_len, self.vocab_size), dtype=np.float32)
+        np.put_along_axis(out, toks[:, :, None], 1.0, axis=2)
+        return out[:, self.token_mask()]
+
     def vocabulary(self) -> list[str]:
         """Name of each token id (documentation and debugging)."""
         return [str(i) for i in range(self.vocab_size)]

@@ -17,27 +17,25 @@ from typing import Any
 
 import numpy as np
 
+from ..registry import Registry
+
 __all__ = ["SURROGATE_MODELS", "register_surrogate_model", "get_surrogate_model", "LGBEnsemble"]
 
-SURROGATE_MODELS: dict[str, type] = {}
+#: every surrogate model kind by name (plugins: entry-point group ``nasbench_xfer.surrogate_models``)
+SURROGATE_MODELS: Registry[type] = Registry("surrogate model", "surrogate_models")
 
 
 def register_surrogate_model(name: str) -> Callable[[type], type]:
     """Class decorator: make a model kind available under ``name``."""
     def deco(cls: type) -> type:
-        if name in SURROGATE_MODELS and SURROGATE_MODELS[name] is not cls:
-            raise ValueError(f"surrogate model {name!r} is already registered")
-        SURROGATE_MODELS[name] = cls
-        cls.kind = name
+        SURROGATE_MODELS.register(cls, name=name)
+        cls.kind = name  # type: ignore[attr-defined]
         return cls
     return deco
 
 
 def get_surrogate_model(name: str) -> type:
-    try:
-        return SURROGATE_MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown surrogate model {name!r}; known: {', '.join(sorted(SURROGATE_MODELS))}") from None
+    return SURROGATE_MODELS.get(name)
 
 
 @register_surrogate_model("lgb")

@@ -1,0 +1,93 @@
+"""What the evaluation commands share: sub-seeds, resumable output folders, the process
+pool with its progress bar, and saving figures.
+
+``compare`` (:mod:`.search`) and ``ablation`` (:mod:`.ablation`) both run many small
+independent jobs (a search for one optimizer and seed, a predictor fit for one cell of
+the grid), write each result the moment it is done, and on a rerun skip what is there.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+
+def derive_seed(seed: int, *parts: Any) -> int:
+    """A 32-bit sub-seed for the job named by ``parts`` under the run's ``seed``.
+
+    ``(seed * 1_000_003 + crc32("/".join(parts))) mod 2**32``: stable across Python
+    versions and processes (unlike ``hash``), and the formula every committed result in
+    docs/results/ was produced with, so it is kept rather than replaced by
+    ``numpy.random.SeedSequence`` (which would change every figure).
+    """
+    return (int(seed) * 1_000_003 + zlib.crc32("/".join(map(str, parts)).encode())) % (2 ** 32)
+
+
+def ensure_same_spec(old: Mapping[str, Any], new: Mapping[str, Any], where: str, what: str, *,
+                     ignore: Sequence[str] = (), error: type[Exception] = ValueError) -> None:
+    """Refuse to resume ``where`` when it holds results of another run (``ignore``: keys a
+    rerun may change, such as adding seeds)."""
+    a = {k: v for k, v in old.items() if k not in ignore}
+    b = {k: v for k, v in new.items() if k not in ignore}
+    if a != b:
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise error(f"{where} holds results of another {what} (differs in: {', '.join(changed)}); "
+                    f"use a new output location")
+
+
+def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple], *, workers: int = 1,
+             on_done: Callable[[Any], None] | None = None, progress: dict[str, Any] | None = None) -> None:
+    """Call ``fn(*args)`` for every ``args`` in ``jobs`` and hand each result to ``on_done``
+    as it finishes (in completion order with ``workers > 1``).
+
+    ``workers > 1`` runs them in that many processes (``fn`` should then limit torch to
+    one thread: the jobs are small and threads would only contend).  ``progress``: keyword arguments of a
+    tqdm bar (``total``, ``initial``, ``desc``, ``unit``); ``on_done`` may return the
+    number of units a result counts for (default 1).  ``fn`` must be picklable (a
+    module-level function) when ``workers > 1``.
+    """
+    bar = None
+    if progress is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(**progress)
+
+    def done(result: Any) -> None:
+        n = on_done(result) if on_done is not None else None
+        if bar is not None:
+            bar.update(1 if n is None else n)
+
+    try:
+        if workers <= 1:
+            for args in jobs:
+                done(fn(*args))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(fn, *args) for args in jobs]
+                for fut in as_completed(futures):
+                    done(fut.result())
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def new_figure(figsize: tuple[float, float] = (6, 4)) -> tuple[Any, Any]:
+    """A matplotlib figure and axes on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize)
+
+
+def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"), dpi: int = 130) -> None:
+    """Write ``stem.png`` and ``stem.pdf`` (tight layout) and close the figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    for ext in formats:
+        fig.savefig(f"{stem}.{ext}", dpi=dpi)
+    plt.close(fig)
