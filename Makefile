@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(VENV)/bin/nasbench-xfer demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 clean:

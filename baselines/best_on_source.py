@@ -57,11 +57,12 @@ class BestOnSource(Optimizer):
         self._queue: list | None = None
 
     def _build_queue(self) -> None:
+        assert self.chosen is not None, "the source is chosen before the queue is built"
         data = self.ctx.sources[self.chosen]
         order = np.argsort(-np.asarray(data.scores), kind="stable")
         archs = [data.archs[i] for i in order]
         if self.ctx.restricted:
-            pool = {self.ctx.hash(a) for a in self.ctx.candidates}
+            pool = {self.ctx.hash(a) for a in self.ctx.candidates or ()}
             archs = [a for a in archs if self.ctx.hash(a) in pool]
             if not archs:
                 raise OptimizerError(f"{self.name}: none of source {self.chosen!r}'s architectures "
@@ -83,6 +84,7 @@ class BestOnSource(Optimizer):
             self._choose()
         if self._queue is None:
             self._build_queue()
+        assert self._queue is not None
         return self.mark(self.take_new(self._queue, n), f"source-best:{self.chosen}")
 
 

@@ -78,8 +78,8 @@ def choose_probe(store: Store, target: str, sources: Sequence[str]):
     return archs[0], {s: float(v[0]) for s, v in table.items()}
 
 
-def rank_agreement(target_scores: Sequence[float], probe_table: Mapping[str, Sequence[float]]
-                   ) -> dict[str, tuple[float, float]]:
+def rank_agreement(target_scores: Sequence[float] | np.ndarray,
+                   probe_table: Mapping[str, Sequence[float] | np.ndarray]) -> dict[str, tuple[float, float]]:
     """``{source: (spearman, kendall)}`` between the target's and each source's probe scores.
 
     Unit-free: only the orderings matter.  A constant score vector carries no

@@ -20,13 +20,14 @@ class RandomSearch(Optimizer):
                        else iter(ctx.rng.permutation(len(ctx.candidates)).tolist()))
 
     def ask(self, n: int) -> list:
-        out, hashes = [], set()
+        out: list = []
+        hashes: set[str] = set()
         while len(out) < n:
             if self._order is not None:
                 i = next(self._order, None)
                 if i is None:
                     break
-                arch = self.ctx.candidates[i]
+                arch = self.ctx.candidates[i]  # type: ignore[index]  # _order is set only with candidates
             else:
                 arch = self.ctx.space.sample(self.ctx.rng)
             h = self.ctx.hash(arch)

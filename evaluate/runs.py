@@ -38,7 +38,7 @@ def ensure_same_spec(old: Mapping[str, Any], new: Mapping[str, Any], where: str,
 
 
 def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple], *, workers: int = 1,
-             on_done: Callable[[Any], None] | None = None, progress: dict[str, Any] | None = None) -> None:
+             on_done: Callable[[Any], int | None] | None = None, progress: dict[str, Any] | None = None) -> None:
     """Call ``fn(*args)`` for every ``args`` in ``jobs`` and hand each result to ``on_done``
     as it finishes (in completion order with ``workers > 1``).
 

@@ -46,11 +46,11 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> PairedResult:
     (scipy's ``method="auto"``).  ``mean_diff``/``median_diff`` are over all
     complete pairs.
     """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired samples must be 1-D and of equal length, got {a.shape} and {b.shape}")
-    ok = np.isfinite(a) & np.isfinite(b)
-    d = a[ok] - b[ok]
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired samples must be 1-D and of equal length, got {x.shape} and {y.shape}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    d = x[ok] - y[ok]
     n = int(len(d))
     if n == 0:
         return PairedResult(0, math.nan, math.nan, math.nan, math.nan)

@@ -95,7 +95,7 @@ class Optimizer(ABC):
     #: registry name
     name: ClassVar[str] = ""
     #: True if the optimizer evaluates ``ctx.probes`` first and reads ``ctx.probe_table``
-    uses_probe: ClassVar[bool] = False
+    uses_probe: bool = False
     #: number of probe architectures the runner should choose (``uses_probe``)
     n_probes: int = 8
     #: True if the optimizer reads ``ctx.task_similarity`` (an oracle: knows the target's table)

@@ -20,6 +20,7 @@ when these were plain dicts.
 """
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import importlib
 from collections.abc import Callable, Iterator, Mapping
@@ -134,7 +135,7 @@ class Registry(Mapping[str, T], Generic[T]):
     def _entry_points(self) -> dict[str, metadata.EntryPoint]:
         return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_PREFIX + self.group)}
 
-    def get(self, name: str, default: Any = None) -> T:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> T:
         """The object registered as ``name`` (see the module docstring for the lookup order).
 
         Unlike ``dict.get``, an unknown name is an error (``default`` is accepted for the
@@ -174,14 +175,14 @@ class Registry(Mapping[str, T], Generic[T]):
     def __len__(self) -> int:
         return len(self.list())
 
-    def list(self, pattern: str = "*") -> list[str]:
+    def list(self, pattern: str = "*") -> builtins.list[str]:
         """Registered and installed names matching the glob ``pattern``, built-ins first in
         registration order, then plugins sorted."""
         own = list(self._order)
         plugins = sorted(set(self._entry_points()) - set(own))
         return [n for n in own + plugins if fnmatch.fnmatchcase(n, pattern)]
 
-    def describe(self, pattern: str = "*") -> list[Entry]:
+    def describe(self, pattern: str = "*") -> builtins.list[Entry]:
         """One :class:`Entry` per name of :meth:`list` (loads lazy built-ins and plugins;
         a plugin that fails to load is listed with its error as the doc)."""
         eps = self._entry_points()

@@ -93,7 +93,7 @@ class SurrogateSearch(Optimizer):
     def _history(self) -> dict:
         archs = [a for a, _ in self.evaluated.values()]
         scores = np.array([s for _, s in self.evaluated.values()], dtype=float)
-        hist = dict(self.ctx.sources) if self.transfer else {}
+        hist: dict[str, Any] = dict(self.ctx.sources) if self.transfer else {}
         hist[self.ctx.target] = (archs, scores)
         return hist
 

@@ -44,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import Augment, DeviceSplit
+from .network import Network
 from .protocols import Protocol
 
 __all__ = ["sgd_update_", "lr_at", "ArchTrainer", "train_concurrently"]
@@ -93,7 +94,7 @@ class ArchTrainer:
 
     WARMUP_STEPS = 3
 
-    def __init__(self, model: nn.Module, train: DeviceSplit, val: DeviceSplit, test: DeviceSplit,
+    def __init__(self, model: Network, train: DeviceSplit, val: DeviceSplit, test: DeviceSplit,
                  protocol: Protocol, seed: int, device: torch.device, fl: dict[str, Any],
                  log: Callable[[str], None] | None = None):
         self.model, self.train, self.val, self.test = model, train, val, test
@@ -110,12 +111,12 @@ class ArchTrainer:
             # CPU: drop-path masks from a generator of this training alone, so trainings
             # interleaved by train_concurrently give the same records as one at a time
             g = torch.Generator().manual_seed(self.seed + 7919)
-            model.drop_generator = g  # type: ignore[attr-defined]
+            model.drop_generator = g
         self.aug = Augment(pad=protocol.pad, hflip=protocol.hflip, cutout=protocol.cutout)
         self.memory_format = torch.channels_last if fl.get("channels_last") else torch.contiguous_format
         self.result: dict[str, Any] | None = None
-        self.graph = None
-        self.eval_graph = None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eval_graph: torch.cuda.CUDAGraph | None = None
         self.setup_seconds = 0.0
 
     # ---------------------------------------------------------------- one step
@@ -135,8 +136,8 @@ class ArchTrainer:
                 loss = F.cross_entropy(logits, y)
         loss.backward()
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
-        params = [self.params[i] for i in live]
-        grads = [self.params[i].grad for i in live]
+        params: list[torch.Tensor] = [self.params[i] for i in live]
+        grads = [g for g in (self.params[i].grad for i in live) if g is not None]
         if self.protocol.grad_clip:
             nn.utils.clip_grad_norm_(params, self.protocol.grad_clip, foreach=self.cuda or None)
         sgd_update_(params, grads, [self.bufs[i] for i in live], self.lr_t, self.protocol.momentum,
@@ -184,7 +185,7 @@ class ArchTrainer:
         # evaluation graph (eval mode: BatchNorm running statistics, no drop-path)
         ebs = self.protocol.eval_batch_size
         C, H, W = self.val.x.shape[1:]
-        self.static_ex = torch.zeros((ebs, C, H, W), device=self.device, memory_format=self.memory_format)
+        self.static_ex = torch.zeros((ebs, C, H, W), device=self.device).contiguous(memory_format=self.memory_format)
         model.eval()
         with torch.no_grad():
             with self._autocast():
@@ -262,11 +263,11 @@ class ArchTrainer:
                         self.loss_acc.zero_()
                         self.correct_acc.zero_()
                 self.lr_t.fill_(lr_at(p, step, epoch, total_steps))
-                model.set_drop_path_progress(step / total_steps)  # type: ignore[attr-defined]
+                model.set_drop_path_progress(step / total_steps)
                 if use_graph:
                     self.static_x.copy_(x)
                     self.static_y.copy_(y)
-                    self.graph.replay()
+                    self.graph.replay()  # type: ignore[union-attr]  # use_graph: captured above
                 else:
                     if self.fl.get("channels_last"):
                         x = x.contiguous(memory_format=torch.channels_last)

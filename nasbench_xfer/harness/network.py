@@ -36,7 +36,7 @@ under which the paper's Table 1/2 counts are reproduced).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -108,7 +108,7 @@ class Cell(nn.Module):
                 self.pre0 = Identity()
         if 1 in needed:
             self.pre1 = ReLUConvBN(C_p, C, 1) if (C_p != C or cfg.always_project_prev) else Identity()
-        self.blocks = [tuple(b) for b in blocks]
+        self.blocks: list[tuple[int, str, int, str]] = [tuple(b) for b in blocks]  # type: ignore[misc]
         self.ops = nn.ModuleList()
         self.droppable: list[tuple[bool, bool]] = []
         for b in blocks:
@@ -136,6 +136,7 @@ class Cell(nn.Module):
         use_drop = self.training and drop_prob is not None and self.num_droppable > 0
         draws = None
         if use_drop:
+            assert drop_prob is not None
             ref = states[0] if states[0] is not None else states[1]
             draws = torch.rand((ref.shape[0], self.num_droppable), device=ref.device, generator=generator)
         col = 0
@@ -143,6 +144,7 @@ class Cell(nn.Module):
             ha = self.ops[2 * j](states[ia])
             hb = self.ops[2 * j + 1](states[ib])
             if use_drop:
+                assert draws is not None and drop_prob is not None
                 da, db = self.droppable[j]
                 if da:
                     ha = drop_path(ha, drop_prob, draws[:, col])
@@ -183,6 +185,9 @@ class AuxHead(nn.Module):
 
 class Network(nn.Module):
     """A NASNet-space CNN; ``forward`` returns logits, or ``(logits, aux_logits)`` when training with an aux head."""
+
+    #: the drop-path probability of the last cell (a buffer, so that it lives on the device)
+    drop_path_prob: torch.Tensor
 
     def __init__(self, arch: NASNetArch, cfg: NetConfig = NetConfig()):
         super().__init__()
@@ -234,9 +239,9 @@ class Network(nn.Module):
         use_drop = self.cfg.drop_path > 0
         aux = None
         for i, cell in enumerate(self.cells):
-            p = self.drop_path_prob * cell.layer_ratio if use_drop else None
+            p = self.drop_path_prob * cast(Cell, cell).layer_ratio if use_drop else None
             s0, s1 = s1, cell(s0, s1, p, self.drop_generator)
-            if i == self.aux_index and self.training:
+            if i == self.aux_index and self.training and self.auxiliary_head is not None:
                 aux = self.auxiliary_head(s1)
         out = F.adaptive_avg_pool2d(F.relu(s1), 1).flatten(1)
         if self.dropout is not None:
@@ -265,7 +270,7 @@ def count_flops(model: nn.Module, input_shape: tuple[int, int, int] | None = Non
     ``input_shape`` is ``(channels, height, width)``; by default the network's own.
     """
     if input_shape is None:
-        cfg = model.cfg  # type: ignore[attr-defined]
+        cfg: NetConfig = model.cfg  # type: ignore[assignment]
         input_shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
     total = [0]
 

@@ -152,17 +152,17 @@ def train_many(archs: Sequence[NASNetArch | str], task_data, protocol: Protocol 
     alone leaves most of it idle).  Records come back in the order of ``archs``.
     """
     protocol = get_protocol(protocol)
-    archs = [parse_arch(a) for a in archs]
-    seeds = [seeds] * len(archs) if isinstance(seeds, int) else list(seeds)
-    if len(seeds) != len(archs):
-        raise ValueError(f"{len(archs)} architectures but {len(seeds)} seeds")
+    parsed = [parse_arch(a) for a in archs]
+    seed_list = [seeds] * len(parsed) if isinstance(seeds, int) else list(seeds)
+    if len(seed_list) != len(parsed):
+        raise ValueError(f"{len(parsed)} architectures but {len(seed_list)} seeds")
     flags = flags or SpeedFlags()
-    if workers <= 1 or len(archs) <= 1:
-        return [train_one(a, task_data, protocol, s, device, flags=flags) for a, s in zip(archs, seeds)]
-    out: list[dict | None] = [None] * len(archs)
-    errors = run_jobs([(i, a, s) for i, (a, s) in enumerate(zip(archs, seeds))], task_data, protocol,
-                      [str(device)] * min(workers, len(archs)), flags=flags, threads=threads_per_worker,
+    if workers <= 1 or len(parsed) <= 1:
+        return [train_one(a, task_data, protocol, s, device, flags=flags) for a, s in zip(parsed, seed_list)]
+    out: dict[int, dict] = {}
+    errors = run_jobs([(i, a, s) for i, (a, s) in enumerate(zip(parsed, seed_list))], task_data, protocol,
+                      [str(device)] * min(workers, len(parsed)), flags=flags, threads=threads_per_worker,
                       on_record=lambda i, rec, where: out.__setitem__(i, rec), say=lambda msg: None)
     if errors:
         raise RuntimeError("train_many: " + "; ".join(errors))
-    return out  # type: ignore[return-value]
+    return [out[i] for i in range(len(parsed))]

@@ -92,8 +92,7 @@ def read_transnas_zip(path: str | os.PathLike, tasks: Sequence[str] | None = Non
         raise ImporterError(f"{path} is not a zip file") from None
     out: dict[str, dict[int, tuple[float, float]]] = {}
     with zf:
-        members = [(m, _FILE_RE.search(m)) for m in zf.namelist()]
-        members = [(m, mt) for m, mt in members if mt]
+        members = [(m, mt) for m in zf.namelist() if (mt := _FILE_RE.search(m)) is not None]
         if not members:
             raise ImporterError(f"{path} holds no 'benchmark--transbench101_micro--<task>--<offset>.json' "
                                 f"files; is it NASLib's TransNAS-Bench-101 micro export?")

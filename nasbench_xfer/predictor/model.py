@@ -166,6 +166,9 @@ class PredictorConfig:
 class Codec(nn.Module):
     """NAO's encoder-decoder with a decoder restricted to a space's token mask."""
 
+    #: (seq_len, vocab_size) bool buffer: which tokens the decoder may emit at each position
+    valid: torch.Tensor
+
     def __init__(self, token_mask: np.ndarray, emb_size: int = 32, hidden_size: int = 96,
                  decoder_hidden_size: int = 96, position_embedding: bool = True, general_attention: bool = True):
         super().__init__()

@@ -20,13 +20,12 @@ average task), as are those of :meth:`TransferPredictor.predict_universal`.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -475,9 +474,9 @@ class TransferPredictor:
                     f = net.head(net.codec.pool(e_req), tid).sum()
                     (g,) = torch.autograd.grad(f, e_req)
                 e = F.normalize(e + eta * g, p=2, dim=-1).detach()
-                rows = np.flatnonzero(active)
+                rows = [int(i) for i in np.flatnonzero(active)]
                 with torch.no_grad():
-                    sel = torch.from_numpy(rows).to(self.device)
+                    sel = torch.as_tensor(rows, dtype=torch.long, device=self.device)
                     es = e[sel]
                     toks = net.codec.greedy(es, net.codec.pool(es)).cpu().numpy()
                 cands: list[tuple[int, Hashable, str]] = []
@@ -489,7 +488,7 @@ class TransferPredictor:
                         continue
                     if h == start_hash[r] or h in seen:
                         continue
-                    cands.append((int(r), arch, h))
+                    cands.append((r, arch, h))
                 if cands:
                     preds = self._predict_norm(self._tokens([c[1] for c in cands], "propose"), idx)
                     for (r, arch, h), p in zip(cands, preds):
@@ -525,7 +524,7 @@ class TransferPredictor:
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         }
 
-    def save(self, path: str | os.PathLike | io.IOBase) -> None:
+    def save(self, path: str | os.PathLike[str] | IO[bytes]) -> None:
         """Write the fitted predictor to one file (``torch.save`` of :meth:`state`)."""
         torch.save(self.state(), path)
 
@@ -557,7 +556,7 @@ class TransferPredictor:
         return self
 
     @classmethod
-    def load(cls, path: str | os.PathLike | io.IOBase, device: str | None = None) -> TransferPredictor:
+    def load(cls, path: str | os.PathLike[str] | IO[bytes], device: str | None = None) -> TransferPredictor:
         """Read a predictor written by :meth:`save`; ``device`` overrides the saved one."""
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

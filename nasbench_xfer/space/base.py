@@ -11,16 +11,19 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+
+#: the architecture type of a space (immutable and hashable: NASNetArch, EdgeCellArch, GraphArch)
+A = TypeVar("A", bound=Hashable)
 
 
 class SpaceError(ValueError):
     """An architecture, token sequence or spec string is not valid in a space."""
 
 
-class SearchSpace(ABC):
+class SearchSpace(ABC, Generic[A]):
     """A discrete architecture space with a token encoding.
 
     Subclasses define ``name``, ``seq_len``, ``vocab_size``, ``token_mask()``,
@@ -46,7 +49,7 @@ class SearchSpace(ABC):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.config() == self.config()  # type: ignore[union-attr]
+        return type(other) is type(self) and other.config() == self.config()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, repr(sorted(self.config().items()))))
@@ -61,26 +64,26 @@ class SearchSpace(ABC):
         """
 
     @abstractmethod
-    def validate(self, arch: Any) -> Hashable:
+    def validate(self, arch: Any) -> A:
         """``arch`` if it is a valid architecture of this space, else :class:`SpaceError` naming the problem."""
 
     @abstractmethod
-    def encode(self, arch: Hashable) -> tuple[int, ...]:
+    def encode(self, arch: A) -> tuple[int, ...]:
         """Token sequence of length :attr:`seq_len`."""
 
     @abstractmethod
-    def _from_tokens(self, tokens: tuple[int, ...]) -> Hashable:
+    def _from_tokens(self, tokens: tuple[int, ...]) -> A:
         """Build an architecture from tokens that all satisfy :meth:`token_mask`."""
 
-    def _repair_arch(self, arch: Hashable) -> Hashable:
+    def _repair_arch(self, arch: A) -> A:
         """Turn a structurally decoded architecture into a valid one (default: as is)."""
         return arch
 
-    def _check_arch(self, arch: Hashable) -> None:
+    def _check_arch(self, arch: A) -> None:
         """Raise :class:`SpaceError` if a structurally decoded architecture is invalid (default: accept)."""
         return None
 
-    def decode(self, tokens: Sequence[int], repair: bool = False) -> Hashable:
+    def decode(self, tokens: Sequence[int], repair: bool = False) -> A:
         """Architecture named by ``tokens``.
 
         With ``repair=False`` an invalid sequence raises :class:`SpaceError` naming
@@ -120,7 +123,7 @@ class SearchSpace(ABC):
         """Human-readable meaning of token position ``i`` (used in error messages)."""
         return f"position {i}"
 
-    def one_hot(self, archs: Sequence[Hashable]) -> np.ndarray:
+    def one_hot(self, archs: Sequence[A]) -> np.ndarray:
         """Flattened one-hot token encoding (N, number of valid slots), restricted to the
         slots :meth:`token_mask` allows (the features of the token-based regressors)."""
         toks = np.asarray([self.encode(a) for a in archs], dtype=np.int64).reshape(-1, self.seq_len)
@@ -134,12 +137,12 @@ class SearchSpace(ABC):
 
     # ------------------------------------------------------------ identity
     @abstractmethod
-    def sample(self, rng: np.random.Generator) -> Hashable:
+    def sample(self, rng: np.random.Generator) -> A:
         """One architecture drawn uniformly over the valid choices of each decision."""
 
-    def sample_many(self, n: int, rng: np.random.Generator, unique: bool = True) -> list:
+    def sample_many(self, n: int, rng: np.random.Generator, unique: bool = True) -> list[A]:
         """``n`` sampled architectures, distinct under :meth:`hash` if ``unique``."""
-        out: list = []
+        out: list[A] = []
         seen: set[str] = set()
         tries = 0
         while len(out) < n:
@@ -156,23 +159,23 @@ class SearchSpace(ABC):
         return out
 
     @abstractmethod
-    def canonical(self, arch: Hashable) -> Hashable:
+    def canonical(self, arch: A) -> A:
         """The representative of ``arch``'s equivalence class (same network)."""
 
-    def hash(self, arch: Hashable) -> str:
+    def hash(self, arch: A) -> str:
         """Canonical hash: 16 hex digits, equal for equivalent specifications."""
         text = self.name + ":" + ",".join(map(str, self.encode(self.canonical(arch))))
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     @abstractmethod
-    def to_string(self, arch: Hashable) -> str:
+    def to_string(self, arch: A) -> str:
         """Compact one-line spec string."""
 
     @abstractmethod
-    def from_string(self, text: str) -> Hashable:
+    def from_string(self, text: str) -> A:
         """Parse a spec string (raises :class:`SpaceError` naming the problem)."""
 
-    def augment(self, arch: Hashable, rng: np.random.Generator) -> Hashable:
+    def augment(self, arch: A, rng: np.random.Generator) -> A:
         """An equivalent specification of ``arch`` (symmetry augmentation); default: ``arch``."""
         return arch
 
@@ -180,12 +183,12 @@ class SearchSpace(ABC):
     #: number of architectures if the space is small enough to enumerate, else None
     size: int | None = None
 
-    def enumerate(self) -> Iterator[Hashable]:
+    def enumerate(self) -> Iterator[A]:
         """Every canonical architecture (only for enumerable spaces)."""
         raise NotImplementedError(f"{self.name} is too large to enumerate")
 
 
-class EnumerableSpace(SearchSpace):
+class EnumerableSpace(SearchSpace[A]):
     """A space small enough to enumerate, whose specs have a dense integer index.
 
     The store uses the dense index for vectorised lookups (a raw-spec -> row table),
@@ -198,11 +201,11 @@ class EnumerableSpace(SearchSpace):
     dense_size: int = 0
 
     @abstractmethod
-    def enumerate(self) -> Iterator[Hashable]:
+    def enumerate(self) -> Iterator[A]:
         """Every architecture of the space."""
 
     @abstractmethod
-    def dense_index(self, arch: Hashable) -> int:
+    def dense_index(self, arch: A) -> int:
         """Dense index of a raw spec, in ``range(dense_size)``."""
 
     @abstractmethod

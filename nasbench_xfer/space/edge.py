@@ -79,11 +79,12 @@ def nb201_string(ops: Sequence[str]) -> str:
     return "+".join(nodes)
 
 
-class EdgeCellSpace(EnumerableSpace):
+class EdgeCellSpace(EnumerableSpace[EdgeCellArch]):
     """4-node, 6-edge cells with one op per edge; subclasses set ``name`` and ``OPS``."""
 
     OPS: tuple[str, ...] = ()
     seq_len = NUM_EDGES
+    size: int
 
     def __init__(self) -> None:
         if not self.OPS:

@@ -58,11 +58,11 @@ PROTEINS_OPS: tuple[str, ...] = ("gcn", "sage", "arma", "fc", "skip")
 LINK_LIST: tuple[tuple[int, int, int, int], ...] = (
     (0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 1), (0, 0, 1, 2), (0, 0, 1, 3),
     (0, 1, 1, 1), (0, 1, 1, 2), (0, 1, 2, 2), (0, 1, 2, 3))
-LINK_INDEX = {lk: i for i, lk in enumerate(LINK_LIST)}
+LINK_INDEX: dict[tuple[int, ...], int] = {lk: i for i, lk in enumerate(LINK_LIST)}
 #: all 24 raw link tuples (``links[i]`` in ``0..i``), in lexicographic order (dense-index order)
 RAW_LINKS: tuple[tuple[int, int, int, int], ...] = tuple(
     itertools.product(range(1), range(2), range(3), range(4)))
-RAW_LINK_INDEX = {lk: i for i, lk in enumerate(RAW_LINKS)}
+RAW_LINK_INDEX: dict[tuple[int, ...], int] = {lk: i for i, lk in enumerate(RAW_LINKS)}
 GNN_INDEX = {op: i for i, op in enumerate(GNN_OPS)}
 SKIP = GNN_INDEX["skip"]
 N_GNN = len(GNN_OPS)
@@ -77,8 +77,8 @@ _BASE9 = np.array([N_GNN ** 3, N_GNN ** 2, N_GNN, 1], dtype=np.int64)
 class GraphArch:
     """A NAS-Bench-Graph spec: ``links`` (node i reads ``links[i]``) and one op per node."""
 
-    links: tuple[int, int, int, int]
-    ops: tuple[str, str, str, str]
+    links: tuple[int, ...]  # 4 entries
+    ops: tuple[str, ...]  # 4 entries
 
     def __post_init__(self) -> None:
         if not isinstance(self.links, tuple):
@@ -150,8 +150,10 @@ def raw_to_key_table() -> np.ndarray:
             o = np.where(np.array(src) >= 0, ops1[rows][:, [max(s, 0) for s in src]], SKIP)
             # 3. equalpart_sort (the package's rules, on 9-op ids)
             lk = list(link2)
-            ids = {(0, 0, 0, 0): [0, 1, 2, 3], (0, 0, 0, 1): [1, 2], (0, 0, 1, 1): [2, 3],
-                   (0, 1, 1, 1): [1, 2, 3], (0, 1, 2, 2): [2, 3]}.get(tuple(lk))
+            equal_parts: dict[tuple[int, ...], list[int]] = {
+                (0, 0, 0, 0): [0, 1, 2, 3], (0, 0, 0, 1): [1, 2], (0, 0, 1, 1): [2, 3],
+                (0, 1, 1, 1): [1, 2, 3], (0, 1, 2, 2): [2, 3]}
+            ids = equal_parts.get(tuple(lk))
             if ids is not None:
                 o[:, ids] = np.sort(o[:, ids], axis=1)
             elif tuple(lk) == (0, 0, 1, 2):
@@ -183,7 +185,7 @@ def decode_key(key: int) -> tuple[tuple[int, int, int, int], tuple[str, str, str
     return LINK_LIST[li], tuple(GNN_OPS[int(c)] for c in d)  # type: ignore[return-value]
 
 
-class GraphSpace(EnumerableSpace):
+class GraphSpace(EnumerableSpace[GraphArch]):
     """NAS-Bench-Graph GNN cells over ``ops`` (default: the package's 9; proteins: :data:`PROTEINS_OPS`)."""
 
     name = "nas_bench_graph"

@@ -138,7 +138,7 @@ def _canonical_cell(cell: Sequence[Block]) -> Cell:
     return tuple(Block(pa[0], OPS[pa[1]], pb[0], OPS[pb[1]]) for pa, pb in best)
 
 
-class NASNetSpace(SearchSpace):
+class NASNetSpace(SearchSpace[NASNetArch]):
     """NASNet cells with ``num_blocks`` blocks (default 5) and the paper's 19 operations."""
 
     name = "nasnet"

@@ -106,7 +106,10 @@ class SurrogateBenchmark:
         if (archs is None) == (tokens is None):
             raise SurrogateError("give exactly one of archs and tokens")
         try:
-            return self.features(archs) if archs is not None else self.features.token_features(tokens)
+            if archs is not None:
+                return self.features(archs)
+            assert tokens is not None
+            return self.features.token_features(tokens)
         except ValueError as exc:
             raise SurrogateError(str(exc)) from None
 
@@ -132,9 +135,9 @@ class SurrogateBenchmark:
 
     def _mean_spread(self, task: str, archs, tokens) -> tuple[np.ndarray, np.ndarray]:
         space = self.space
-        enumerable = isinstance(space, EnumerableSpace) and int(space.size or 0) <= self.DENSE_MAX_SIZE
-        if tokens is not None and archs is None and enumerable and (
-                task in self._dense or len(tokens) >= self.DENSE_MIN_BATCH):
+        if (isinstance(space, EnumerableSpace) and int(space.size or 0) <= self.DENSE_MAX_SIZE
+                and tokens is not None and archs is None and (
+                task in self._dense or len(tokens) >= self.DENSE_MIN_BATCH)):
             if task not in self._dense:
                 # every architecture of the space through the model once, stored at the dense
                 # index of its canonical form (a query's raw spec maps there through the table)
@@ -227,7 +230,7 @@ class SurrogateBenchmark:
                 sp = json.loads(f.attrs["space"])
                 space = get_space(sp["name"], sp["config"])
                 kind = str(f.attrs["model"])
-                model_cls = get_surrogate_model(kind)
+                model_cls: Any = get_surrogate_model(kind)
                 tasks: dict[str, dict[str, Any]] = {}
                 for task, g in f["tasks"].items():
                     t = json.loads(g.attrs["meta"])
@@ -250,7 +253,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
         raise SurrogateError(f"holdout must be in [0, 1), got {holdout}")
     if noise not in ("auto", "seeds", "ensemble"):
         raise SurrogateError(f"noise must be auto, seeds or ensemble, got {noise!r}")
-    model_cls = get_surrogate_model(model)
+    model_cls: Any = get_surrogate_model(model)
     params = dict(params or {})
     store_path = Path(store_path)
     out: dict[str, dict[str, Any]] = {}
