@@ -96,6 +96,16 @@ def check_spec(spec: AblationSpec) -> None:
         raise ValueError("need splits >= 1 and holdout >= 3")
     if min(spec.source_sizes) < 0 or min(spec.target_sizes) < 0:
         raise ValueError("sizes must be non-negative")
+    want = max(spec.source_sizes)
+    if want > 0 and spec.sources:  # every split must have that many source architectures outside its holdout
+        data = _data(spec)
+        for k in range(spec.splits):
+            for s, ids in data.split(spec, k)[2].items():
+                if len(ids) < want:
+                    raise OracleError(f"source task {s!r} has {len(ids)} evaluated architectures outside the "
+                                      f"held-out set of split {k}, fewer than the source size {want} asked "
+                                      f"for: results would be labelled with a size they were not fitted on; "
+                                      f"ask for at most {len(ids)}")
 
 
 class _Data:
@@ -124,12 +134,16 @@ class _Data:
 _CACHE: dict[str, _Data] = {}
 
 
+def _data(spec: AblationSpec) -> _Data:
+    key = json.dumps(asdict(spec), sort_keys=True)
+    return _CACHE.get(key) or _CACHE.setdefault(key, _Data(spec))
+
+
 def run_one(spec: AblationSpec, source_size: int, target_size: int, split: int) -> dict[str, Any]:
     """One cell of the grid: fit on the split's knowledge, score on its held-out set."""
     import time
 
-    key = json.dumps(asdict(spec), sort_keys=True)
-    data = _CACHE.get(key) or _CACHE.setdefault(key, _Data(spec))
+    data = _data(spec)
     test, cand, src = data.split(spec, split)
     history = {s: ([data.archs[i] for i in ids[:source_size]], data.tables[s][ids[:source_size]])
                for s, ids in src.items() if source_size > 0}

@@ -37,6 +37,37 @@ def ensure_same_spec(old: Mapping[str, Any], new: Mapping[str, Any], where: str,
                     f"use a new output location")
 
 
+def data_fingerprint(store: Any, tasks: Sequence[str]) -> str:
+    """SHA-256 (16 hex digits) of the evaluations a run reads: for each task, in order, its
+    name and every row's architecture hash, seed, status and metrics.  Independent of how
+    the store lays its file out, so a compacted or merged copy of the same data matches and
+    a re-import of different data does not."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.sha256()
+    for task in tasks:
+        ev = store.evaluations(task)
+        cols = [c for c in ("hash", "seed", "status", "val_metric", "test_metric") if c in ev]
+        h.update(f"{task}\0{len(ev)}\0".encode())
+        if len(ev):
+            h.update(pd.util.hash_pandas_object(ev[cols], index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as JSON through a temporary file and an atomic rename (never torn)."""
+    import json
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple], *, workers: int = 1,
              on_done: Callable[[Any], int | None] | None = None, progress: dict[str, Any] | None = None) -> None:
     """Call ``fn(*args)`` for every ``args`` in ``jobs`` and hand each result to ``on_done``

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nasbench_xfer.evaluate.runs import derive_seed, ensure_same_spec, new_figure, run_jobs, save_figure
+from nasbench_xfer.evaluate.runs import (
+    data_fingerprint,
+    derive_seed,
+    ensure_same_spec,
+    new_figure,
+    run_jobs,
+    save_figure,
+    write_json_atomic,
+)
 from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
 from nasbench_xfer.store import Store, StoreError
@@ -50,6 +58,9 @@ def check_spec(spec: SearchSpec) -> None:
         get_optimizer_class(name)
     if spec.budget < 1:
         raise OptimizerError(f"budget must be at least 1, got {spec.budget}")
+    if spec.source_size is not None and (not isinstance(spec.source_size, int) or spec.source_size < 1):
+        raise OptimizerError(f"source size must be a positive number of evaluations per source task "
+                             f"(or all of them: None; 0 on the command line), got {spec.source_size!r}")
     with Store.open(spec.store) as st:
         tasks = st.tasks
         if spec.target not in tasks:
@@ -142,10 +153,21 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     (out / "runs").mkdir(parents=True, exist_ok=True)
     spec_file = out / "spec.json"
     spec_dict = asdict(spec)
+    with Store.open(spec.store) as st:
+        data = data_fingerprint(st, [spec.target, *spec.sources])
     if spec_file.exists():
-        ensure_same_spec(json.loads(spec_file.read_text()), spec_dict, str(out), "comparison",
-                         ignore=("optimizers", "seeds"), error=OptimizerError)
-    spec_file.write_text(json.dumps(spec_dict, indent=2))
+        try:
+            old = json.loads(spec_file.read_text())
+        except json.JSONDecodeError:
+            raise OptimizerError(f"{spec_file} is not valid JSON (torn or edited); remove it to start "
+                                 f"over, or use a new output folder") from None
+        ensure_same_spec(old, spec_dict, str(out), "comparison", ignore=("optimizers", "seeds", "data"),
+                         error=OptimizerError)
+        if old.get("data", data) != data:  # folders written before fingerprints: taken as they are
+            raise OptimizerError(f"{out} holds runs on other data: the evaluations of {spec.target} and its "
+                                 f"sources in {spec.store} changed since (fingerprint {old['data']} then, "
+                                 f"{data} now); use a new output folder")
+    write_json_atomic(spec_file, {**spec_dict, "data": data})
     todo = [(spec_dict, o, s, str(_run_file(out, o, s))) for o in spec.optimizers for s in spec.seeds
             if not _run_file(out, o, s).exists()]
     total = len(spec.optimizers) * len(spec.seeds)

@@ -88,6 +88,8 @@ def test_ablation_cli_with_a_scikit_learn_surrogate(store_path, tmp_path):
     (["-t", "target", "--target-sizes", "0,90"],
      "has 100 evaluated architectures; holdout 50 + target size 90 needs 140"),
     (["-t", "target", "--target-sizes", "0", "--predictor", "magic"], "unknown predictor 'magic'"),
+    (["-t", "target", "--target-sizes", "0", "--source-sizes", "0,1000"],
+     "evaluated architectures outside the held-out set of split 0, fewer than the source size 1000"),
 ])
 def test_ablation_cli_bad_input(store_path, tmp_path, args, message):
     result = CliRunner().invoke(cli, ["ablation", "-s", str(store_path), "--splits", "1", "-j", "1",

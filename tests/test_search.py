@@ -284,3 +284,36 @@ def test_lower_is_better_targets_are_minimised(tmp_path):
     with Store.open(path) as st:
         corr = rank_correlations(st)
     assert corr[(corr.task_a == "loss") & (corr.task_b == "acc")]["spearman"].iloc[0] == pytest.approx(1)
+
+
+def test_compare_refuses_to_resume_on_changed_data_or_a_torn_spec(store_path, tmp_path):
+    """Rerunning a comparison after the store's data changed (a re-import of other data at the
+    same path) must not reuse the old runs; a torn spec.json is named, not a traceback."""
+    import json
+    import shutil
+
+    path = tmp_path / "copy.h5"
+    shutil.copy(store_path, path)
+    s = spec(path, optimizers=["random"], seeds=[0], budget=5)
+    out = tmp_path / "cmp"
+    compare(s, out, progress=False)
+    recorded = json.loads((out / "spec.json").read_text())["data"]
+    assert len(recorded) == 16
+    compare(s, out, progress=False)  # same data: resumes (nothing to do)
+    with Store.open(path, "a") as st:  # one more evaluation of the target
+        st.append("target", [dict(arch=NASNetSpace().sample(np.random.default_rng(99)), val_metric=0.0)])
+    with pytest.raises(OptimizerError, match=r"holds runs on other data: the evaluations of target and its "
+                                             r"sources in .* changed since \(fingerprint " + recorded):
+        compare(s, out, progress=False)
+    (out / "spec.json").write_text('{"store": "x", "tar')
+    with pytest.raises(OptimizerError, match="spec.json is not valid JSON"):
+        compare(s, out, progress=False)
+
+
+@pytest.mark.parametrize("size", [-1, 0])
+def test_compare_rejects_a_non_positive_source_size(store_path, tmp_path, size):
+    with pytest.raises(OptimizerError, match=f"source size must be a positive number .* got {size}"):
+        compare(spec(store_path, source_size=size), tmp_path / "o", progress=False)
+    result = CliRunner().invoke(cli, ["compare", "-s", str(store_path), "-t", "target", "-O", "random",
+                                      "--seeds", "1", "--source-size", "-1", "-o", str(tmp_path / "c")])
+    assert result.exit_code != 0 and "source size must be a positive number" in result.output
