@@ -121,7 +121,9 @@ def test_transnas_import(tmp_path):
         assert st.task_info("normal")["metric"] == "ssim"
         _check_provenance(room["provenance"], "TransNAS-Bench-101")
         df = st.evaluations("class_scene")
-        assert df["test_metric"].isna().all() and df["zen_score"].notna().all()
+        # the export's Zen sentinel -1e8 ("could not score") becomes NaN; every other cell has a score
+        assert df["test_metric"].isna().all() and df["zen_score"].isna().sum() == 169
+        assert df["zen_score"].min() > -1e6
         assert len(set(df["arch_id"])) == 4096
         # ids are dense indices
         assert st.archs([5]) == [space.from_dense_index(5)]

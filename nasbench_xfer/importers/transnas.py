@@ -11,7 +11,8 @@ benchmark task, one evaluation per cell:
   better for all tasks, so ``higher_is_better=True`` everywhere)
 * ``test_metric``: NaN (the export has no test metric), ``params``: NaN
 * extra column ``zen_score``: the export's Zen-NAS zero-cost proxy score of the
-  *untrained* network, not a trained result (useful as a baseline feature)
+  *untrained* network, not a trained result (useful as a baseline feature); the
+  export's failure sentinel ``-1e8`` (169 cells per task) is stored as NaN
 
 =================  =========================================================
 task               val_metric
@@ -68,6 +69,9 @@ SOURCE = ("TransNAS-Bench-101 micro (Duan et al., CVPR 2021) as exported by NASL
           "(zero-cost benchmark files, Apache-2.0)")
 _FILE_RE = re.compile(r"(?:^|/)benchmark--transbench101_micro--(?P<task>[a-z_]+)--(?P<offset>\d+)\.json$")
 
+#: NASLib writes -100000000.0 as the Zen score of cells it could not score
+ZEN_FAILED = -1e8
+
 
 def default_transnas_zip() -> Path | None:
     """The shared copy of the zip: ``../shared/data/...`` from the working directory or the project root."""
@@ -123,6 +127,8 @@ def read_transnas_zip(path: str | os.PathLike, tasks: Sequence[str] | None = Non
                     raise ImporterError(f"{where}: val_accuracy {r['val_accuracy']!r} is not a number") from None
                 zen = r.get("zen")
                 score = float(zen["score"]) if isinstance(zen, dict) and zen.get("score") is not None else math.nan
+                if score <= ZEN_FAILED:  # the export's "could not compute" sentinel, not a score
+                    score = math.nan
                 d = space.dense_index(arch)
                 if d in table:
                     if table[d][0] != val:
