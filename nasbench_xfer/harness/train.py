@@ -211,7 +211,7 @@ def _prepare(device: torch.device | str, flags: SpeedFlags | None) -> tuple[torc
 def train_one(arch: NASNetArch | str | dict, task_data, protocol: Protocol | str | dict, seed: int = 0,
               device: torch.device | str = "cpu", *, flags: SpeedFlags | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train ``arch`` on ``task_data`` (a :class:`~nasbench_xfer.datasets.TaskData`) under
+    """Train ``arch`` on ``task_data`` (a :class:`~nasbench_xfer.datasets.ImageTask`) under
     ``protocol`` with ``seed`` on ``device``; return the record (see the module doc)."""
     protocol = get_protocol(protocol)
     recs = train_concurrent([parse_arch(arch)], task_data, protocol, [seed], device, concurrency=1,
