@@ -41,7 +41,8 @@ from nasbench_xfer.datasets.decode import (
     read_image_archive,
     to_nchw,
 )
-from nasbench_xfer.datasets.download import DOWNLOAD_HOSTS, download, reachable
+from nasbench_xfer.datasets.download import DOWNLOAD_HOSTS, reachable
+from nasbench_xfer.datasets.download import download as fetch  # load_raw's argument is named download
 from nasbench_xfer.datasets.paths import DATA_ENV, data_root
 
 __all__ = ["DATASETS", "LAYOUTS", "CLASSES", "canonical_name", "load_raw"]
@@ -242,7 +243,7 @@ def load_raw(name: str, root: str | os.PathLike | None = None, *, download: bool
 def _download_and_find(name: str, base: Path, classes: Sequence[str] | None, max_per_class: int,
                        looked: list[str]) -> RawDataset | None:
     try:
-        download(name, base, classes)
+        fetch(name, base, classes)
     except Exception as exc:  # noqa: BLE001 - report the download failure with the paths
         raise FileNotFoundError(f"{name}: not found locally (looked for: {'; '.join(looked)}) "
                                 f"and the download failed: {exc}") from None
