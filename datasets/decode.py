@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -220,14 +221,51 @@ def read_image_archive(path: str | os.PathLike, name: str | None = None, *,
     name = name or f"imagefolder:{path}"
     cache = cache_dir() / "decoded" / f"{path.name.split('.')[0]}-{_cache_key(path)}.npz"
     if use_cache and cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                classes = json.loads(str(z["classes"]))
-                test_x = z["test_x"] if z["test_x"].size else None
-                test_y = z["test_y"] if test_x is not None else None
-                return RawDataset(name, z["train_x"], z["train_y"], test_x, test_y, classes, str(path))
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache is rebuilt
+        raw = _read_cache(cache, name, path)
+        if raw is not None:
+            return raw
+    by_split = _entries_by_split(path)
+    train_key, test_key = _split_keys(by_split, path)
+    classes = sorted({c for k in (train_key, test_key) if k for c, _, _ in by_split[k]})
+    cindex = {c: i for i, c in enumerate(classes)}
+    train_x, train_y = _decode_split(by_split[train_key], cindex, path)
+    test_x = test_y = None
+    if test_key:
+        test_x, test_y = _decode_split(by_split[test_key], cindex, path)
+    if use_cache:
+        _write_cache(cache, train_x, train_y, test_x, test_y, classes)
+    return RawDataset(name, train_x, train_y, test_x, test_y, classes, str(path))
+
+
+def _read_cache(cache: Path, name: str, path: Path) -> RawDataset | None:
+    """The decoded arrays cached for ``path``, or None if the cache file is damaged."""
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            classes = json.loads(str(z["classes"]))
+            test_x = z["test_x"] if z["test_x"].size else None
+            test_y = z["test_y"] if test_x is not None else None
+            return RawDataset(name, z["train_x"], z["train_y"], test_x, test_y, classes, str(path))
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged cache is rebuilt
+
+
+def _write_cache(cache: Path, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray | None,
+                 test_y: np.ndarray | None, classes: list[str]) -> None:
+    """Store decoded arrays atomically; a failure is ignored (caching is an optimisation only)."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}.npz")
+        np.savez(tmp, train_x=train_x, train_y=train_y,
+                 test_x=test_x if test_x is not None else np.zeros((0,), np.uint8),
+                 test_y=test_y if test_y is not None else np.zeros((0,), np.int64),
+                 classes=json.dumps(classes))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+
+
+def _entries_by_split(path: Path) -> dict[str, list[tuple[str, str, bytes]]]:
+    """split (lower case; ``"all"`` without split folders) -> (class, relative path, bytes) of its images."""
     by_split: dict[str, list[tuple[str, str, bytes]]] = {}
     for rel, data in _image_entries(path):
         parts = [p for p in rel.split("/") if p not in ("", ".")]
@@ -240,42 +278,32 @@ def read_image_archive(path: str | os.PathLike, name: str | None = None, *,
         by_split.setdefault(split.lower(), []).append((cls, rel, data))
     if not by_split:
         raise FileNotFoundError(f"{path}: no <split>/<class>/*.jpg|png images found")
+    return by_split
+
+
+def _split_keys(by_split: dict[str, Any], path: Path) -> tuple[str, str | None]:
+    """Which split is the training set and which (if any) the test set."""
     train_key = "train" if "train" in by_split else ("all" if "all" in by_split else None)
     if train_key is None:
         raise ValueError(f"{path}: no 'train' split folder (found {sorted(by_split)})")
     test_key = next((k for k in ("test", "val", "valid", "validation") if k in by_split), None)
     if train_key == "all":
         test_key = None
-    classes = sorted({c for k in (train_key, test_key) if k for c, _, _ in by_split[k]})
-    cindex = {c: i for i, c in enumerate(classes)}
+    return train_key, test_key
 
-    def decode(items: list[tuple[str, str, bytes]]) -> tuple[np.ndarray, np.ndarray]:
-        items = sorted(items, key=lambda t: (cindex[t[0]], t[1]))
-        imgs = _decode_many([(f"{path}:{rel}", d) for _, rel, d in items])
-        shape = imgs[0].shape
-        for (_, rel, _), im in zip(items, imgs):
-            if im.shape != shape:
-                raise ValueError(f"{path}:{rel}: image shape {tuple(im.shape)} differs from "
-                                 f"{tuple(shape)} of the first image")
-        return (np.ascontiguousarray(np.stack(imgs)),
-                np.asarray([cindex[c] for c, _, _ in items], dtype=np.int64))
 
-    train_x, train_y = decode(by_split[train_key])
-    test_x = test_y = None
-    if test_key:
-        test_x, test_y = decode(by_split[test_key])
-    if use_cache:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}.npz")
-            np.savez(tmp, train_x=train_x, train_y=train_y,
-                     test_x=test_x if test_x is not None else np.zeros((0,), np.uint8),
-                     test_y=test_y if test_y is not None else np.zeros((0,), np.int64),
-                     classes=json.dumps(classes))
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # caching is an optimisation only
-    return RawDataset(name, train_x, train_y, test_x, test_y, classes, str(path))
+def _decode_split(items: list[tuple[str, str, bytes]], cindex: dict[str, int],
+                  path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images (ordered by class, then file name) and labels; all images of one shape."""
+    items = sorted(items, key=lambda t: (cindex[t[0]], t[1]))
+    imgs = _decode_many([(f"{path}:{rel}", d) for _, rel, d in items])
+    shape = imgs[0].shape
+    for (_, rel, _), im in zip(items, imgs):
+        if im.shape != shape:
+            raise ValueError(f"{path}:{rel}: image shape {tuple(im.shape)} differs from "
+                             f"{tuple(shape)} of the first image")
+    return (np.ascontiguousarray(np.stack(imgs)),
+            np.asarray([cindex[c] for c, _, _ in items], dtype=np.int64))
 
 
 def load_npz(path: Path, name: str, classes: Sequence[str] | None = None) -> RawDataset:
