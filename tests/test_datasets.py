@@ -162,3 +162,20 @@ def test_missing_files_name_the_paths(ds, tmp_path):
 def test_metadata_is_json(ds):
     task = ds.load_task("quickdraw", SHARED, download=False)
     json.dumps(task.meta)
+
+
+def test_layouts_stay_under_the_data_root(ds, tmp_path, monkeypatch):
+    """Only root / $NASBENCH_XFER_DATA / the default are searched: no hard-coded system paths."""
+    assert all(not item.startswith("/") for items in ds.LAYOUTS.values() for item in items)
+    monkeypatch.setenv("NASBENCH_XFER_DATA", str(tmp_path / "env-root"))
+    assert ds.data_root() == tmp_path / "env-root" and ds.data_root(tmp_path) == tmp_path
+    with pytest.raises(FileNotFoundError) as ei:
+        ds.load_raw("fashion_mnist", download=False)
+    assert all(str(tmp_path / "env-root") in p for p in str(ei.value).split("looked for: ")[1].split("; "))
+
+
+def test_task_data_is_a_deprecated_alias_of_image_task(ds):
+    with pytest.warns(DeprecationWarning, match="ImageTask"):
+        assert ds.TaskData is ds.ImageTask
+    import nasbench_xfer.datasets.loaders as loaders  # the former module still imports
+    assert loaders.load_task is ds.load_task and loaders.ImageTask is ds.ImageTask

@@ -362,7 +362,7 @@ def test_runner_trains_on_several_devices_in_parallel(quickdraw_task, tmp_path):
             parse_devices(bad)
 
 
-class _DiesInWorker(nasbench_xfer.datasets.TaskData):
+class _DiesInWorker(nasbench_xfer.datasets.ImageTask):
     """Task data that kills the worker process that unpickles it (a stand-in for an OOM kill)."""
 
     def __reduce__(self):

@@ -333,8 +333,9 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
 
     ``device`` is one device or several (a list or ``"cuda:0,cuda:1"``): with several, one
     worker process per entry trains its share of the jobs (repeat a GPU to train several
-    architectures on it at once).  ``task_data`` (a loaded TaskData) skips loading ``dataset``
-    (tests, notebooks).  ``progress`` shows a progress bar with an ETA.
+    architectures on it at once).  ``task_data`` (a loaded
+    :class:`~nasbench_xfer.datasets.ImageTask`) skips loading ``dataset`` (tests, notebooks).
+    ``progress`` shows a progress bar with an ETA.
 
     ``concurrent`` (one device): trainings in flight at once in this process, each on its
     own CUDA stream (:mod:`.engine`); with more than one, finished evaluations are appended

@@ -37,7 +37,13 @@ from .protocols import Protocol, get_protocol
 __all__ = ["SpeedFlags", "train_one", "train_concurrent", "RECORD_FIELDS", "device_name",
            "build_for_task", "parse_arch", "DeviceTask", "start_training", "finish_record"]
 
-#: keys of the record :func:`train_one` returns
+#: Keys of the record :func:`train_one` returns.  The record's names are the
+#: harness's own and stay as they are (stored runs and the runner read them); the
+#: store names some differently, and :func:`~nasbench_xfer.harness.runner.to_store_row`
+#: maps them: record ``val_acc`` -> store ``val_metric``, ``test_acc`` ->
+#: ``test_metric``, ``val_curve`` -> ``curve`` (accuracies as fractions in [0, 1];
+#: ``seed``, ``params``, ``flops``, ``train_seconds``, ``status``, ``protocol``,
+#: ``device`` and ``finished_at`` keep their names; the rest is not stored).
 RECORD_FIELDS = (
     "arch", "arch_hash", "task", "dataset", "split_seed", "num_classes", "seed", "protocol",
     "protocol_config", "protocol_key", "status", "val_acc", "test_acc", "val_curve", "train_loss_curve",
@@ -170,31 +176,41 @@ def finish_record(rec: dict[str, Any], trainer: ArchTrainer | None, exc: BaseExc
     """Fill ``rec`` from a finished trainer, or mark it failed with ``exc``."""
     try:
         if exc is None and trainer is not None and trainer.result is not None:
-            r = trainer.result
-            rec["flags"] = dict(trainer.fl)
-            for k in ("train_loss_curve", "train_acc_curve", "val_curve", "test_acc", "epochs_done"):
-                rec[k] = r[k]
-            if not all(math.isfinite(v) for v in r["train_loss_curve"]):
-                bad = next(i for i, v in enumerate(r["train_loss_curve"]) if not math.isfinite(v))
-                raise FloatingPointError(f"non-finite training loss in epoch {bad + 1}")
-            rec["val_acc"] = rec["val_curve"][-1] if rec["val_curve"] else math.nan
-            rec["train_seconds"] = round(r["train_seconds"], 4)
-            rec["eval_seconds"] = round(max(r["total_device_seconds"] - r["train_seconds"], 0.0), 4)
-            rec["setup_seconds"] = round(r["setup_seconds"], 4)
-            rec["images_per_second"] = r["images"] / r["train_seconds"] if r["train_seconds"] > 0 else None
+            _fill_results(rec, trainer)
         elif exc is not None:
             raise exc
     except Exception as err:  # noqa: BLE001 - a failed training is a result, not a crash
-        oom = isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
-        reason = "out of memory" if oom else f"{type(err).__name__}: {err}"
-        rec["status"] = "failed: " + reason.replace("\n", " ")[:300]
-        rec["val_acc"] = rec["test_acc"] = math.nan
-        if oom and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        _mark_failed(rec, err)
     t0 = rec.pop("_t0", None)
     rec["total_seconds"] = round(time.perf_counter() - t0, 4) if t0 is not None else 0.0
     rec["finished_at"] = time.time()
     return rec
+
+
+def _fill_results(rec: dict[str, Any], trainer: ArchTrainer) -> None:
+    """Curves, accuracies and timings of a finished training into ``rec``; raises on a non-finite loss."""
+    r = trainer.result
+    rec["flags"] = dict(trainer.fl)
+    for k in ("train_loss_curve", "train_acc_curve", "val_curve", "test_acc", "epochs_done"):
+        rec[k] = r[k]
+    if not all(math.isfinite(v) for v in r["train_loss_curve"]):
+        bad = next(i for i, v in enumerate(r["train_loss_curve"]) if not math.isfinite(v))
+        raise FloatingPointError(f"non-finite training loss in epoch {bad + 1}")
+    rec["val_acc"] = rec["val_curve"][-1] if rec["val_curve"] else math.nan
+    rec["train_seconds"] = round(r["train_seconds"], 4)
+    rec["eval_seconds"] = round(max(r["total_device_seconds"] - r["train_seconds"], 0.0), 4)
+    rec["setup_seconds"] = round(r["setup_seconds"], 4)
+    rec["images_per_second"] = r["images"] / r["train_seconds"] if r["train_seconds"] > 0 else None
+
+
+def _mark_failed(rec: dict[str, Any], err: BaseException) -> None:
+    """``status`` "failed: <reason>" (out of memory named as such, the cache emptied), no accuracies."""
+    oom = isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+    reason = "out of memory" if oom else f"{type(err).__name__}: {err}"
+    rec["status"] = "failed: " + reason.replace("\n", " ")[:300]
+    rec["val_acc"] = rec["test_acc"] = math.nan
+    if oom and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _prepare(device: torch.device | str, flags: SpeedFlags | None) -> tuple[torch.device, dict[str, Any]]:
@@ -211,7 +227,7 @@ def _prepare(device: torch.device | str, flags: SpeedFlags | None) -> tuple[torc
 def train_one(arch: NASNetArch | str | dict, task_data, protocol: Protocol | str | dict, seed: int = 0,
               device: torch.device | str = "cpu", *, flags: SpeedFlags | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train ``arch`` on ``task_data`` (a :class:`~nasbench_xfer.datasets.TaskData`) under
+    """Train ``arch`` on ``task_data`` (a :class:`~nasbench_xfer.datasets.ImageTask`) under
     ``protocol`` with ``seed`` on ``device``; return the record (see the module doc)."""
     protocol = get_protocol(protocol)
     recs = train_concurrent([parse_arch(arch)], task_data, protocol, [seed], device, concurrency=1,

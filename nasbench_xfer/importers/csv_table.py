@@ -70,46 +70,15 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
     """
     t0 = time.perf_counter()
     csv_path = Path(csv_path)
-    if not task_columns:
-        raise ImporterError("give at least one task column (TASK=COLUMN)")
-    test_columns = dict(test_columns or {})
-    stray = sorted(set(test_columns) - set(task_columns))
-    if stray:
-        raise ImporterError(f"test columns given for task(s) {stray} that have no metric column")
+    test_columns = _check_task_columns(task_columns, test_columns)
     try:
         sp = get_space(space, dict(space_config or {}))
     except (SpaceError, TypeError) as exc:
         raise ImporterError(f"cannot build space {space!r}: {exc}") from None
-    if not csv_path.is_file():
-        raise ImporterError(f"CSV file not found: {csv_path}")
-    try:
-        frame = pd.read_csv(csv_path, sep=sep, dtype={arch_column: str}, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise ImporterError(f"{csv_path}: cannot read CSV: {exc}") from None
-    needed = [arch_column, *task_columns.values(), *test_columns.values(), *extra_columns]
-    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
-    if missing:
-        raise ImporterError(f"{csv_path}: no column(s) {missing}; the CSV has: {', '.join(map(str, frame.columns))}")
-    if len(set(extra_columns)) != len(list(extra_columns)):
-        raise ImporterError(f"extra column listed twice in {list(extra_columns)}")
-    if frame.empty:
-        raise ImporterError(f"{csv_path}: the CSV has no rows")
-    # architectures
-    archs, errors = [], []
-    for i, text in enumerate(frame[arch_column].tolist()):
-        if not isinstance(text, str) or not text.strip():
-            errors.append(f"line {i + 2}: empty architecture")
-            archs.append(None)
-            continue
-        try:
-            archs.append(sp.from_string(text))
-        except SpaceError as exc:
-            errors.append(f"line {i + 2}: {exc}")
-            archs.append(None)
-    if errors:
-        more = f" (and {len(errors) - _MAX_REPORTED} more)" if len(errors) > _MAX_REPORTED else ""
-        raise ImporterError(f"{csv_path}: {len(errors)} architecture(s) in column {arch_column!r} "
-                            f"are not valid in space {space!r}:\n  " + "\n  ".join(errors[:_MAX_REPORTED]) + more)
+    frame = _read_table(csv_path, sep, arch_column,
+                        [arch_column, *task_columns.values(), *test_columns.values(), *extra_columns],
+                        extra_columns)
+    archs = _parse_archs(frame, arch_column, sp, space, csv_path)
     values = {t: _numeric(frame, c, csv_path) for t, c in task_columns.items()}
     tests = {t: _numeric(frame, c, csv_path) for t, c in test_columns.items()}
     extras = {c: _numeric(frame, c, csv_path) for c in extra_columns}
@@ -125,12 +94,7 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
     result = ImportResult()
     with building_store(out, sp, overwrite=overwrite, provenance_info=provenance(**base)) as store:
         ids = store.add_archs(archs)
-        # seed = occurrence number of the architecture in the table
-        seen: dict[int, int] = {}
-        seeds = np.empty(len(ids), dtype=np.int64)
-        for i, a in enumerate(ids.tolist()):
-            seeds[i] = seen.get(a, 0)
-            seen[a] = seeds[i] + 1
+        seeds = _occurrence_seeds(ids)
         for task, column in task_columns.items():
             store.add_task(task, dataset=(datasets or {}).get(task, task), metric=metric,
                            higher_is_better=higher_is_better,
@@ -143,17 +107,84 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
             if len(keep) < len(val):
                 result.notes.append(f"{task}: {len(val) - len(keep)} row(s) without a value in "
                                     f"{column!r} were skipped")
-            records = []
-            for i in keep.tolist():
-                r: dict[str, Any] = {"arch_id": int(ids[i]), "seed": int(seeds[i]),
-                                     "val_metric": float(val[i])}
-                if task in tests:
-                    r["test_metric"] = float(tests[task][i])
-                for c, v in extras.items():
-                    r[c] = float(v[i])
-                records.append(r)
+            records = _task_records(keep, ids, seeds, val, tests.get(task), extras)
             result.rows[task] = store.append(task, records)
         result.archs[space] = store.num_archs
     result.stores[space] = Path(out)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _check_task_columns(task_columns: Mapping[str, str],
+                        test_columns: Mapping[str, str] | None) -> dict[str, str]:
+    """At least one task column, and test columns only for tasks that have one; the test columns."""
+    if not task_columns:
+        raise ImporterError("give at least one task column (TASK=COLUMN)")
+    test_columns = dict(test_columns or {})
+    stray = sorted(set(test_columns) - set(task_columns))
+    if stray:
+        raise ImporterError(f"test columns given for task(s) {stray} that have no metric column")
+    return test_columns
+
+
+def _read_table(csv_path: Path, sep: str, arch_column: str, needed: Sequence[str],
+                extra_columns: Sequence[str]) -> pd.DataFrame:
+    """The CSV as a frame (architectures as text), with every ``needed`` column and at least one row."""
+    if not csv_path.is_file():
+        raise ImporterError(f"CSV file not found: {csv_path}")
+    try:
+        frame = pd.read_csv(csv_path, sep=sep, dtype={arch_column: str}, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise ImporterError(f"{csv_path}: cannot read CSV: {exc}") from None
+    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    if missing:
+        raise ImporterError(f"{csv_path}: no column(s) {missing}; the CSV has: {', '.join(map(str, frame.columns))}")
+    if len(set(extra_columns)) != len(list(extra_columns)):
+        raise ImporterError(f"extra column listed twice in {list(extra_columns)}")
+    if frame.empty:
+        raise ImporterError(f"{csv_path}: the CSV has no rows")
+    return frame
+
+
+def _parse_archs(frame: pd.DataFrame, arch_column: str, sp, space: str, csv_path: Path) -> list:
+    """Every row's architecture in space ``sp``; one error naming the first bad lines if any is invalid."""
+    archs, errors = [], []
+    for i, text in enumerate(frame[arch_column].tolist()):
+        if not isinstance(text, str) or not text.strip():
+            errors.append(f"line {i + 2}: empty architecture")
+            archs.append(None)
+            continue
+        try:
+            archs.append(sp.from_string(text))
+        except SpaceError as exc:
+            errors.append(f"line {i + 2}: {exc}")
+            archs.append(None)
+    if errors:
+        more = f" (and {len(errors) - _MAX_REPORTED} more)" if len(errors) > _MAX_REPORTED else ""
+        raise ImporterError(f"{csv_path}: {len(errors)} architecture(s) in column {arch_column!r} "
+                            f"are not valid in space {space!r}:\n  " + "\n  ".join(errors[:_MAX_REPORTED]) + more)
+    return archs
+
+
+def _occurrence_seeds(ids: np.ndarray) -> np.ndarray:
+    """Each row's seed: the occurrence number (0, 1, ...) of its architecture in the table."""
+    seen: dict[int, int] = {}
+    seeds = np.empty(len(ids), dtype=np.int64)
+    for i, a in enumerate(ids.tolist()):
+        seeds[i] = seen.get(a, 0)
+        seen[a] = seeds[i] + 1
+    return seeds
+
+
+def _task_records(keep: np.ndarray, ids: np.ndarray, seeds: np.ndarray, val: np.ndarray,
+                  test: np.ndarray | None, extras: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The store rows of one task: rows ``keep`` (those with a metric value)."""
+    records = []
+    for i in keep.tolist():
+        r: dict[str, Any] = {"arch_id": int(ids[i]), "seed": int(seeds[i]), "val_metric": float(val[i])}
+        if test is not None:
+            r["test_metric"] = float(test[i])
+        for c, v in extras.items():
+            r[c] = float(v[i])
+        records.append(r)
+    return records

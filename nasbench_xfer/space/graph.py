@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,7 +97,6 @@ class GraphArch:
 
 # ------------------------------------------------------------ canonicalisation
 _TABLE: np.ndarray | None = None
-_TABLE_SECONDS: float | None = None
 
 
 def _peer_rules_probe(link: list[int], labels: list[str], step: str) -> tuple[list[int], list[str]]:
@@ -123,12 +121,11 @@ def raw_to_key_table() -> np.ndarray:
     then everything is applied to all 9**4 op combinations at once with numpy.
     Built once per process (well under a second) and cached.
     """
-    global _TABLE, _TABLE_SECONDS
+    global _TABLE
     if _TABLE is not None:
         return _TABLE
     if _PeerArch is None:  # pragma: no cover
         raise SpaceError("nas_bench_graph is not installed (pip install nas-bench-graph)")
-    t0 = time.perf_counter()
     labels = [f"#{i}" for i in range(4)]
     ops_all = np.array(list(itertools.product(range(N_GNN), repeat=4)), dtype=np.int64)  # (6561, 4)
     table = np.full(DENSE_SIZE, -1, dtype=np.int64)
@@ -166,13 +163,7 @@ def raw_to_key_table() -> np.ndarray:
         table[r * OPS_PER_LINK:(r + 1) * OPS_PER_LINK] = out
     table.setflags(write=False)
     _TABLE = table
-    _TABLE_SECONDS = time.perf_counter() - t0
     return table
-
-
-def raw_to_key_seconds() -> float | None:
-    """Seconds the raw->key table took to build in this process (None if not built yet)."""
-    return _TABLE_SECONDS
 
 
 def decode_key(key: int) -> tuple[tuple[int, int, int, int], tuple[str, str, str, str]]:
@@ -346,10 +337,6 @@ class GraphSpace(EnumerableSpace[GraphArch]):
             out.setflags(write=False)
             self._dense_table = out
         return self._dense_table
-
-    def keys_of_dense(self, dense: np.ndarray) -> np.ndarray:
-        """Peer table keys of raw specs given by dense index (-1 for all-skip)."""
-        return raw_to_key_table()[np.asarray(dense, dtype=np.int64)]
 
     def table_key(self, arch: GraphArch) -> int:
         """The benchmark's table key of ``arch``'s canonical form (``Arch(...).valid_hash()``)."""
