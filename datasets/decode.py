@@ -144,9 +144,8 @@ def _decode(data: bytes, where: str) -> np.ndarray:
                 return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
                                     mode=ImageReadMode.UNCHANGED).numpy()
         from PIL import Image
-        with Image.open(io.BytesIO(data)) as im:
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("RGB")
+        with Image.open(io.BytesIO(data)) as opened:
+            im = opened if opened.mode in ("L", "RGB") else opened.convert("RGB")
             arr = np.asarray(im)
         return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
     except Exception as exc:  # noqa: BLE001 - any decoder failure names the file
@@ -318,6 +317,8 @@ def load_npz(path: Path, name: str, classes: Sequence[str] | None = None) -> Raw
                          f"(or train_/test_ ones)")
     with np.load(path, allow_pickle=False) as z:
         keys = set(z.files)
+        vx: np.ndarray | None
+        vy: np.ndarray | None
         if {"train_images", "train_labels"} <= keys:
             tx, ty = to_nchw(z["train_images"], str(path)), z["train_labels"].astype(np.int64)
             if {"test_images", "test_labels"} <= keys:

@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DOWNLOAD_HOSTS", "QUICKDRAW_URL", "reachable", "download"]
 
@@ -24,7 +25,7 @@ DOWNLOAD_HOSTS = {"cifar10": "www.cs.toronto.edu", "cifar100": "www.cs.toronto.e
 QUICKDRAW_URL = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap/{}.npy"
 
 #: dataset -> (torchvision.datasets class name, the keyword arguments of each split downloaded)
-_TORCHVISION = {
+_TORCHVISION: dict[str, tuple[str, tuple[dict[str, Any], ...]]] = {
     "cifar10": ("CIFAR10", ({"train": True}, {"train": False})),
     "cifar100": ("CIFAR100", ({"train": True}, {"train": False})),
     "svhn": ("SVHN", ({"split": "train"}, {"split": "test"})),

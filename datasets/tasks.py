@@ -147,6 +147,7 @@ def _split_standard(raw: RawDataset, rng: np.random.Generator, val_size: int,
     perm = rng.permutation(n)
     val_idx = np.sort(perm[:val_size])
     train_idx = np.sort(perm[val_size:])
+    assert raw.test_x is not None and raw.test_y is not None, "a standard split has a test set"
     splits = [(raw.train_x[train_idx], raw.train_y[train_idx]), (raw.train_x[val_idx], raw.train_y[val_idx]),
               (raw.test_x, raw.test_y)]
     rule = {"rule": "standard train/test; validation held out of train by a seeded "

@@ -254,12 +254,15 @@ class ToySpace(SearchSpace):
             m[2 * i + 1, 3:] = True    # op: tokens 3..6
         return m
 
-    def encode(self, arch):
+    def validate(self, arch):
         if not (isinstance(arch, tuple) and len(arch) == 6):
             raise SpaceError(f"toy: expected a 6-tuple, got {arch!r}")
         if not self.token_mask()[np.arange(6), list(arch)].all():
             raise SpaceError(f"toy: invalid {arch!r}")
         return arch
+
+    def encode(self, arch):
+        return self.validate(arch)
 
     def _from_tokens(self, tokens):
         return tuple(tokens)

@@ -190,6 +190,7 @@ def finish_record(rec: dict[str, Any], trainer: ArchTrainer | None, exc: BaseExc
 def _fill_results(rec: dict[str, Any], trainer: ArchTrainer) -> None:
     """Curves, accuracies and timings of a finished training into ``rec``; raises on a non-finite loss."""
     r = trainer.result
+    assert r is not None, "the trainer has finished"
     rec["flags"] = dict(trainer.fl)
     for k in ("train_loss_curve", "train_acc_curve", "val_curve", "test_acc", "epochs_done"):
         rec[k] = r[k]
@@ -230,9 +231,10 @@ def train_one(arch: NASNetArch | str | dict, task_data, protocol: Protocol | str
     """Train ``arch`` on ``task_data`` (a :class:`~nasbench_xfer.datasets.ImageTask`) under
     ``protocol`` with ``seed`` on ``device``; return the record (see the module doc)."""
     protocol = get_protocol(protocol)
-    recs = train_concurrent([parse_arch(arch)], task_data, protocol, [seed], device, concurrency=1,
-                            flags=flags, log=log)
-    return recs[0]
+    (rec,) = train_concurrent([parse_arch(arch)], task_data, protocol, [seed], device, concurrency=1,
+                              flags=flags, log=log)
+    assert rec is not None, "train_concurrent returns a record for every training it finishes"
+    return rec
 
 
 def train_concurrent(archs: Sequence[NASNetArch | str], task_data, protocol: Protocol | str | dict,

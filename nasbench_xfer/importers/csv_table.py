@@ -148,7 +148,8 @@ def _read_table(csv_path: Path, sep: str, arch_column: str, needed: Sequence[str
 
 def _parse_archs(frame: pd.DataFrame, arch_column: str, sp, space: str, csv_path: Path) -> list:
     """Every row's architecture in space ``sp``; one error naming the first bad lines if any is invalid."""
-    archs, errors = [], []
+    archs: list = []
+    errors: list[str] = []
     for i, text in enumerate(frame[arch_column].tolist()):
         if not isinstance(text, str) or not text.strip():
             errors.append(f"line {i + 2}: empty architecture")
