@@ -219,9 +219,9 @@ class LiveOracle(Oracle):
         before = self._stored(hashes)
         todo = [a for a in new if self.space.hash(a) not in before]
         if todo:
-            run(self.store_path, self.task_data.name, todo, self.protocol,  # type: ignore[arg-type]  # NASNet space seeds=[self.seed],
-                device=self.device, task_name=self.target, task_data=self.task_data, flags=self.flags,
-                concurrent=self.concurrent, log=self.log)
+            run(self.store_path, self.task_data.name, todo, self.protocol,  # type: ignore[arg-type]  # NASNet space
+                seeds=[self.seed], device=self.device, task_name=self.target, task_data=self.task_data,
+                flags=self.flags, concurrent=self.concurrent, log=self.log)
         stored = self._stored(hashes)
         for a in new:
             h = self.space.hash(a)
