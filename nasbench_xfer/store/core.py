@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from .. import __version__
 from ..space import SearchSpace, SpaceError, get_space
-from . import locking
+from . import journal, locking
 from .checksums import _write_checksums
 from .locking import real_path
 from .maintenance import MaintenanceMixin
 from .reading import ReadingMixin
-from .schema import FORMAT, SCHEMA_VERSION, StoreError, _jload, fill_empty
+from .schema import FORMAT, GENERATION_ATTR, SCHEMA_VERSION, StoreError, _jload, fill_empty
 from .writing import WritingMixin
 
 
@@ -40,7 +41,14 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
         self._tx: h5py.File | None = None  # the writable copy during a commit
         self._tx_depth = 0
         self._hash_index: dict[str, int] | None = None
+        self._dense_cache: tuple[int, np.ndarray] | None = None
         self.space: SearchSpace
+        # the append journal (see .journal): what it holds, its rows, and the writer's handle
+        self._generation = ""
+        self._jscan = journal.Scan()
+        self._overlay = journal.EMPTY
+        self._journal_problem: str | None = None
+        self._jw: journal.JournalWriter | None = None
         #: what the last :meth:`merge` dropped: {"duplicates": n, "conflicting": m}
         self.merge_report: dict[str, int] = {}
         if mode == "a" and self._lock_fd is None:
@@ -50,6 +58,8 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
             self._acquire_lock()
         try:
             self._open_reader()
+            if mode == "a":
+                self._clear_stale_journal()
         except BaseException:
             self._release_lock()
             raise
@@ -92,6 +102,7 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
         lock_fd = cls._lock(path)
         try:
             cls._write_empty(path, space, provenance_info)
+            journal.remove(path)  # rows of the store just replaced, if any
         except OSError as exc:
             cls._unlock(lock_fd)
             raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -129,6 +140,11 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
         """fsync ``tmp``, rename it over ``path`` (keeping ``path``'s permission bits), fsync
         the folder: after it returns the new version is on disk, whatever happens next."""
         locking.durable_replace(tmp, path)
+
+    @staticmethod
+    def _remove_journal(path: Path) -> None:
+        """Remove the journal of the store file ``path`` (after a command replaced the file)."""
+        journal.remove(path)
 
     @classmethod
     def _commit_image(cls, image: bytes, path: Path) -> None:
@@ -194,8 +210,51 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
             raise StoreError(f"{self.path}: damaged store ({exc.__class__.__name__}: {exc})") from None
         self._h5 = f
         self._hash_index = None
+        self._dense_cache = None
+        self._load_journal()
+
+    def _load_journal(self) -> None:
+        """Scan the journal and apply its records if it extends this version of the file."""
+        self._close_journal_writer()
+        gen = self._h5.attrs.get(GENERATION_ATTR, "") if self._h5 is not None else ""
+        self._generation = gen.decode() if isinstance(gen, bytes) else str(gen)
+        scan = self._jscan = journal.scan(journal.journal_path(self.path))
+        self._overlay = journal.EMPTY
+        self._journal_problem = None
+        if not scan.exists or scan.base != self._generation:
+            if scan.exists and scan.base is None and scan.damage:
+                self._journal_problem = scan.damage  # cannot tell which file it extends
+            return
+        ov = journal.Overlay(self.space.seq_len)
+        try:
+            if scan.records:
+                tasks = self._h5["tasks"]
+                file_rows = {t: int(tasks[t]["arch"].shape[0]) for t in tasks}
+                extras = {t: list(_jload(tasks[t].attrs.get("extra_columns"), [])) for t in tasks}
+                file_archs = int(self._h5["space/hash"].shape[0])
+                for rec in scan.records:
+                    ov.apply(rec, file_archs=file_archs, file_rows=file_rows, extras=extras)
+        except Exception as exc:
+            self._journal_problem = f"record {ov.records + 1}: does not fit the store ({exc.__class__.__name__}: {exc})"
+        if scan.damage and self._journal_problem is None:
+            self._journal_problem = scan.damage
+        self._overlay = ov
+
+    def _clear_stale_journal(self) -> None:
+        """(writer, under the lock) Remove a journal that a commit has already folded in (its
+        writer was killed before removing it) or whose header a killed writer left torn."""
+        scan = self._jscan
+        if scan.exists and scan.base != self._generation and not (scan.base is None and scan.damage):
+            journal.remove(self.path)
+            self._jscan = journal.Scan()
+
+    def _close_journal_writer(self) -> None:
+        if self._jw is not None:
+            self._jw.close()
+            self._jw = None
 
     def close(self) -> None:
+        self._close_journal_writer()
         if self._h5 is not None:
             self._h5.close()
             self._h5 = None

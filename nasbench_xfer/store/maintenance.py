@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import journal
 from .checksums import _verify_checksums
 from .locking import real_path
 from .schema import EVAL_COLUMNS, StoreError, _damaged, _jload, _missing, provenance
@@ -47,7 +48,47 @@ class MaintenanceMixin:
         problems += ck_problems
         if notes is not None:
             notes += ck_notes
+        self._validate_journal(problems, notes if notes is not None else [], full)
         return problems
+
+    def _validate_journal(self, problems: list[str], notes: list[str], full: bool) -> None:
+        """Check the append journal: every record's header crc and payload digest (done when it
+        was scanned), that each record follows the store exactly, and the rows it adds."""
+        scan, where = self._jscan, journal.journal_path(self.path)
+        if not scan.exists:
+            return
+        if scan.base != self._generation and self._journal_problem is None:
+            notes.append(f"{where} was already folded into the store (a writer was killed before "
+                         f"removing it); it is ignored and the next writer removes it")
+            return
+        if self._journal_problem is not None:
+            problems.append(f"{where}: damaged journal: {self._journal_problem}")
+            return
+        ov = self._overlay
+        notes.append(f"{where}: {ov.records} appended record(s), {sum(ov.nrows.values())} row(s) "
+                     f"not yet compacted into the file")
+        if scan.torn:
+            notes.append(f"{where}: torn last record ({scan.torn} bytes, a writer killed while "
+                         f"appending; that append had not returned): ignored, removed by the next writer")
+        if ov.narchs:
+            hashes = ov.arch_array("hash")
+            try:
+                known = set(self._f["space/hash"][()].tolist())
+            except Exception:
+                known = set()  # reported by the checksum pass
+            if len(set(hashes.tolist())) != len(hashes) or known & set(hashes.tolist()):
+                problems.append(f"{where}: holds duplicate architectures")
+            if full:
+                self._validate_hashes(ov.arch_array("tokens"), hashes, problems,
+                                      first=int(self._f["space/hash"].shape[0]))
+        for task in ov.rows:
+            try:
+                protocols = _jload(self._task_group(task).attrs.get("protocols"), {})
+            except Exception:
+                continue  # reported by the layout checks
+            unknown = sorted({p for p in ov.column(task, "protocol") if p and p not in protocols})
+            if unknown:
+                problems.append(f"{where}: evaluations of task {task} use unregistered protocols {unknown}")
 
     def _validate_layout(self, problems: list[str], full: bool) -> None:
         n = self._validate_space(problems, full)
@@ -187,6 +228,7 @@ class MaintenanceMixin:
             except OSError as exc:
                 raise StoreError(f"cannot write {given}: {exc.strerror or exc} "
                                  f"(an existing {given} is unchanged)") from None
+            cls._remove_journal(out)  # appends to the store just replaced, if any
             result = cls(out, "a", _lock_fd=lock_fd)
             lock_fd = None  # now the result's
             result.merge_report = report
@@ -237,12 +279,12 @@ class MaintenanceMixin:
         tasks = {}
         for t in self.tasks:
             info = self.task_info(t)
-            g = self._check_task(t)
-            vals = g["val_metric"][()]
+            self._check_task(t)
+            vals = self._column(t, "val_metric")
             ok = vals[~np.isnan(vals)]
             info["val_metric_range"] = [float(ok.min()), float(ok.max())] if len(ok) else None
-            info["num_archs"] = int(len(np.unique(g["arch"][()])))
-            info["max_epochs"] = int(g["curves"].shape[1])
+            info["num_archs"] = int(len(np.unique(self._column(t, "arch"))))
+            info["max_epochs"] = self._max_epochs(t)
             tasks[t] = info
         return {"path": str(self.path), **self.attrs, "space": self.space.name,
                 "space_config": self.space.config(), "num_archs": self.num_archs, "tasks": tasks}

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..space import EnumerableSpace
+from . import journal
 from .schema import _DAMAGE, EVAL_COLUMNS, FORMAT, StoreError, _damaged, _jload
 
 if TYPE_CHECKING:
@@ -58,11 +59,48 @@ class ReadingMixin:
                 "num_evaluations": self.num_evaluations(task)}
 
     def num_evaluations(self, task: str) -> int:
-        return int(self._task_group(task)["arch"].shape[0])
+        return int(self._task_group(task)["arch"].shape[0]) + self._ov.nrows.get(task, 0)
 
     @property
     def num_archs(self) -> int:
-        return int(self._f["space/hash"].shape[0])
+        return int(self._f["space/hash"].shape[0]) + self._ov.narchs
+
+    @property
+    def _ov(self) -> journal.Overlay:
+        """Rows of the append journal on top of the file's (none inside a commit, where they
+        are folded into the pending copy); a damaged journal raises a StoreError."""
+        if self._tx is not None:
+            return journal.EMPTY
+        if self._journal_problem is not None:
+            raise StoreError(f"{journal.journal_path(self.path)}: damaged journal "
+                             f"({self._journal_problem}); run `nasbench-xfer validate "
+                             f"{self.path}` for a full report")
+        return self._overlay
+
+    def _column(self, task: str, name: str) -> np.ndarray:
+        """One column of ``task``: the file's rows, then the journal's."""
+        data = self._task_group(task)[name][()]
+        more = self._ov.column(task, name)
+        if more is None:
+            return data
+        if data.dtype.kind == "O":
+            return np.concatenate([np.asarray(data, dtype=object), more])
+        return np.concatenate([data, more.astype(data.dtype)])
+
+    def _arch_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
+        """Rows ``ids`` of ``/space/<name>`` (tokens, hash, spec), in the file or the journal."""
+        ds = self._f["space/" + name]
+        n = ds.shape[0]
+        ov = self._ov
+        if not ov.narchs or not len(ids) or ids.max() < n:
+            return self._read_rows(ds, ids)
+        extra = ov.arch_array(name)
+        in_file = ids < n
+        out = np.empty((len(ids),) + extra.shape[1:], dtype=extra.dtype)
+        if in_file.any():
+            out[in_file] = self._read_rows(ds, ids[in_file])
+        out[~in_file] = extra[ids[~in_file] - n]
+        return out
 
     # ---------------------------------------------------------- reading
     @_damaged
@@ -72,19 +110,18 @@ class ReadingMixin:
         g = self._check_task(task)
         cols: dict[str, Any] = {}
         for name, (dtype, _) in EVAL_COLUMNS.items():
-            data = g[name][()]
+            data = self._column(task, name)
             if dtype is str:
                 data = np.asarray([v.decode() if isinstance(v, bytes) else v for v in data], dtype=object)
             cols["arch_id" if name == "arch" else name] = data
         for name in _jload(g.attrs.get("extra_columns"), []):
-            cols[name] = g[name][()]
+            cols[name] = self._column(task, name)
         frame = pd.DataFrame(cols)
         ids = frame["arch_id"].to_numpy()
-        hashes = self._f["space/hash"]
         if len(ids):
-            frame.insert(1, "hash", self._read_rows(hashes, ids).astype("U16"))
+            frame.insert(1, "hash", self.arch_hashes(ids))
             if spec:
-                specs = self._read_rows(self._f["space/spec"], ids)
+                specs = self._arch_rows("spec", ids)
                 frame.insert(2, "spec", [s.decode() if isinstance(s, bytes) else s for s in specs])
         else:
             frame.insert(1, "hash", pd.Series([], dtype=object))
@@ -94,7 +131,7 @@ class ReadingMixin:
 
     def arch_hashes(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Canonical hashes (16 hex digits, a str array) of the architectures with store ``ids``."""
-        return self._read_rows(self._f["space/hash"], np.asarray(ids, dtype=np.int64)).astype("U16")
+        return self._arch_rows("hash", np.asarray(ids, dtype=np.int64)).astype("U16")
 
     @staticmethod
     def _read_rows(ds: h5py.Dataset, ids: np.ndarray) -> np.ndarray:
@@ -107,7 +144,21 @@ class ReadingMixin:
     @_damaged
     def curves(self, task: str) -> np.ndarray:
         """Per-epoch validation curves (evaluations x epochs), aligned with :meth:`evaluations`."""
-        return self._check_task(task)["curves"][()]
+        block = self._check_task(task)["curves"][()]
+        more = self._ov.curves.get(task)
+        if not more:
+            return block
+        width = max([block.shape[1]] + [len(c) for c in more])
+        out = np.full((len(block) + len(more), width), np.nan, dtype=np.float32)
+        out[: len(block), : block.shape[1]] = block
+        for i, c in enumerate(more, start=len(block)):
+            out[i, : len(c)] = c
+        return out
+
+    def _max_epochs(self, task: str) -> int:
+        """Width of :meth:`curves` without reading them."""
+        more = self._ov.curves.get(task) or []
+        return max([int(self._task_group(task)["curves"].shape[1])] + [len(c) for c in more])
 
     def arch_ids(self, archs: Iterable[Hashable]) -> np.ndarray:
         """Store ids of ``archs`` (-1 where the store does not hold the architecture)."""
@@ -128,17 +179,21 @@ class ReadingMixin:
     @_damaged
     def archs(self, ids: Sequence[int] | np.ndarray | None = None) -> list:
         """Architectures by id (all if ``ids`` is None), decoded from their stored tokens."""
-        toks = self._f["space/tokens"][()] if ids is None else self._read_rows(
-            self._f["space/tokens"], np.asarray(ids, dtype=np.int64))
+        if ids is None:
+            toks = self._f["space/tokens"][()]
+            if self._ov.narchs:
+                toks = np.concatenate([toks, self._ov.arch_array("tokens")])
+        else:
+            toks = self._arch_rows("tokens", np.asarray(ids, dtype=np.int64))
         return [self.space.decode(t) for t in toks]
 
     @_damaged
     def metric_table(self, task: str, column: str = "val_metric") -> np.ndarray:
         """Array over architecture ids with the mean of ``column`` over that task's evaluations
         (NaN where the architecture was not evaluated on the task)."""
-        g = self._check_task(task)
-        ids = g["arch"][()]
-        vals = g[column][()].astype(np.float64)
+        self._check_task(task)
+        ids = self._column(task, "arch")
+        vals = self._column(task, column).astype(np.float64)
         out = np.full(self.num_archs, np.nan)
         if len(ids):
             ok = ~np.isnan(vals)
@@ -183,15 +238,29 @@ class ReadingMixin:
     def _hashes(self) -> dict[str, int]:
         if self._hash_index is None:
             raw = self._f["space/hash"][()]
+            if self._ov.narchs:
+                raw = np.concatenate([raw, self._ov.arch_array("hash")])
             self._hash_index = {h.decode(): i for i, h in enumerate(raw)}
         return self._hash_index
 
     def _dense_map(self) -> np.ndarray | None:
         """The dense lookup map, or None if the space has none or it is stale (inside a batch)."""
         ds = self._f["space"].get("dense_map")
-        if ds is None or ds.attrs.get("num_archs", -1) != self.num_archs:
+        if ds is None or ds.attrs.get("num_archs", -1) != self._f["space/hash"].shape[0]:
             return None
-        return ds[()]
+        ov = self._ov
+        if not ov.narchs or not isinstance(self.space, EnumerableSpace):
+            return ds[()]
+        if self._dense_cache is None or self._dense_cache[0] != ov.narchs:
+            # the journal's architectures: map every raw index of their canonical forms
+            first = int(ds.attrs["num_archs"])
+            table = self.space.dense_canonical_table()
+            canon_to_id = np.full(len(table), -1, dtype=np.int32)
+            canon = self.space.dense_index_tokens(ov.arch_array("tokens"))
+            canon_to_id[canon] = np.arange(first, first + ov.narchs, dtype=np.int32)
+            extra = np.where(table >= 0, canon_to_id[np.maximum(table, 0)], -1)
+            self._dense_cache = (ov.narchs, np.where(extra >= 0, extra, ds[()]).astype(np.int32))
+        return self._dense_cache[1]
 
 
     def _check_task(self, task: str) -> h5py.Group:

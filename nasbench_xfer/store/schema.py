@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import numbers
+import secrets
 import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +42,8 @@ EVAL_COLUMNS: dict[str, tuple[Any, Any]] = {
 _STR = h5py.string_dtype("utf-8")
 #: root attribute with the store's own digests (attributes, variable-length strings)
 CHECKSUM_ATTR = "nbx_checksums"
+#: root attribute: random token written by every commit; the journal names the one it extends
+GENERATION_ATTR = "nbx_generation"
 #: creation options of every dataset: fletcher32 checksums on each chunk
 _CK = {"fletcher32": True}
 #: what h5py and numpy raise on damaged files/attributes (turned into StoreError)
@@ -143,6 +146,10 @@ def _check_task_name(task: str) -> None:
 
 
 
+def new_generation() -> str:
+    return secrets.token_hex(8)
+
+
 def fill_empty(f: h5py.File, space: SearchSpace,
                 provenance_info: Mapping[str, Any] | None) -> None:
     f.attrs["format"] = FORMAT
@@ -150,6 +157,7 @@ def fill_empty(f: h5py.File, space: SearchSpace,
     f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     f.attrs["package_version"] = __version__
     f.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
+    f.attrs[GENERATION_ATTR] = new_generation()
     g = f.create_group("space")
     g.attrs["name"] = space.name
     g.attrs["config"] = json.dumps(space.config())

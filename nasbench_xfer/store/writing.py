@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ..space import EnumerableSpace, SpaceError
+from . import journal
 from .checksums import _write_checksums
 from .schema import (
     _CK,
     EVAL_COLUMNS,
+    GENERATION_ATTR,
     StoreError,
     _as_curve,
     _as_float,
@@ -28,6 +31,7 @@ from .schema import (
     _jload,
     _missing,
     create_task,
+    new_generation,
 )
 
 if TYPE_CHECKING:
@@ -53,9 +57,11 @@ class WritingMixin:
         """
         self._require_writer()
         if self._tx_depth == 0:
+            pending = self._ov  # the journal's rows: folded into this commit
             try:
                 self._close_reader()
                 self._tx = h5py.File(self.path, "r+", driver="core", backing_store=False)
+                _fold(self._tx, pending)
             except BaseException as exc:
                 self._tx = None
                 self._open_reader()
@@ -83,6 +89,8 @@ class WritingMixin:
                         tx.close()
                     if ok:
                         self._commit_image(image, self.path)
+                        # the new file has a new generation: the old journal no longer applies
+                        journal.remove(self.path)
                 finally:
                     self._open_reader()
 
@@ -90,6 +98,7 @@ class WritingMixin:
     def _finalize(self, f: h5py.File) -> None:
         """Refresh derived data before a commit: the dense lookup map, then the checksums."""
         self._refresh_dense_map(f)
+        f.attrs[GENERATION_ATTR] = new_generation()
         _write_checksums(f)
 
     def _refresh_dense_map(self, f: h5py.File) -> None:
@@ -198,6 +207,8 @@ class WritingMixin:
         if not records:
             return 0
         extras = self._check_records(task, records)
+        if self._tx is None and self._journal_wanted():
+            return self._append_to_journal(task, records, extras)
         with self.batch():
             by_arch = [i for i, r in enumerate(records) if "arch" in r]
             ids = np.empty(len(records), dtype=np.int64)
@@ -207,6 +218,69 @@ class WritingMixin:
             columns, curves = _columns(records, ids, extras)
             _write_rows(self._task_group(task), columns, curves)
         return len(records)
+
+    #: appends go to the journal once the store file has this size (smaller files are copied
+    #: whole at each append: a journal would not pay, and the store stays one file)
+    journal_min_bytes: int = 1 << 20
+    #: an append folds the journal into the file once the journal exceeds this fraction of it
+    compact_fraction: float = 0.5
+
+    def _journal_wanted(self) -> bool:
+        if self._overlay.records or self._jw is not None:
+            return True
+        try:
+            return os.stat(self.path).st_size >= self.journal_min_bytes
+        except OSError:
+            return False
+
+    def _append_to_journal(self, task: str, records: list[Mapping[str, Any]], extras: list[str]) -> int:
+        """Append the rows as one journal record (fsynced before returning), then apply it."""
+        ov = self._ov  # raises on a damaged journal: never append after damage
+        by_arch = [i for i, r in enumerate(records) if "arch" in r]
+        ids = np.empty(len(records), dtype=np.int64)
+        new = NewArchs(self.num_archs)
+        if by_arch:
+            ids[by_arch], new = self._resolve_archs([records[i]["arch"] for i in by_arch])
+        self._given_arch_ids(records, ids, self.num_archs + len(new.hashes))
+        columns, curves = _columns(records, ids, extras)
+        payload = journal.encode(task, self.num_archs, self.num_evaluations(task),
+                                 new.arrays(self.space.seq_len), columns, curves)
+        try:
+            if self._jw is None:
+                sound = self._jscan.end if self._jscan.base == self._generation else None
+                self._jw = journal.JournalWriter(self.path, self._generation, sound)
+            self._jw.write(journal.frame(payload))
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.path}: {exc.strerror or exc} "
+                             f"(the store is unchanged)") from None
+        if ov is journal.EMPTY or not ov.records:
+            ov = self._overlay = journal.Overlay(self.space.seq_len)
+        self._apply_own(ov, json.loads(payload))
+        if self._hash_index is not None:
+            self._hash_index.update(new.index)
+        if self._jw.end > self.compact_fraction * os.stat(self.path).st_size:
+            with contextlib.suppress(StoreError):  # the rows are durable; retried next time
+                self.compact()
+        return len(records)
+
+    def _apply_own(self, ov: journal.Overlay, rec: dict) -> None:
+        """Apply a record this writer just appended (decoded like a reader would)."""
+        g = self._f["tasks"]
+        ov.apply(rec, file_archs=int(self._f["space/hash"].shape[0]),
+                 file_rows={rec["task"]: int(g[rec["task"]]["arch"].shape[0])},
+                 extras={rec["task"]: list(_jload(g[rec["task"]].attrs.get("extra_columns"), []))})
+
+    def compact(self) -> dict[str, int]:
+        """Fold the append journal into the store file (one whole-file commit) and remove it;
+        returns what was folded: ``{"records": n, "rows": m, "journal_bytes": b}``."""
+        self._require_writer()
+        ov = self._ov
+        size = self._jw.end if self._jw is not None else self._jscan.size
+        done = {"records": ov.records, "rows": sum(ov.nrows.values()), "journal_bytes": size}
+        if ov.records or journal.journal_path(self.path).exists():
+            with self.batch():
+                pass
+        return done
 
     def _check_records(self, task: str, records: list[Mapping[str, Any]]) -> list[str]:
         """Refuse records with unknown columns, no or two architecture fields, or unregistered
@@ -313,3 +387,19 @@ def _write_rows(g: h5py.Group, columns: dict[str, np.ndarray], curves: list[np.n
     for i, c in enumerate(curves):
         block[i, : len(c)] = c
     cds[n0:n1, :] = block
+
+
+def _fold(f: h5py.File, ov: journal.Overlay) -> None:
+    """Write the journal's rows into the pending copy ``f`` of a commit."""
+    if not ov.records:
+        return
+    if ov.narchs:
+        g = f["space"]
+        n0 = g["hash"].shape[0]
+        for name in ("tokens", "hash", "spec"):
+            data = ov.arch_array(name)
+            g[name].resize(n0 + len(data), axis=0)
+            g[name][n0:] = data
+    for task, cols in ov.rows.items():
+        columns = {name: ov.column(task, name) for name in cols}
+        _write_rows(f["tasks"][task], columns, ov.curves[task])
