@@ -26,9 +26,11 @@ raw index of its canonical form, -1 if invalid).  The store then keeps
 Integrity: the file at ``path`` is only ever replaced whole.  A writer copies
 it to ``path.tmp-<pid>``, writes there, fsyncs and renames the copy over the
 original (atomic on POSIX), so a writer killed at any moment leaves either the
-old or the new file, each complete; a reader never sees half a row.  Every
-:meth:`Store.append` is one such commit (batch many rows per call, or group
-calls with :meth:`Store.batch`).  A lock file ``path.lock`` keeps a second
+old or the new file, each complete; a reader never sees half a row.  Appends
+to a file of 1 MiB or more do not copy it: each is one checksummed record
+appended (and fsynced) to ``path.journal`` (:mod:`.journal`), whose rows every
+read applies on top of the file's, and which :meth:`Store.compact` (or any
+whole-file commit) folds into the file.  A lock file ``path.lock`` keeps a second
 writer out (it holds the writer's PID, for messages).  A path that is a symbolic
 link is resolved first, so the lock and the replace act on the real file; the
 file's permission bits are kept across replaces.
@@ -45,8 +47,9 @@ Package layout (one job per module):
 * :mod:`.schema`      format constants, evaluation columns, empty layouts, value checks, errors
 * :mod:`.checksums`   the store's own SHA-256 digests of attributes and strings
 * :mod:`.locking`     the writer lock (the only ``fcntl`` user) and whole-file atomic commits
+* :mod:`.journal`     the append journal: record format, scanning, the overlay of its rows
 * :mod:`.reading`     evaluations, curves, architectures, lookups, task metadata
-* :mod:`.writing`     commits, tasks, protocols, architectures, appends
+* :mod:`.writing`     commits, tasks, protocols, architectures, appends, compaction
 * :mod:`.maintenance` validate, merge, summary
 * :mod:`.core`        the :class:`Store` class that puts them together
 """

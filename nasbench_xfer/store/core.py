@@ -216,11 +216,18 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
     def _load_journal(self) -> None:
         """Scan the journal and apply its records if it extends this version of the file."""
         self._close_journal_writer()
-        gen = self._h5.attrs.get(GENERATION_ATTR, "") if self._h5 is not None else ""
-        self._generation = gen.decode() if isinstance(gen, bytes) else str(gen)
         scan = self._jscan = journal.scan(journal.journal_path(self.path))
         self._overlay = journal.EMPTY
         self._journal_problem = None
+        try:
+            gen = self._h5.attrs.get(GENERATION_ATTR, "") if self._h5 is not None else ""
+            self._generation = gen.decode() if isinstance(gen, bytes) else str(gen)
+        except Exception as exc:  # a damaged attribute: validate's checksum pass reports it
+            self._generation = "\0unreadable"
+            if scan.exists:
+                self._journal_problem = (f"the file's {GENERATION_ATTR} attribute cannot be read "
+                                         f"({exc.__class__.__name__}), so the journal cannot be matched")
+            return
         if not scan.exists or scan.base != self._generation:
             if scan.exists and scan.base is None and scan.damage:
                 self._journal_problem = scan.damage  # cannot tell which file it extends

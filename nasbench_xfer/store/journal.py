@@ -40,12 +40,11 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .locking import fsync_dir
-from .schema import EVAL_COLUMNS, StoreError
+from .schema import EVAL_COLUMNS
 
 MAGIC = b"NBXR"
 #: magic, payload length, crc32 of magic+length, sha256 of the payload
@@ -303,17 +302,3 @@ class JournalWriter:
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
-
-def check_writable(scan: Scan, generation: str, path: Path) -> None:
-    """Refuse to append to a damaged journal (the rows after the damage are unknown)."""
-    if scan.damage is not None and scan.base in (None, generation):
-        raise StoreError(f"{journal_path(path)} is damaged ({scan.damage}); run `nasbench-xfer "
-                         f"validate {path}` for a full report")
-
-
-def describe(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
-
-
-def info(scan: Scan) -> dict[str, Any]:
-    return {"records": len(scan.records), "bytes": scan.size, "torn_bytes": scan.torn}
