@@ -71,10 +71,12 @@ def test_reads_see_journal_rows_and_compaction_keeps_them(tmp_path):
         st.append("cifar10", [dict(arch_id=0, seed=7, val_metric=0.9, curve=list(np.linspace(0, 1, 6)))])
         assert path.stat().st_size == size and _journal(path).exists()  # the file was not copied
         assert st.num_evaluations("cifar10") == 13 and st.num_archs == 9
+        notes: list[str] = []
+        assert st.validate(notes=notes) == [] and any("7 row(s)" in n for n in notes)
         mine = _snapshot(st)
         with Store.open(path) as reader:  # another reader sees the same
             assert _snapshot(reader) == mine
-            notes: list[str] = []
+            notes = []
             assert reader.validate(notes=notes) == []
             assert any("2 appended record(s), 7 row(s)" in n for n in notes)
             assert reader.lookup("cifar10", [archs[8], archs[0]]) == pytest.approx([0.55, 0.7])

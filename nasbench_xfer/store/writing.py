@@ -253,6 +253,10 @@ class WritingMixin:
         except OSError as exc:
             raise StoreError(f"cannot write {self.path}: {exc.strerror or exc} "
                              f"(the store is unchanged)") from None
+        if self._jscan.base != self._generation:  # this writer started the journal
+            self._jscan = journal.Scan(exists=True, base=self._generation)
+        self._jscan.end = self._jscan.size = self._jw.end
+        self._jscan.torn = 0
         if ov is journal.EMPTY or not ov.records:
             ov = self._overlay = journal.Overlay(self.space.seq_len)
         self._apply_own(ov, json.loads(payload))
