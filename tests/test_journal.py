@@ -439,3 +439,43 @@ def test_sigkill_at_each_step_of_a_journal_append(tmp_path, point, rows):
         st.append("cifar10", [dict(arch_id=0, seed=3)])
     with Store.open(path) as st:
         assert st.validate() == [] and st.num_evaluations("cifar10") == rows + 1
+
+
+@pytest.mark.faults
+def test_train_on_a_full_disk_spills_with_the_journal(tmp_path, monkeypatch):
+    """test_faults' full-disk `train` case with the append going to the journal: the finished
+    evaluation goes to the side file, the store is unchanged, the next run adds it."""
+    import json
+
+    import nasbench_xfer.datasets as ds
+    from nasbench_xfer.harness.runner import RunError, load_archs, run
+    from nasbench_xfer.store import journal
+
+    _real_write = journal.JournalWriter.write
+    shared = REPO.parent / "shared" / "data"
+    if not shared.exists():
+        pytest.fail(f"shared data not found at {shared}")
+    task = ds.load_task("quickdraw", shared, download=False)
+    archs = load_archs(["xfernasnet"])
+    store = tmp_path / "qd.h5"
+    kw = dict(protocol="smoke", seeds=[0], task_data=task, log=lambda s: None)
+    run(store, "quickdraw", archs, dry_run=True, **kw)
+    before = store.read_bytes()
+
+    def full(self, record):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal.JournalWriter, "write", full)
+    with pytest.raises(RunError, match=r"No space left on device \(the store is unchanged\); they are saved in "
+                                       r"(\S+) and the next run") as err:
+        run(store, "quickdraw", archs, **kw)
+    side = Path(err.value.args[0].split("saved in ")[1].split(" and")[0])
+    assert side.exists() and store.read_bytes() == before
+    assert not _journal(store).exists()  # its header could not be written either: removed
+    saved = json.loads(side.read_text().splitlines()[0])
+    monkeypatch.setattr(journal.JournalWriter, "write", _real_write)
+    again = run(store, "quickdraw", archs, **kw)
+    assert (again["skipped"], again["trained"]) == (1, 0) and not side.exists()
+    with Store.open(store) as st:
+        assert st.num_evaluations("quickdraw") == 1 and st.validate() == []
+        assert st.evaluations("quickdraw")["val_metric"].iloc[0] == pytest.approx(saved["row"]["val_metric"])
