@@ -63,7 +63,7 @@ def choose_probes(store: Store, target: str, sources: Sequence[str], k: int = DE
     if len(ids) == 0:
         return [], {}
     mean_rank = _mean_rank([tables[s] for s in sources], ids)
-    hashes = np.asarray(store._read_rows(store._f["space/hash"], ids)).astype(str)
+    hashes = store.arch_hashes(ids)
     order = ids[np.lexsort((hashes, mean_rank))]
     pos = np.unique(np.round(np.linspace(0, len(order) - 1, min(k, len(order)))).astype(int))
     chosen = order[pos]

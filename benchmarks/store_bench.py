@@ -15,8 +15,17 @@ read their file right before):
    objects and numpy arrays) during the work, in separate runs so that tracing
    does not slow the timed ones.
 
-Run:  python benchmarks/store_bench.py [--dataset cora] [--repeats 7]
-Writes benchmarks/results/store_bench.json and prints a table.
+4. appends (``--section append``): 1,000 evaluations appended one call at a time to a
+   store that already holds 200,000 evaluations vs to an empty store (NB-201 space, one
+   task, 12-epoch curves), each from a fresh copy of its store in a fresh process.  The
+   default policy sends appends to a store file of 1 MiB or more to the append journal
+   (``STORE.h5.journal``); today's copy-on-write path (every append rewrites the file) is
+   measured beside it by disabling the journal (``Store.journal_min_bytes = inf``), on the
+   large store over fewer appends (``--cow-appends``), reported per append.
+
+Run:  python benchmarks/store_bench.py [--dataset cora] [--repeats 7] [--section all|peer|append]
+Writes benchmarks/results/store_bench.json (each section its keys; a section not run keeps
+the keys already there) and prints a table.
 """
 from __future__ import annotations
 
@@ -92,15 +101,127 @@ def run_child(which: str, mode: str, store: Path, dataset: str, queries: Path) -
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+APPEND_CHILD = textwrap.dedent(r"""
+    import json, sys, time
+    import numpy as np
+    from nasbench_xfer.store import Store
+    path, policy, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if policy == "copy-on-write":
+        Store.journal_min_bytes = float("inf")   # today's path: every append rewrites the file
+    elif policy == "journal-always":
+        Store.journal_min_bytes = 0
+    rng = np.random.default_rng(1)
+    with Store.open(path, "a") as st:
+        archs = st.space.sample_many(n, rng)
+        before = st.num_evaluations("t")
+        times = []
+        for i, a in enumerate(archs):
+            t0 = time.perf_counter()
+            st.append("t", [dict(arch=a, seed=1000 + i, val_metric=float(rng.random()),
+                                 protocol="p", curve=rng.random(12).tolist())])
+            times.append(time.perf_counter() - t0)
+        assert st.num_evaluations("t") == before + n
+        journal = st.path.with_name(st.path.name + ".journal")
+        jbytes = journal.stat().st_size if journal.exists() else 0
+    print(json.dumps({"seconds": float(np.sum(times)), "per_append_ms": 1e3 * float(np.mean(times)),
+                      "p99_ms": 1e3 * float(np.quantile(times, 0.99)), "appends": n,
+                      "journal_bytes": jbytes}))
+""")
+
+
+def build_append_stores(tmp: Path, rows: int) -> tuple[Path, Path]:
+    """An empty NB-201 store with one task, and one holding ``rows`` evaluations."""
+    from nasbench_xfer.space import get_space
+    from nasbench_xfer.store import Store
+
+    space = get_space("nb201", {})
+    stores = []
+    for name, n in (("empty.h5", 0), ("large.h5", rows)):
+        path = tmp / name
+        with Store.create(path, space) as st:
+            st.add_task("t", dataset="cifar10", protocols={"p": {"epochs": 12}})
+            if n:
+                rng = np.random.default_rng(0)
+                archs = list(space.enumerate())
+                with st.batch():
+                    ids = st.add_archs(archs)
+                    st.append("t", [dict(arch_id=int(ids[i % len(ids)]), seed=i // len(ids),
+                                         val_metric=float(rng.random()), protocol="p",
+                                         curve=rng.random(12).tolist()) for i in range(n)])
+        stores.append(path)
+    return stores[0], stores[1]
+
+
+def append_section(args: argparse.Namespace) -> dict:
+    import shutil
+
+    out: dict = {"rows_in_large_store": args.append_rows, "appends": args.appends,
+                 "cow_appends_on_large": args.cow_appends, "space": "nb201", "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        empty, large = build_append_stores(tmp, args.append_rows)
+        out["file_bytes"] = {"empty": empty.stat().st_size, "large": large.stat().st_size}
+        for policy in ("default", "copy-on-write", "journal-always"):
+            for which, src in (("empty", empty), ("large", large)):
+                n = args.cow_appends if (policy, which) == ("copy-on-write", "large") else args.appends
+                work = tmp / f"work-{which}.h5"
+                shutil.copyfile(src, work)
+                r = subprocess.run([sys.executable, "-c", APPEND_CHILD, str(work), policy, str(n)],
+                                   check=True, capture_output=True, text=True,
+                                   env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
+                                        "OMP_NUM_THREADS": "1"})
+                out["runs"][f"{policy}/{which}"] = json.loads(r.stdout.strip().splitlines()[-1])
+                for p in tmp.glob("work-*"):
+                    p.unlink()
+    runs = out["runs"]
+    out["ratio_large_vs_empty"] = {
+        policy: runs[f"{policy}/large"]["per_append_ms"] / runs[f"{policy}/empty"]["per_append_ms"]
+        for policy in ("default", "copy-on-write", "journal-always")}
+    return out
+
+
+def print_append(rep: dict) -> None:
+    print(f"\nappends, one evaluation per call: store of {rep['rows_in_large_store']:,} evaluations "
+          f"({rep['file_bytes']['large'] / 2**20:.1f} MiB) vs an empty one "
+          f"({rep['file_bytes']['empty'] / 2**20:.2f} MiB)")
+    print(f"{'policy':16s} {'store':6s} {'appends':>8s} {'total s':>9s} {'ms/append':>10s} {'p99 ms':>8s} "
+          f"{'journal KiB':>12s}")
+    for key, r in rep["runs"].items():
+        policy, which = key.split("/")
+        print(f"{policy:16s} {which:6s} {r['appends']:8d} {r['seconds']:9.2f} {r['per_append_ms']:10.2f} "
+              f"{r['p99_ms']:8.2f} {r['journal_bytes'] / 1024:12.1f}")
+    for policy, ratio in rep["ratio_large_vs_empty"].items():
+        print(f"ratio large/empty per append, {policy}: {ratio:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="cora")
     ap.add_argument("--lookups", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--section", choices=["all", "peer", "append"], default="all")
+    ap.add_argument("--appends", type=int, default=1000)
+    ap.add_argument("--append-rows", type=int, default=200_000)
+    ap.add_argument("--cow-appends", type=int, default=100)
     ap.add_argument("--out", default=str(HERE / "results" / "store_bench.json"))
     args = ap.parse_args()
 
     sys.path.insert(0, str(REPO))
+    report: dict = {}
+    if Path(args.out).exists():
+        report = json.loads(Path(args.out).read_text())
+    if args.section in ("all", "peer"):
+        report.update(peer_section(args))
+    if args.section in ("all", "append"):
+        report["append"] = append_section(args)
+        print_append(report["append"])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+def peer_section(args: argparse.Namespace) -> dict:
+    """Sections 1-3: cold start, lookups and memory, ours vs NAS-Bench-Graph's loader."""
     from nasbench_xfer.importers.nas_bench_graph import import_nas_bench_graph
     from nasbench_xfer.space.graph import GraphSpace
 
@@ -146,8 +267,6 @@ def main() -> None:
     report["speedup_lookups"] = report["lookup_seconds"]["peer"] / report["lookup_seconds"]["ours"]
     report["memory_ratio_lookups"] = report["peak_mb"]["lookups"]["peer"] / report["peak_mb"]["lookups"]["ours"]
     report["memory_ratio_table"] = report["peak_mb"]["table"]["peer"] / report["peak_mb"]["table"]["ours"]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
     rows = [("(1) cold start -> full table", "table_seconds", "table"),
             (f"(2) cold start + {args.lookups} lookups", "lookup_seconds", "lookups")]
@@ -157,7 +276,7 @@ def main() -> None:
         p, o = report[key]["peer"], report[key]["ours"]
         mp, mo = report["peak_mb"][mode]["peer"], report["peak_mb"][mode]["ours"]
         print(f"{label:38s} {p * 1e3:8.1f}ms {o * 1e3:8.1f}ms {p / o:9.1f}x {mp:13.1f} {mo:13.1f}")
-    print(f"wrote {args.out}")
+    return report
 
 
 if __name__ == "__main__":

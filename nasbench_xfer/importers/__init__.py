@@ -126,6 +126,7 @@ def building_store(out: str | os.PathLike, space: SearchSpace, *, overwrite: boo
             try:
                 if ok:
                     Store._durable_replace(tmp, out)
+                    Store._remove_journal(out)  # appends to the store just replaced, if any
             except OSError as exc:
                 ok = False
                 raise ImporterError(f"cannot write {given}: {exc.strerror or exc} "

@@ -1,0 +1,200 @@
+"""Schema of the store: format constants, the evaluation columns, the layout of an empty
+store and of a task, value checks for appended records, and the error type.
+
+Everything that knows *what* the file holds (not how it is locked, read or written)
+lives here; ``docs/store.md`` is the reference for plain-h5py readers.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import math
+import numbers
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..space import SearchSpace
+
+FORMAT = "nasbench_xfer.store"
+SCHEMA_VERSION = 1
+
+#: column -> (numpy dtype, fill value when a record does not give it)
+EVAL_COLUMNS: dict[str, tuple[Any, Any]] = {
+    "arch": (np.int32, None),
+    "seed": (np.int32, 0),
+    "val_metric": (np.float64, np.nan),
+    "test_metric": (np.float64, np.nan),
+    "params": (np.float64, np.nan),
+    "flops": (np.float64, np.nan),
+    "train_seconds": (np.float64, np.nan),
+    "status": (str, "ok"),
+    "protocol": (str, ""),
+    "device": (str, ""),
+    "finished_at": (np.float64, np.nan),
+}
+_STR = h5py.string_dtype("utf-8")
+#: root attribute with the store's own digests (attributes, variable-length strings)
+CHECKSUM_ATTR = "nbx_checksums"
+#: root attribute: random token written by every commit; the journal names the one it extends
+GENERATION_ATTR = "nbx_generation"
+#: creation options of every dataset: fletcher32 checksums on each chunk
+_CK = {"fletcher32": True}
+#: what h5py and numpy raise on damaged files/attributes (turned into StoreError)
+_DAMAGE = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
+           json.JSONDecodeError, RuntimeError)
+
+
+class StoreError(Exception):
+    """A store cannot be opened, read or written as asked (the message says why)."""
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """Standard provenance record: package version, date, host, plus ``extra``."""
+    rec = {"package": "nasbench_xfer", "package_version": __version__,
+           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "hostname": socket.gethostname()}
+    rec.update(extra)
+    return rec
+
+
+def _jload(value: Any, default: Any = None) -> Any:
+    if value is None:
+        return default
+    if isinstance(value, bytes):
+        value = value.decode()
+    return json.loads(value)
+
+
+def _missing(value: Any) -> bool:
+    """None or a scalar NaN (what a DataFrame holds in an empty cell)."""
+    if value is None:
+        return True
+    return isinstance(value, float) and value != value
+
+
+
+def _damaged(method):
+    """Turn errors that h5py/numpy/json raise on a damaged file into a StoreError naming the path."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except _DAMAGE as exc:
+            raise self._damage_error(exc) from None
+    return wrapper
+
+
+
+def _as_int(value: Any, what: str) -> int:
+    """An integer given as int/numpy integer or an integral float (2.0); else a StoreError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise StoreError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise StoreError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
+
+
+def _as_float(value: Any, what: str) -> float:
+    """A finite float, or NaN for a missing value (None/NaN); inf and non-numbers are refused."""
+    if _missing(value):
+        return math.nan
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise StoreError(f"{what} must be a number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if math.isinf(v):
+        raise StoreError(f"{what} is {v}; values must be finite (NaN or None means missing)")
+    return v
+
+
+def _as_str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise StoreError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
+    return str(value)
+
+
+def _as_curve(value: Any, what: str) -> np.ndarray:
+    if value is None or (isinstance(value, float) and value != value):
+        return np.zeros(0, dtype=np.float32)
+    if isinstance(value, (str, bytes)):
+        raise StoreError(f"{what} must be a 1-D sequence of numbers, got a string")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} must be a 1-D sequence of numbers ({exc})") from None
+    if arr.ndim != 1:
+        raise StoreError(f"{what} must be 1-D (one value per epoch), got shape {arr.shape}")
+    if np.isinf(arr).any():
+        raise StoreError(f"{what} holds inf at epoch(s) {np.flatnonzero(np.isinf(arr))[:5].tolist()}; "
+                         f"values must be finite (NaN means missing)")
+    return arr.astype(np.float32)
+
+
+def _check_task_name(task: str) -> None:
+    if not isinstance(task, str) or not task or "/" in task or task.startswith("."):
+        raise StoreError(f"invalid task name {task!r} (non-empty, no '/')")
+
+
+
+def new_generation() -> str:
+    return secrets.token_hex(8)
+
+
+def fill_empty(f: h5py.File, space: SearchSpace,
+                provenance_info: Mapping[str, Any] | None) -> None:
+    f.attrs["format"] = FORMAT
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    f.attrs["package_version"] = __version__
+    f.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
+    f.attrs[GENERATION_ATTR] = new_generation()
+    g = f.create_group("space")
+    g.attrs["name"] = space.name
+    g.attrs["config"] = json.dumps(space.config())
+    g.create_dataset("tokens", shape=(0, space.seq_len), maxshape=(None, space.seq_len),
+                     dtype=np.int16, chunks=(4096, space.seq_len), compression="gzip", **_CK)
+    g.create_dataset("hash", shape=(0,), maxshape=(None,), dtype="S16", chunks=(16384,),
+                     compression="gzip", **_CK)
+    # HDF5 cannot put fletcher32 on variable-length strings: nbx_checksums covers them
+    g.create_dataset("spec", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(4096,),
+                     compression="gzip")
+    f.create_group("tasks")
+
+
+def create_task(tasks: h5py.Group, task: str, *, dataset: str, metric: str, higher_is_better: bool,
+                num_classes: int, protocols: Mapping[str, Any] | None,
+                provenance_info: Mapping[str, Any] | None, preprocessing: Mapping[str, Any] | None,
+                info: Mapping[str, Any] | None, extra_columns: Sequence[str]) -> None:
+    """Create the group and the (empty) datasets of ``task`` under ``/tasks``."""
+    g = tasks.create_group(task)
+    g.attrs["dataset"] = dataset
+    g.attrs["metric"] = metric
+    g.attrs["higher_is_better"] = bool(higher_is_better)
+    g.attrs["num_classes"] = int(num_classes)
+    g.attrs["protocols"] = json.dumps(dict(protocols or {}), sort_keys=True)
+    g.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
+    g.attrs["preprocessing"] = json.dumps(dict(preprocessing or {}))
+    g.attrs["info"] = json.dumps(dict(info or {}))
+    g.attrs["extra_columns"] = json.dumps(list(extra_columns))
+    # numbers are stored uncompressed (metrics barely compress and lookups read
+    # whole columns); repetitive strings and NaN-padded curves are gzipped
+    for name, (dtype, _) in EVAL_COLUMNS.items():
+        g.create_dataset(name, shape=(0,), maxshape=(None,),
+                         dtype=_STR if dtype is str else dtype, chunks=(8192,),
+                         compression="gzip" if dtype is str else None,
+                         fletcher32=dtype is not str)
+    for name in extra_columns:
+        g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64,
+                         chunks=(8192,), **_CK)
+    g.create_dataset("curves", shape=(0, 0), maxshape=(None, None), dtype=np.float32,
+                     chunks=(1024, 16), compression="gzip", fillvalue=np.nan, **_CK)
