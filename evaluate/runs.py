@@ -104,14 +104,14 @@ def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple], *, workers: int = 1,
             bar.close()
 
 
-def new_figure(figsize: tuple[float, float] = (6, 4)) -> tuple[Any, Any]:
-    """A matplotlib figure and axes on the non-interactive Agg backend."""
+def new_figure(figsize: tuple[float, float] = (6, 4), ncols: int = 1) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes (``ncols`` side by side) on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=figsize)
+    return plt.subplots(1, ncols, figsize=figsize)
 
 
 def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"), dpi: int = 130) -> None:

@@ -392,12 +392,12 @@ def quickdraw_task():
 
 
 def test_train_on_a_full_disk_keeps_finished_evaluations(quickdraw_task, tmp_path, monkeypatch):
-    from nasbench_xfer.harness.runner import RunError, load_archs, run
+    from nasbench_xfer.harness.runner import RunError, load_archs, prepare_store, run
 
     archs = load_archs(["xfernasnet"])
     store = tmp_path / "qd.h5"
     kw = dict(protocol="smoke", seeds=[0], task_data=quickdraw_task, log=lambda s: None)
-    run(store, "quickdraw", archs, dry_run=True, **kw)  # creates the store and its task
+    prepare_store(store, quickdraw_task, "smoke")  # the store, its task and protocol
     before = store.read_bytes()
 
     def full(dest, data):
@@ -428,12 +428,12 @@ def test_train_on_a_full_disk_keeps_finished_evaluations(quickdraw_task, tmp_pat
 
 # ---------------------------------------------------------------- item 14: waiting for a lock
 def test_train_says_whose_lock_it_waits_for(quickdraw_task, tmp_path, capsys):
-    from nasbench_xfer.harness.runner import RunError, load_archs, run
+    from nasbench_xfer.harness.runner import RunError, load_archs, prepare_store, run
 
     store = tmp_path / "qd.h5"
     archs = load_archs(["xfernasnet"])
     kw = dict(protocol="smoke", seeds=[0], task_data=quickdraw_task, log=lambda s: None)
-    run(store, "quickdraw", archs, dry_run=True, **kw)
+    prepare_store(store, quickdraw_task, "smoke")
     with Store.open(store, "a"):
         t0 = time.monotonic()
         with pytest.raises(RunError, match=rf"gave up after 0.3 s waiting for the lock on .*qd.h5 held "
@@ -707,6 +707,10 @@ def test_train_cli_bad_input_messages(tmp_path):
                             "-p", "smoke", "--device", "cpu", "--dry-run"])
     assert r.exit_code == 1 and "is not an .npz archive" in r.output and "allow_pickle" not in r.output
     assert not (tmp_path / "t.h5").exists()
+    # a dry run checks and lists, and writes nothing: no store, no lock file
+    r = runner.invoke(cli, base)
+    assert r.exit_code == 0 and "1 to train" in r.output, r.output
+    assert not (tmp_path / "t.h5").exists() and not (tmp_path / "t.h5.lock").exists()
 
 
 # ---------------------------------------------------------------- SIGKILL of writers and importers

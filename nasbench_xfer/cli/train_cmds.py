@@ -44,8 +44,8 @@ import click
               help="torch.compile the forward instead (eager steps, no CUDA graph; for comparison).")
 @click.option("--no-bf16", is_flag=True, help="Train in fp32 on the GPU.")
 @click.option("--dry-run", is_flag=True,
-              help="Check everything and list the jobs, train nothing (a missing STORE is created with "
-                   "its task, as a real run would, unless --no-create).")
+              help="Check everything and list the jobs; train nothing and write nothing (a missing STORE "
+                   "stays missing).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="Seconds to wait for the store's lock while another process writes it.")
 def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files, n_random, arch_seed, seeds,

@@ -312,6 +312,11 @@ def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create:
         raise RunError(str(exc)) from None
     finally:
         st.close()
+    return _done_keys(ev, protocol)
+
+
+def _done_keys(ev, protocol: Protocol) -> dict[tuple[str, int], str]:
+    """{(architecture hash, seed): best status} of the stored evaluations under ``protocol``."""
     done: dict[tuple[str, int], str] = {}
     for h, s, p, status in zip(ev["hash"], ev["seed"], ev["protocol"], ev["status"]):
         if p == protocol.name:
@@ -319,6 +324,25 @@ def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create:
             if done.get(key) != "ok":
                 done[key] = str(status)
     return done
+
+
+def prepare_store(store: str | Path, task_data, protocol: Protocol | str, *, task_name: str | None = None,
+                  create: bool = True, wait_s: float = 600.0) -> None:
+    """Create the store if missing, add the task and register the protocol, training nothing:
+    what :func:`run` does before its first training (and a ``dry_run`` does not)."""
+    _prepare_store(Path(store), task_name or task_data.name, task_data, get_protocol(protocol), create, wait_s)
+
+
+def _stored_keys(path: Path, task_name: str, protocol: Protocol) -> dict[tuple[str, int], str]:
+    """What :func:`_prepare_store` would return, read-only: a dry run changes nothing on disk."""
+    from ..store import Store, StoreError
+    if not path.exists():
+        return {}
+    try:
+        with Store.open(path) as st:
+            return _done_keys(st.evaluations(task_name), protocol) if task_name in st.tasks else {}
+    except StoreError as exc:
+        raise RunError(str(exc)) from None
 
 
 def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: Protocol | str, *,
@@ -367,7 +391,8 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
             raise RunError(str(exc)) from None
     task_name = task_name or task_data.name
     path = Path(store)
-    done = _prepare_store(path, task_name, task_data, protocol, create, wait_s)
+    done = (_stored_keys(path, task_name, protocol) if dry_run
+            else _prepare_store(path, task_name, task_data, protocol, create, wait_s))
     jobs = shard_jobs(archs, seeds, shard_t, space)
     todo = [(a, s) for a, s in jobs
             if (space.hash(a), s) not in done or (retry_failed and done[(space.hash(a), s)] != "ok")]

@@ -235,6 +235,7 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
         ov = journal.Overlay(self.space.seq_len)
         try:
             if scan.records:
+                assert self._h5 is not None, "called with the reader open"
                 tasks = self._h5["tasks"]
                 file_rows = {t: int(tasks[t]["arch"].shape[0]) for t in tasks}
                 extras = {t: list(_jload(tasks[t].attrs.get("extra_columns"), [])) for t in tasks}

@@ -16,12 +16,13 @@ from . import journal
 from .checksums import _verify_checksums
 from .locking import real_path
 from .schema import EVAL_COLUMNS, StoreError, _damaged, _jload, _missing, provenance
+from .state import StoreState
 
 if TYPE_CHECKING:
     from .core import Store
 
 
-class MaintenanceMixin:
+class MaintenanceMixin(StoreState):
     """Validation, merging and summaries of :class:`~nasbench_xfer.store.Store`."""
 
     # ------------------------------------------------------- validation
@@ -86,7 +87,7 @@ class MaintenanceMixin:
                 protocols = _jload(self._task_group(task).attrs.get("protocols"), {})
             except Exception:
                 continue  # reported by the layout checks
-            unknown = sorted({p for p in ov.column(task, "protocol") if p and p not in protocols})
+            unknown = sorted({p for p in ov.column(task, "protocol") or () if p and p not in protocols})
             if unknown:
                 problems.append(f"{where}: evaluations of task {task} use unregistered protocols {unknown}")
 
@@ -229,7 +230,7 @@ class MaintenanceMixin:
                 raise StoreError(f"cannot write {given}: {exc.strerror or exc} "
                                  f"(an existing {given} is unchanged)") from None
             cls._remove_journal(out)  # appends to the store just replaced, if any
-            result = cls(out, "a", _lock_fd=lock_fd)
+            result: Store = cls(out, "a", _lock_fd=lock_fd)  # type: ignore[call-arg,assignment]  # cls is Store
             lock_fd = None  # now the result's
             result.merge_report = report
             return result

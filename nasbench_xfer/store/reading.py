@@ -15,12 +15,13 @@ import pandas as pd
 from ..space import EnumerableSpace
 from . import journal
 from .schema import _DAMAGE, EVAL_COLUMNS, FORMAT, StoreError, _damaged, _jload
+from .state import StoreState
 
 if TYPE_CHECKING:
     pass
 
 
-class ReadingMixin:
+class ReadingMixin(StoreState):
     """Read methods of :class:`~nasbench_xfer.store.Store`."""
 
     # ------------------------------------------------------------ metadata
@@ -228,7 +229,11 @@ class ReadingMixin:
         """
         if (archs is None) == (dense_index is None):
             raise StoreError("lookup needs exactly one of archs and dense_index")
-        ids = self.arch_ids(archs) if archs is not None else self.dense_ids(dense_index)
+        if archs is not None:
+            ids = self.arch_ids(archs)
+        else:
+            assert dense_index is not None
+            ids = self.dense_ids(dense_index)
         table = self.metric_table(task, column)
         out = np.full(len(ids), np.nan)
         ok = ids >= 0

@@ -101,7 +101,7 @@ def _as_int(value: Any, what: str) -> int:
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-        return int(value)
+        return int(float(value))
     raise StoreError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
 
 

@@ -33,12 +33,13 @@ from .schema import (
     create_task,
     new_generation,
 )
+from .state import StoreState
 
 if TYPE_CHECKING:
     from .core import Store
 
 
-class WritingMixin:
+class WritingMixin(StoreState):
     """Write methods of :class:`~nasbench_xfer.store.Store`."""
 
     def _require_writer(self) -> None:
@@ -46,7 +47,7 @@ class WritingMixin:
             raise StoreError(f"{self.path} is open read-only; open it with mode='a' to write")
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[Store]:
+    def batch(self) -> Iterator[Store]:  # yields self: the Store these parts make up
         """Group several writes into one commit: all of them land, or none do.
 
         The pending version is built in memory (HDF5's core driver, no backing file);
@@ -71,7 +72,7 @@ class WritingMixin:
         self._tx_depth += 1
         ok = False
         try:
-            yield self
+            yield self  # type: ignore[misc]
             ok = True
         finally:
             self._tx_depth -= 1
@@ -88,6 +89,7 @@ class WritingMixin:
                     finally:
                         tx.close()
                     if ok:
+                        assert image is not None
                         self._commit_image(image, self.path)
                         # the new file has a new generation: the old journal no longer applies
                         journal.remove(self.path)
@@ -405,5 +407,5 @@ def _fold(f: h5py.File, ov: journal.Overlay) -> None:
             g[name].resize(n0 + len(data), axis=0)
             g[name][n0:] = data
     for task, cols in ov.rows.items():
-        columns = {name: ov.column(task, name) for name in cols}
+        columns = {name: col for name in cols if (col := ov.column(task, name)) is not None}
         _write_rows(f["tasks"][task], columns, ov.curves[task])
