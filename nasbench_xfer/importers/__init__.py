@@ -19,7 +19,7 @@ from typing import Any
 
 from ..registry import Registry
 from ..space import SearchSpace
-from ..store import Store, StoreError, real_path
+from ..store import Store, StoreError, output_path
 
 
 class ImporterError(Exception):
@@ -85,16 +85,7 @@ def building_store(out: str | os.PathLike, space: SearchSpace, *, overwrite: boo
     fsynced before the rename and the folder after it, like every store commit.
     """
     given = Path(out)
-    out = real_path(given)
-    if out.is_dir():
-        raise ImporterError(f"{given} is a directory; give the path of the store file to write")
-    if out.exists() and not overwrite:
-        raise ImporterError(f"{given} already exists (pass overwrite=True / --overwrite to replace it)")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImporterError(f"cannot create the folder {out.parent} for {given}: "
-                            f"{exc.strerror or exc}") from None
+    out = output_path(given, overwrite, error=ImporterError, hint="pass overwrite=True / --overwrite to replace it")
     try:
         lock_fd = Store._lock(out)
     except StoreError as exc:

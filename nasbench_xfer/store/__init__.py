@@ -54,8 +54,8 @@ Package layout (one job per module):
 * :mod:`.core`        the :class:`Store` class that puts them together
 """
 from .core import Store
-from .locking import lock_holder, real_path
+from .locking import lock_holder, output_path, real_path
 from .schema import CHECKSUM_ATTR, EVAL_COLUMNS, FORMAT, SCHEMA_VERSION, StoreError, provenance
 
 __all__ = ["CHECKSUM_ATTR", "EVAL_COLUMNS", "FORMAT", "SCHEMA_VERSION", "Store", "StoreError",
-           "lock_holder", "provenance", "real_path"]
+           "lock_holder", "output_path", "provenance", "real_path"]

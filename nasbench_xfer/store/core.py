@@ -18,7 +18,7 @@ from .. import __version__
 from ..space import SearchSpace, SpaceError, get_space
 from . import journal, locking
 from .checksums import _write_checksums
-from .locking import real_path
+from .locking import output_path, real_path
 from .maintenance import MaintenanceMixin
 from .reading import ReadingMixin
 from .schema import FORMAT, GENERATION_ATTR, SCHEMA_VERSION, StoreError, _jload, fill_empty
@@ -89,15 +89,7 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
                provenance_info: Mapping[str, Any] | None = None) -> Store:
         """Create an empty store for ``space`` and return it open for appending."""
         given = Path(path)
-        path = real_path(given)
-        if path.is_dir():
-            raise StoreError(f"{given} is a directory; give the path of the store file to write")
-        if path.exists() and not overwrite:
-            raise StoreError(f"{given} already exists (pass overwrite=True to replace it)")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
+        path = output_path(given, overwrite, error=StoreError)
         # take the writer lock first: never replace a store another process is writing
         lock_fd = cls._lock(path)
         try:

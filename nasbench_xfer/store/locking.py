@@ -32,6 +32,23 @@ def real_path(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(os.fspath(path)))
 
 
+def output_path(given: str | os.PathLike, overwrite: bool, *, error: type[Exception],
+                hint: str = "pass overwrite=True to replace it") -> Path:
+    """The real path a command that writes a new store file at ``given`` will replace, after
+    the checks every such command makes: not a folder, not an existing file unless
+    ``overwrite``, and its folder created (``error`` naming the problem otherwise)."""
+    out = real_path(given)
+    if out.is_dir():
+        raise error(f"{given} is a directory; give the path of the store file to write")
+    if out.exists() and not overwrite:
+        raise error(f"{given} already exists ({hint})")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot create the folder {out.parent} for {given}: {exc.strerror or exc}") from None
+    return out
+
+
 def lock_holder(path: str | os.PathLike) -> int | None:
     """PID written in the lock file of the store at ``path`` by its last writer (None if unknown)."""
     lock_path = real_path(path)

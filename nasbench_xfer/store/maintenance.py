@@ -14,7 +14,7 @@ import numpy as np
 
 from . import journal
 from .checksums import _verify_checksums
-from .locking import real_path
+from .locking import output_path, real_path
 from .schema import EVAL_COLUMNS, StoreError, _damaged, _jload, _missing, provenance
 from .state import StoreState
 
@@ -196,14 +196,7 @@ class MaintenanceMixin(StoreState):
         out = real_path(given)
         if any(real_path(p) == out for p in paths):
             raise StoreError(f"output {given} is also an input; write the merge to a new file")
-        if out.is_dir():
-            raise StoreError(f"{given} is a directory; give the path of the store file to write")
-        if out.exists() and not overwrite:
-            raise StoreError(f"{given} already exists (pass overwrite=True to replace it)")
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder {out.parent}: {exc.strerror or exc}") from None
+        output_path(given, overwrite, error=StoreError)
         sources: list[Store] = []
         lock_fd: int | None = None
         building = out.with_name(f".{out.name}.merge-{os.getpid()}")
