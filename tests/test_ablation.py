@@ -27,7 +27,8 @@ def store_path(tmp_path_factory):
     space = NASNetSpace()
     archs = space.sample_many(260, np.random.default_rng(1))
     with Store.create(path, space) as st:
-        # disjoint architectures per task, as in the paper's benchmark
+        # src_a disjoint from the target; src_b shares 80 architectures with it (those in a
+        # split's held-out set are never source knowledge, so src_b offers 52-54 per split)
         for k, (task, term) in enumerate((("target", 0.5), ("src_a", 0.3), ("src_b", 0.8))):
             st.add_task(task, dataset=task)
             chunk = archs[k * 80:(k + 1) * 80] if task != "target" else archs[160:]
@@ -46,7 +47,7 @@ def test_correlation_metrics_known_values():
 
 def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
     spec = AblationSpec(store=str(store_path), target="target", sources=["src_a", "src_b"],
-                        source_sizes=[0, 60], target_sizes=[0, 10], splits=2, holdout=30,
+                        source_sizes=[0, 50], target_sizes=[0, 10], splits=2, holdout=30,
                         predictor="xfernas", predictor_options={"epochs": 30, "min_steps": 150})
     results = tmp_path / "runs.jsonl"
     runs = run_ablation(spec, results, jobs=1, progress=False)
@@ -54,7 +55,7 @@ def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
     nodata = runs[(runs.source_size == 0) & (runs.target_size == 0)]
     assert (nodata["status"] == "no data").all() and nodata["pearson"].isna().all()
     # zero target knowledge: transfer alone ranks the held-out architectures well
-    zero_shot = runs[(runs.source_size == 60) & (runs.target_size == 0)]["spearman"]
+    zero_shot = runs[(runs.source_size == 50) & (runs.target_size == 0)]["spearman"]
     assert zero_shot.mean() > 0.5
     # interrupt: drop the last two lines (and tear one), rerun: only those are recomputed
     lines = results.read_text().splitlines()
