@@ -87,7 +87,8 @@ class MaintenanceMixin(StoreState):
                 protocols = _jload(self._task_group(task).attrs.get("protocols"), {})
             except Exception:
                 continue  # reported by the layout checks
-            unknown = sorted({p for p in ov.column(task, "protocol") or () if p and p not in protocols})
+            used = ov.column(task, "protocol")
+            unknown = sorted({p for p in (used if used is not None else ()) if p and p not in protocols})
             if unknown:
                 problems.append(f"{where}: evaluations of task {task} use unregistered protocols {unknown}")
 
