@@ -448,7 +448,7 @@ def test_train_on_a_full_disk_spills_with_the_journal(tmp_path, monkeypatch):
     import json
 
     import nasbench_xfer.datasets as ds
-    from nasbench_xfer.harness.runner import RunError, load_archs, run
+    from nasbench_xfer.harness.runner import RunError, load_archs, prepare_store, run
     from nasbench_xfer.store import journal
 
     _real_write = journal.JournalWriter.write
@@ -459,7 +459,7 @@ def test_train_on_a_full_disk_spills_with_the_journal(tmp_path, monkeypatch):
     archs = load_archs(["xfernasnet"])
     store = tmp_path / "qd.h5"
     kw = dict(protocol="smoke", seeds=[0], task_data=task, log=lambda s: None)
-    run(store, "quickdraw", archs, dry_run=True, **kw)
+    prepare_store(store, task, "smoke")
     before = store.read_bytes()
 
     def full(self, record):
