@@ -285,3 +285,27 @@ def test_dataframe_append_treats_empty_cells_as_missing(tmp_path):
     df = st.evaluations("cifar10").tail(2)
     assert df["device"].tolist() == ["", "cpu"] and df["protocol"].tolist() == ["tiny", ""]
     st.close()
+
+
+def test_lookup_by_spec_string_and_top(tmp_path):
+    """The Python API takes spec strings where the CLI does, and top(task, k) ranks a task."""
+    from nasbench_xfer.space import TransNASMicroSpace
+
+    space = TransNASMicroSpace()
+    archs = [space.from_dense_index(i) for i in (5, 17, 300, 4000)]
+    path = tmp_path / "tn.h5"
+    with Store.create(path, space) as st:
+        st.add_task("loss", dataset="x", metric="l2", higher_is_better=False)
+        st.append("loss", [dict(arch=a, val_metric=v, seed=s) for a, v, s in
+                           zip(archs + archs[:1], [0.3, 0.1, 0.2, 0.4, 0.5], [0, 0, 0, 0, 1])])
+    with Store.open(path) as st:
+        specs = [space.to_string(a) for a in archs]
+        np.testing.assert_allclose(st.lookup("loss", specs), [0.4, 0.1, 0.2, 0.4])  # 0.4: mean of two seeds
+        assert np.isnan(st.lookup("loss", [space.to_string(space.from_dense_index(9))])).all()  # not held
+        top = st.top("loss", 2)  # lower is better here
+        assert top["spec"].tolist() == [specs[1], specs[2]] and top["val_metric"].tolist() == [0.1, 0.2]
+        assert st.top("loss", 10)["seeds"].tolist() == [1, 1, 2, 1]
+        with pytest.raises(StoreError, match="is not a spec string of space transnas_micro"):
+            st.lookup("loss", ["(9, 9)"])
+        with pytest.raises(StoreError, match="k must be a positive integer"):
+            st.top("loss", 0)

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..space import EnumerableSpace
+from ..space import EnumerableSpace, SpaceError
 from . import journal
 from .schema import _DAMAGE, EVAL_COLUMNS, FORMAT, StoreError, _damaged, _jload
 from .state import StoreState
@@ -161,9 +161,19 @@ class ReadingMixin(StoreState):
         more = self._ov.curves.get(task) or []
         return max([int(self._task_group(task)["curves"].shape[1])] + [len(c) for c in more])
 
+    def _as_arch(self, arch: Hashable) -> Hashable:
+        """An architecture object from an object or a spec string of the store's space."""
+        if not isinstance(arch, str):
+            return arch
+        try:
+            return self.space.from_string(arch)
+        except SpaceError as exc:
+            raise StoreError(f"{arch!r} is not a spec string of space {self.space.name}: {exc}") from None
+
     def arch_ids(self, archs: Iterable[Hashable]) -> np.ndarray:
-        """Store ids of ``archs`` (-1 where the store does not hold the architecture)."""
-        archs = list(archs)
+        """Store ids of ``archs`` - architecture objects or spec strings (as ``info``/``query``
+        print them) - with -1 where the store does not hold the architecture."""
+        archs = [self._as_arch(a) for a in archs]
         dense = self._dense_map()
         if dense is not None and isinstance(self.space, EnumerableSpace):
             raw = np.asarray([self.space.dense_index(a) for a in archs], dtype=np.int64)
@@ -220,12 +230,27 @@ class ReadingMixin(StoreState):
             raise StoreError(f"dense indices must lie in 0..{len(dense) - 1}")
         return dense[raw]
 
+    def top(self, task: str, k: int = 10, column: str = "val_metric") -> pd.DataFrame:
+        """The ``k`` best architectures of ``task`` by the mean of ``column`` over seeds (best
+        first, in the task's direction): ``arch_id``, ``hash``, ``spec``, ``column``, ``seeds``."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise StoreError(f"top: k must be a positive integer, got {k!r}")
+        table = self.metric_table(task, column)
+        sign = 1.0 if self.task_info(task)["higher_is_better"] else -1.0
+        ids = np.flatnonzero(~np.isnan(table))
+        order = ids[np.argsort(-sign * table[ids], kind="stable")][:k]
+        counts = np.bincount(self._column(task, "arch"), minlength=self.num_archs)
+        archs = self.archs(order)
+        return pd.DataFrame({"arch_id": order, "hash": [self.space.hash(a) for a in archs],
+                             "spec": [self.space.to_string(a) for a in archs], column: table[order],
+                             "seeds": counts[order]})
+
     def lookup(self, task: str, archs: Iterable[Hashable] | None = None, column: str = "val_metric",
                *, dense_index: np.ndarray | None = None) -> np.ndarray:
         """``column`` (mean over seeds) of each architecture on ``task``; NaN if not evaluated.
 
-        Give architectures, or (enumerable spaces) their raw ``dense_index`` array for a
-        vectorised lookup without building architecture objects.
+        Give architectures (objects or spec strings), or (enumerable spaces) their raw
+        ``dense_index`` array for a vectorised lookup without building architecture objects.
         """
         if (archs is None) == (dense_index is None):
             raise StoreError("lookup needs exactly one of archs and dense_index")
