@@ -218,18 +218,52 @@ class TransferPredictor:
         Adam steps.
         """
         cfg = self.config
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
+            raise ValueError(f"fit: steps must be a positive integer, got {steps!r}")
         tasks, data = self._parse_history(history, target)
+        stats = self._task_stats(tasks, data)
+        residual_tasks = [t for t in tasks if t in stats] if self.transfer else []
+        shrink = cfg.residual_shrinkage if (self.transfer and cfg.head != "paper") else 0.0
+        rows = self._training_rows(tasks, data, stats, {t: k for k, t in enumerate(residual_tasks)}, shrink)
+        dev = self.device
+        t0 = time.perf_counter()
+        cuda_devs = [dev.index if dev.index is not None else torch.cuda.current_device()] \
+            if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devs):
+            torch.manual_seed(cfg.seed)
+            net = TransferNet(self._mask, len(residual_tasks), cfg).to(dev)
+            if init is not None:
+                self._warm_start(net, init, residual_tasks)
+            log, step = self._train(net, rows, shrink, steps, verbose)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        self.fit_seconds = time.perf_counter() - t0
+        self.net = net
+        self.tasks = tasks
+        self.stats = stats
+        self.residual_tasks = residual_tasks
+        self.train_log = log
+        self.train_steps = step
+        return self
+
+    @staticmethod
+    def _task_stats(tasks: list[str], data: dict) -> dict[str, TaskStats]:
+        """Mean and standard deviation of each task's scores (the per-task z-scoring)."""
         stats: dict[str, TaskStats] = {}
         for t in tasks:
             y = data[t][1]
             if len(y):
                 sd = float(y.std())
                 stats[t] = TaskStats(float(y.mean()), sd if len(y) > 1 and sd > 1e-12 else 1.0, len(y))
-        residual_tasks = [t for t in tasks if t in stats] if self.transfer else []
-        res_index = {t: k for k, t in enumerate(residual_tasks)}
+        return stats
 
+    def _training_rows(self, tasks: list[str], data: dict, stats: dict[str, TaskStats],
+                       res_index: dict[str, int], shrink: float) -> tuple[torch.Tensor, ...]:
+        """Every task's evaluations as one batch on the device: tokens, z-scored targets, residual
+        index (-1: none) and the residual penalty weight of each row (shrinkage / task size),
+        with ``augment_copies`` symmetry-augmented copies of each row when ``augment``."""
+        cfg = self.config
         toks, ys, tids, pens = [], [], [], []
-        shrink = cfg.residual_shrinkage if (self.transfer and cfg.head != "paper") else 0.0
         rng = np.random.default_rng(cfg.seed)
         for t in tasks:
             tok, y, archs = data[t]
@@ -248,75 +282,63 @@ class TransferPredictor:
                     tids.append(tids[-1])
                     pens.append(pens[-1])
         dev = self.device
-        X = torch.cat(toks).to(dev)
-        Y = torch.from_numpy(np.concatenate(ys)).float().to(dev)
-        TID = torch.from_numpy(np.concatenate(tids)).long().to(dev)
-        PEN = torch.from_numpy(np.concatenate(pens)).float().to(dev)
-        N = X.shape[0]
+        return (torch.cat(toks).to(dev), torch.from_numpy(np.concatenate(ys)).float().to(dev),
+                torch.from_numpy(np.concatenate(tids)).long().to(dev),
+                torch.from_numpy(np.concatenate(pens)).float().to(dev))
 
-        t0 = time.perf_counter()
-        cuda_devs = [dev.index if dev.index is not None else torch.cuda.current_device()] \
-            if dev.type == "cuda" else []
-        if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
-            raise ValueError(f"fit: steps must be a positive integer, got {steps!r}")
-        with torch.random.fork_rng(devices=cuda_devs):
-            torch.manual_seed(cfg.seed)
-            net = TransferNet(self._mask, len(residual_tasks), cfg).to(dev)
-            if init is not None:
-                self._warm_start(net, init, residual_tasks)
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-            bs = min(cfg.batch_size, N)
-            per_epoch = math.ceil(N / bs)
-            total = max(cfg.epochs * per_epoch, cfg.min_steps) if steps is None else int(steps)
-            V = net.codec.vocab_size
-            log: list[tuple[float, float, float]] = []
-            step = 0
-            net.train()
-            while step < total:
-                perm = torch.randperm(N, generator=gen).to(dev)
-                sums = torch.zeros(3, device=dev)
-                nb = 0
-                for i in range(0, N, bs):
-                    if step >= total:
-                        break
-                    idx = perm[i:i + bs]
-                    xb = X[idx]
-                    pred, res, logits = net(xb, TID[idx])
-                    l_pred = F.mse_loss(pred, Y[idx])
-                    if shrink > 0:
-                        # shrink the residual to 0 and the task's scale to 1 (see PredictorConfig)
-                        dev_scale = torch.zeros_like(res)
-                        if net.calibrated:
-                            tb = TID[idx]
-                            dev_scale = torch.where(tb >= 0, net.task_scale[tb.clamp(min=0)] - 1.0,
-                                                    dev_scale)
-                        l_pred = l_pred + (PEN[idx] * (res.pow(2) + dev_scale.pow(2))).mean()
-                    l_rec = F.cross_entropy(logits.reshape(-1, V), xb.reshape(-1))
-                    loss = cfg.alpha * l_pred + (1.0 - cfg.alpha) * l_rec
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-                    opt.step()
-                    sums += torch.stack((loss.detach(), l_pred.detach(), l_rec.detach()))
-                    nb += 1
-                    step += 1
-                ep = tuple(float(v) for v in (sums / max(nb, 1)).tolist())
-                log.append(ep)  # type: ignore[arg-type]
-                if verbose:
-                    print(f"epoch {len(log):4d}  loss {ep[0]:.4f}  pred {ep[1]:.4f}  rec {ep[2]:.4f}")
-            net.eval()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        self.fit_seconds = time.perf_counter() - t0
-        self.net = net
-        self.tasks = tasks
-        self.stats = stats
-        self.residual_tasks = residual_tasks
-        self.train_log = log
-        self.train_steps = step
-        return self
+    def _train(self, net: TransferNet, rows: tuple[torch.Tensor, ...], shrink: float, steps: int | None,
+               verbose: bool) -> tuple[list[tuple[float, float, float]], int]:
+        """Adam on equation 6 over shuffled mini-batches of ``rows``; returns the per-epoch mean
+        (loss, prediction loss, reconstruction loss) and the number of steps taken."""
+        cfg, dev = self.config, self.device
+        X, Y, TID, PEN = rows
+        N = X.shape[0]
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        bs = min(cfg.batch_size, N)
+        total = max(cfg.epochs * math.ceil(N / bs), cfg.min_steps) if steps is None else int(steps)
+        log: list[tuple[float, float, float]] = []
+        step = 0
+        net.train()
+        while step < total:
+            perm = torch.randperm(N, generator=gen).to(dev)
+            sums = torch.zeros(3, device=dev)
+            nb = 0
+            for i in range(0, N, bs):
+                if step >= total:
+                    break
+                idx = perm[i:i + bs]
+                loss, l_pred, l_rec = self._batch_loss(net, X[idx], Y[idx], TID[idx], PEN[idx], shrink)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                opt.step()
+                sums += torch.stack((loss.detach(), l_pred.detach(), l_rec.detach()))
+                nb += 1
+                step += 1
+            ep = tuple(float(v) for v in (sums / max(nb, 1)).tolist())
+            log.append(ep)  # type: ignore[arg-type]
+            if verbose:
+                print(f"epoch {len(log):4d}  loss {ep[0]:.4f}  pred {ep[1]:.4f}  rec {ep[2]:.4f}")
+        net.eval()
+        return log, step
+
+    def _batch_loss(self, net: TransferNet, xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor,
+                    pen: torch.Tensor, shrink: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(``alpha * L_pred + (1 - alpha) * L_rec``, ``L_pred``, ``L_rec``) of one mini-batch;
+        ``L_pred`` includes the shrinkage of the residual to 0 and of the task scale to 1."""
+        cfg = self.config
+        pred, res, logits = net(xb, tb)
+        l_pred = F.mse_loss(pred, yb)
+        if shrink > 0:
+            # shrink the residual to 0 and the task's scale to 1 (see PredictorConfig)
+            dev_scale = torch.zeros_like(res)
+            if net.calibrated:
+                dev_scale = torch.where(tb >= 0, net.task_scale[tb.clamp(min=0)] - 1.0, dev_scale)
+            l_pred = l_pred + (pen * (res.pow(2) + dev_scale.pow(2))).mean()
+        l_rec = F.cross_entropy(logits.reshape(-1, net.codec.vocab_size), xb.reshape(-1))
+        return cfg.alpha * l_pred + (1.0 - cfg.alpha) * l_rec, l_pred, l_rec
 
     def _warm_start(self, net: TransferNet, init: TransferPredictor, residual_tasks: list[str]) -> None:
         """Copy ``init``'s weights into ``net`` (per-task heads matched by task name)."""
@@ -441,15 +463,7 @@ class TransferPredictor:
         """
         net = self._need_fit("propose")
         idx = self._task_index(task, "propose")
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"propose: n must be a positive integer, got {n!r}")
-        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-            raise ValueError(f"propose: max_steps must be a positive integer, got {max_steps!r}")
-        if isinstance(step_sizes, (int, float)):
-            step_sizes = (float(step_sizes),)
-        step_sizes = [float(s) for s in step_sizes]
-        if not step_sizes or not all(math.isfinite(s) and s > 0 for s in step_sizes):
-            raise ValueError(f"propose: step_sizes must be positive numbers, got {step_sizes!r}")
+        step_sizes = _check_propose_args(n, max_steps, step_sizes)
         starts = list(starts)
         if not starts:
             return []
@@ -460,53 +474,65 @@ class TransferPredictor:
             raise ValueError(f"propose: exclude holds an invalid {self.space.name} architecture: {exc}") from None
         start_hash = [self.space.hash(a) for a in starts]
         start_pred = self._predict_norm(start_tok, idx)
-        S = len(starts)
-        tid = torch.full((S,), idx, dtype=torch.long, device=self.device)
+        tid = torch.full((len(starts),), idx, dtype=torch.long, device=self.device)
         with torch.no_grad():
             e0, _ = net.codec.encode(start_tok)
         found: list[tuple[float, str, Hashable, int, float, int]] = []
         for eta in step_sizes:
-            e = e0.clone()
-            active = np.ones(S, dtype=bool)
-            for step in range(1, max_steps + 1):
-                with torch.enable_grad():
-                    e_req = e.detach().requires_grad_(True)
-                    f = net.head(net.codec.pool(e_req), tid).sum()
-                    (g,) = torch.autograd.grad(f, e_req)
-                e = F.normalize(e + eta * g, p=2, dim=-1).detach()
-                rows = [int(i) for i in np.flatnonzero(active)]
-                with torch.no_grad():
-                    sel = torch.as_tensor(rows, dtype=torch.long, device=self.device)
-                    es = e[sel]
-                    toks = net.codec.greedy(es, net.codec.pool(es)).cpu().numpy()
-                cands: list[tuple[int, Hashable, str]] = []
-                for r, tk in zip(rows, toks):
-                    try:
-                        arch = self.space.decode(tk.tolist())
-                        h = self.space.hash(arch)
-                    except SpaceError:
-                        continue
-                    if h == start_hash[r] or h in seen:
-                        continue
-                    cands.append((r, arch, h))
-                if cands:
-                    preds = self._predict_norm(self._tokens([c[1] for c in cands], "propose"), idx)
-                    for (r, arch, h), p in zip(cands, preds):
-                        if h in seen or (require_improvement and not p > start_pred[r]):
-                            continue
-                        seen.add(h)
-                        active[r] = False
-                        found.append((float(p), h, arch, r, eta, step))
-                if not active.any():
-                    break
+            found += self._ascend(net, e0, tid, idx, eta, max_steps, start_hash, start_pred, seen,
+                                  require_improvement)
             if len(found) >= n:
                 break
         found.sort(key=lambda c: (-c[0], c[1]))
-        out = []
-        for p, _h, arch, r, eta, step in found[:n]:
-            out.append(Proposal(arch, float(self._to_scale(task, np.array([p]))[0]), starts[r],
-                                float(self._to_scale(task, start_pred[r:r + 1])[0]), eta, step))
-        return out
+        return [Proposal(arch, float(self._to_scale(task, np.array([p]))[0]), starts[r],
+                         float(self._to_scale(task, start_pred[r:r + 1])[0]), eta, step)
+                for p, _h, arch, r, eta, step in found[:n]]
+
+    def _ascend(self, net: TransferNet, e0: torch.Tensor, tid: torch.Tensor, idx: int, eta: float,
+                max_steps: int, start_hash: list[str], start_pred: np.ndarray, seen: set[str],
+                require_improvement: bool) -> list[tuple[float, str, Hashable, int, float, int]]:
+        """Gradient ascent from every start with one step size: after each step, the decoded
+        architectures that qualify (see :meth:`propose`) are kept, one per start, and their
+        starts stop.  ``seen`` is updated.  Rows: (prediction, hash, arch, start, eta, step)."""
+        found: list[tuple[float, str, Hashable, int, float, int]] = []
+        e = e0.clone()
+        active = np.ones(len(start_hash), dtype=bool)
+        for step in range(1, max_steps + 1):
+            with torch.enable_grad():
+                e_req = e.detach().requires_grad_(True)
+                f = net.head(net.codec.pool(e_req), tid).sum()
+                (g,) = torch.autograd.grad(f, e_req)
+            e = F.normalize(e + eta * g, p=2, dim=-1).detach()
+            cands = self._decoded(net, e, [int(i) for i in np.flatnonzero(active)], start_hash, seen)
+            if cands:
+                preds = self._predict_norm(self._tokens([c[1] for c in cands], "propose"), idx)
+                for (r, arch, h), p in zip(cands, preds):
+                    if h in seen or (require_improvement and not p > start_pred[r]):
+                        continue
+                    seen.add(h)
+                    active[r] = False
+                    found.append((float(p), h, arch, r, eta, step))
+            if not active.any():
+                break
+        return found
+
+    def _decoded(self, net: TransferNet, e: torch.Tensor, rows: list[int], start_hash: list[str],
+                 seen: set[str]) -> list[tuple[int, Hashable, str]]:
+        """(start, architecture, hash) of the valid decodings of ``e[rows]`` that are new:
+        not their start and not in ``seen``."""
+        with torch.no_grad():
+            es = e[torch.as_tensor(rows, dtype=torch.long, device=self.device)]
+            toks = net.codec.greedy(es, net.codec.pool(es)).cpu().numpy()
+        cands: list[tuple[int, Hashable, str]] = []
+        for r, tk in zip(rows, toks):
+            try:
+                arch = self.space.decode(tk.tolist())
+                h = self.space.hash(arch)
+            except SpaceError:
+                continue
+            if h != start_hash[r] and h not in seen:
+                cands.append((r, arch, h))
+        return cands
 
     # ------------------------------------------------------------- save / load
     def state(self) -> dict[str, Any]:
@@ -579,3 +605,17 @@ def paper_predictor(space: SearchSpace, seed: int = 0, **options: Any) -> Transf
     """XferNAS's transfer predictor exactly as the paper describes it: ``head="paper"`` and
     no residual shrinkage (options may override either)."""
     return TransferPredictor(space, seed=seed, **{"head": "paper", "residual_shrinkage": 0.0, **options})
+
+
+def _check_propose_args(n: Any, max_steps: Any, step_sizes: Any) -> list[float]:
+    """Bad-argument checks of :meth:`TransferPredictor.propose`; the step sizes as a list."""
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"propose: n must be a positive integer, got {n!r}")
+    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"propose: max_steps must be a positive integer, got {max_steps!r}")
+    if isinstance(step_sizes, (int, float)):
+        step_sizes = (float(step_sizes),)
+    sizes = [float(s) for s in step_sizes]
+    if not sizes or not all(math.isfinite(s) and s > 0 for s in sizes):
+        raise ValueError(f"propose: step_sizes must be positive numbers, got {sizes!r}")
+    return sizes
