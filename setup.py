@@ -10,6 +10,6 @@ from setuptools import find_packages, setup
 
 setup(
     packages=find_packages(include=["nasbench_xfer", "nasbench_xfer.*"]),
-    package_data={"nasbench_xfer.datasets": ["*.h5", "*.md"]},
+    package_data={"nasbench_xfer": ["py.typed"], "nasbench_xfer.datasets": ["*.h5", "*.md"]},
     include_package_data=True,
 )
