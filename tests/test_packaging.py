@@ -48,6 +48,7 @@ def test_wheel_namespaces_the_card_folders(wheel):
     assert tops == {"nasbench_xfer"}, tops
     for sub in ("datasets", "baselines", "evaluate"):
         assert f"nasbench_xfer/{sub}/__init__.py" in names
+    assert "nasbench_xfer/py.typed" in names  # type checkers use the package's annotations
     entry = [n for n in names if n.endswith("entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry[0]).decode()
     assert "nasbench-xfer = nasbench_xfer.cli.main:cli" in text
