@@ -6,7 +6,7 @@ and never loads more than asked.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
@@ -16,9 +16,6 @@ from ..space import EnumerableSpace, SpaceError
 from . import journal
 from .schema import _DAMAGE, EVAL_COLUMNS, FORMAT, StoreError, _damaged, _jload
 from .state import StoreState
-
-if TYPE_CHECKING:
-    pass
 
 
 class ReadingMixin(StoreState):
