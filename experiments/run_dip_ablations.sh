@@ -8,7 +8,7 @@
 source "$(dirname "$0")/common.sh"
 G=(--source-sizes 0,50,100,150 --target-sizes 0,10,25 --splits 5)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(jigsaw nbg:cora class_object autoencoder nbg:citeseer)
+[ ${#targets[@]} -gt 0 ] || targets=(jigsaw nbg:cora class_object autoencoder nbg:citeseer class_scene room_layout segmentsemantic normal)
 for t in "${targets[@]}"; do
   if [[ $t == nbg:* ]]; then
     name=${t#nbg:}
