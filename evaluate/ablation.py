@@ -87,7 +87,8 @@ def check_spec(spec: AblationSpec) -> None:
                 raise StoreError(f"task {t!r} is not in {spec.store} (tasks: {', '.join(st.tasks)})")
         if spec.target in spec.sources:
             raise ValueError(f"the target {spec.target!r} cannot also be a source")
-        n = int(np.isfinite(st.score_table(spec.target)).sum())
+        tables = {t: st.score_table(t) for t in [spec.target, *spec.sources]}
+    n = int(np.isfinite(tables[spec.target]).sum())
     need = spec.holdout + max(spec.target_sizes)
     if n < need:
         raise OracleError(f"target {spec.target!r} has {n} evaluated architectures; holdout "
@@ -98,9 +99,8 @@ def check_spec(spec: AblationSpec) -> None:
         raise ValueError("sizes must be non-negative")
     want = max(spec.source_sizes)
     if want > 0 and spec.sources:  # every split must have that many source architectures outside its holdout
-        data = _data(spec)
         for k in range(spec.splits):
-            for s, ids in data.split(spec, k)[2].items():
+            for s, ids in split_ids(tables, spec, k)[2].items():
                 if len(ids) < want:
                     raise OracleError(f"source task {s!r} has {len(ids)} evaluated architectures outside the "
                                       f"held-out set of split {k}, fewer than the source size {want} asked "
@@ -119,16 +119,23 @@ class _Data:
             self.archs = dict(zip(ids, st.archs(ids)))
 
     def split(self, spec: AblationSpec, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        tgt = np.flatnonzero(np.isfinite(self.tables[spec.target]))
-        perm = np.random.default_rng(derive_seed(spec.seed, "target", k)).permutation(tgt)
-        test, cand = perm[: spec.holdout], perm[spec.holdout:]
-        held = set(test.tolist())
-        src = {}
-        for s in spec.sources:
-            ids = np.flatnonzero(np.isfinite(self.tables[s]))
-            ids = np.asarray([i for i in ids if i not in held], dtype=np.int64)
-            src[s] = np.random.default_rng(derive_seed(spec.seed, "source", s, k)).permutation(ids)
-        return test, cand, src
+        return split_ids(self.tables, spec, k)
+
+
+def split_ids(tables: dict[str, np.ndarray], spec: AblationSpec,
+              k: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Split ``k`` from the score tables alone: (held-out target ids, candidate target ids in
+    order, {source: its ids outside the held-out set, in order})."""
+    tgt = np.flatnonzero(np.isfinite(tables[spec.target]))
+    perm = np.random.default_rng(derive_seed(spec.seed, "target", k)).permutation(tgt)
+    test, cand = perm[: spec.holdout], perm[spec.holdout:]
+    held = set(test.tolist())
+    src = {}
+    for s in spec.sources:
+        ids = np.flatnonzero(np.isfinite(tables[s]))
+        ids = np.asarray([i for i in ids if i not in held], dtype=np.int64)
+        src[s] = np.random.default_rng(derive_seed(spec.seed, "source", s, k)).permutation(ids)
+    return test, cand, src
 
 
 _CACHE: dict[str, _Data] = {}
