@@ -115,10 +115,7 @@ class Registry(Mapping[str, T], Generic[T]):
         if key in self._lazy or (key in self._objects and self._objects[key] != obj):
             raise self.error(f"{self.kind} {key!r} is already registered (as something else)")
         self._objects[key] = obj
-        if key not in self._order:
-            self._order.append(key)
-        if doc is not None:
-            self._docs[key] = doc
+        self._remember(key, doc)
         return obj
 
     def lazy(self, name: str, path: str, doc: str | None = None) -> None:
@@ -126,6 +123,10 @@ class Registry(Mapping[str, T], Generic[T]):
         if name in self._objects or (name in self._lazy and self._lazy[name] != path):
             raise self.error(f"{self.kind} {name!r} is already registered (as something else)")
         self._lazy[name] = path
+        self._remember(name, doc)
+
+    def _remember(self, name: str, doc: str | None) -> None:
+        """Keep ``name``'s place in the registration order and its one-line doc, if given."""
         if name not in self._order:
             self._order.append(name)
         if doc is not None:
