@@ -242,7 +242,7 @@ def paired_tests(traj: pd.DataFrame, focus: str = "xfernas", budgets: Sequence[i
     from nasbench_xfer.evaluate.stats import holm, paired_wilcoxon
 
     opts = list(dict.fromkeys(traj["optimizer"]))
-    if focus not in opts:
+    if focus not in opts or len(opts) < 2:  # nothing to pair with
         return pd.DataFrame(columns=["opponent", "budget", "pairs", "mean_diff", "median_diff",
                                      "p", "p_holm", "call"])
     if budgets is None:

@@ -81,6 +81,9 @@ def test_paired_tests_pair_by_seed_and_holm_correct():
     # reversed roles: a loss
     rev = paired_tests(traj, "nao", budgets=[12])
     assert rev[rev.opponent == "xfernas"]["call"].iloc[0] == "loss"
+    # a comparison of xfernas alone has nothing to pair with: an empty table, not an error
+    alone = paired_tests(traj[traj.optimizer == "xfernas"], "xfernas")
+    assert alone.empty and "p_holm" in alone.columns
 
 
 def test_summary_evals_to_top_is_a_censored_median():
