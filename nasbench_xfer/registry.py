@@ -23,6 +23,8 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -66,12 +68,34 @@ def load_path(path: str, error: type[Exception] = RegistryError, what: str = "ob
     if not module or not attr:
         raise error(f"{path!r} is not a 'module:attr' path")
     try:
-        obj: Any = importlib.import_module(module)
+        obj: Any = _import_here_too(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise error(f"cannot load {what} {path!r}: {exc}") from None
     return obj
+
+
+def _import_here_too(module: str) -> Any:
+    """``importlib.import_module``, also finding modules of the current directory: an installed
+    console script (``nasbench-xfer``) does not put it on ``sys.path`` as ``python -m`` does, and
+    ``-O mine:MyOptimizer`` with ``mine.py`` beside the user is what the README shows."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        top = module.split(".")[0]
+        if exc.name != top or here in sys.path or "" in sys.path:
+            raise
+        sys.path.append(here)
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as exc2:
+            sys.path.remove(here)
+            if exc2.name == top:
+                raise ModuleNotFoundError(f"no module named {top!r} (looked on sys.path and in "
+                                          f"the current directory {here})", name=top) from None
+            raise
 
 
 class Registry(Mapping[str, T], Generic[T]):

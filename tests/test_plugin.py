@@ -72,3 +72,25 @@ def test_installed_plugin_runs_through_the_cli(store_path, tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "| my_nas_plugin:SourceGreedy |" in out.stdout
+
+
+def test_module_path_plugin_from_the_current_directory_with_the_console_script(store_path, tmp_path):
+    """`nasbench-xfer compare -O mine:SourceGreedy` beside mine.py, as the README shows: the
+    installed console script does not put the current directory on sys.path, the loader must."""
+    script = Path(sys.executable).parent / "nasbench-xfer"
+    if not script.exists():
+        pytest.skip("the console script is not installed in this environment")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.py").write_text(readme_plugin_code())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([str(script), "compare", "-s", str(store_path), "-t", "target",
+                          "-O", "mine:SourceGreedy", "--budget", "3", "--seeds", "1",
+                          "-o", str(tmp_path / "cmp"), "-j", "1"], cwd=work, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    missing = subprocess.run([str(script), "compare", "-s", str(store_path), "-t", "target",
+                              "-O", "nothere:X", "--budget", "3", "-o", str(tmp_path / "cmp3")],
+                             cwd=work, env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "nothere" in missing.stderr and str(work) in missing.stderr
+    assert "Traceback" not in missing.stderr
