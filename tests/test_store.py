@@ -309,3 +309,27 @@ def test_lookup_by_spec_string_and_top(tmp_path):
             st.lookup("loss", ["(9, 9)"])
         with pytest.raises(StoreError, match="k must be a positive integer"):
             st.top("loss", 0)
+
+
+def test_epoch_queries_read_the_learning_curves(tmp_path):
+    st, archs = _make(tmp_path / "s.h5")
+    # a second seed of archs[4] with a longer curve, through the append journal
+    st.append("cifar10", [dict(arch=archs[4], seed=1, val_metric=0.6, curve=[0.3, 0.5, 0.7, 0.9])])
+    st.close()
+    with Store.open(tmp_path / "s.h5") as st:
+        assert st.lookup("cifar10", archs[:3], epoch=2) == pytest.approx([0.3, 0.3, 0.3])
+        assert st.lookup("cifar10", [archs[4]], epoch=1)[0] == pytest.approx((0.1 + 0.3) / 2)
+        assert st.lookup("cifar10", [archs[5]], epoch=3)[0] == pytest.approx(0.55)
+        # past the end of the 3-epoch curves only the 4-epoch one answers; others are NaN
+        four = st.lookup("cifar10", [archs[4], archs[5]], epoch=4)
+        assert four[0] == pytest.approx(0.9) and np.isnan(four[1])
+        spec = st.space.to_string(archs[4])
+        c = st.curve("cifar10", spec)
+        assert c.shape == (2, 4) and c[0, 2] == pytest.approx(0.54) and np.isnan(c[0, 3])
+        assert st.curve("cifar10", st.space.sample(np.random.default_rng(99))).shape == (0, 4)
+        with pytest.raises(StoreError, match="at most 4 epochs; epoch=5"):
+            st.lookup("cifar10", archs[:1], epoch=5)
+        with pytest.raises(StoreError, match="epoch must be a positive integer"):
+            st.lookup("cifar10", archs[:1], epoch=0)
+        with pytest.raises(StoreError, match="column must be 'val_metric'"):
+            st.lookup("cifar10", archs[:1], "test_metric", epoch=1)

@@ -196,12 +196,36 @@ class ReadingMixin(StoreState):
         return [self.space.decode(t) for t in toks]
 
     @_damaged
-    def metric_table(self, task: str, column: str = "val_metric") -> np.ndarray:
+    def _epoch_column(self, task: str, column: str, epoch: int) -> np.ndarray:
+        """Per evaluation: the validation curve's value after ``epoch`` (1-based) epochs."""
+        if column != "val_metric":
+            raise StoreError(f"epoch={epoch} reads the validation curves: column must be 'val_metric', "
+                             f"got {column!r}")
+        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 1:
+            raise StoreError(f"epoch must be a positive integer (1 = after the first epoch), got {epoch!r}")
+        width = self._max_epochs(task)
+        if epoch > width:
+            raise StoreError(f"task {task!r} has curves of at most {width} epochs; epoch={epoch} asked"
+                             + (" (this task stores no learning curves)" if width == 0 else ""))
+        return self.curves(task)[:, epoch - 1].astype(np.float64)
+
+    def curve(self, task: str, arch: Hashable) -> np.ndarray:
+        """The validation curves of one architecture (object or spec string) on ``task``:
+        ``(seeds, epochs)``, one row per evaluation, NaN past a curve's end; ``(0, epochs)``
+        if the architecture was not evaluated on the task."""
+        self._check_task(task)
+        aid = int(self.arch_ids([arch])[0])
+        rows = np.flatnonzero(self._column(task, "arch") == aid) if aid >= 0 else np.zeros(0, dtype=int)
+        return self.curves(task)[rows]
+
+    def metric_table(self, task: str, column: str = "val_metric", epoch: int | None = None) -> np.ndarray:
         """Array over architecture ids with the mean of ``column`` over that task's evaluations
-        (NaN where the architecture was not evaluated on the task)."""
+        (NaN where the architecture was not evaluated on the task).  ``epoch=k``: the validation
+        curves' value after ``k`` epochs instead (mean over seeds; NaN where a curve is shorter)."""
         self._check_task(task)
         ids = self._column(task, "arch")
-        vals = self._column(task, column).astype(np.float64)
+        vals = (self._column(task, column).astype(np.float64) if epoch is None
+                else self._epoch_column(task, column, epoch))
         out = np.full(self.num_archs, np.nan)
         if len(ids):
             ok = ~np.isnan(vals)
@@ -243,11 +267,13 @@ class ReadingMixin(StoreState):
                              "seeds": counts[order]})
 
     def lookup(self, task: str, archs: Iterable[Hashable] | None = None, column: str = "val_metric",
-               *, dense_index: np.ndarray | None = None) -> np.ndarray:
+               *, dense_index: np.ndarray | None = None, epoch: int | None = None) -> np.ndarray:
         """``column`` (mean over seeds) of each architecture on ``task``; NaN if not evaluated.
 
         Give architectures (objects or spec strings), or (enumerable spaces) their raw
         ``dense_index`` array for a vectorised lookup without building architecture objects.
+        ``epoch=k`` answers from the learning curves: the validation metric after ``k``
+        epochs (1-based; NaN where the curve is shorter), for multi-fidelity methods.
         """
         if (archs is None) == (dense_index is None):
             raise StoreError("lookup needs exactly one of archs and dense_index")
@@ -256,7 +282,7 @@ class ReadingMixin(StoreState):
         else:
             assert dense_index is not None
             ids = self.dense_ids(dense_index)
-        table = self.metric_table(task, column)
+        table = self.metric_table(task, column, epoch=epoch)
         out = np.full(len(ids), np.nan)
         ok = ids >= 0
         out[ok] = table[ids[ok]]
