@@ -87,7 +87,7 @@ class PredictorRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("fit: y contains NaN or infinite values")
         if not isinstance(self.task, str) or not self.task:
             raise ValueError(f"task must be a non-empty task name, got {self.task!r}")
-        history: dict[str, tuple[list, np.ndarray]] = {}
+        history: dict[str, Any] = {}
         for name, (s_archs, s_y) in dict(self.sources or {}).items():
             if name == self.task:
                 raise ValueError(f"sources hold the estimator's own task {self.task!r}: give its "
