@@ -33,6 +33,23 @@ weights for ``warm_steps`` Adam steps instead of training from scratch (the
 first fit is a full one).  Between refits, proposals of the last fit are
 evaluated in order of their predicted score.
 
+Hedging against sources that mislead (option ``hedge``, XferNAS only, default on):
+from the first refit with target evaluations on, a second predictor is fitted on
+the target's evaluations alone (NAO's model, warm-started like the transfer
+model), and each fit's predictions of the architectures evaluated after it are
+kept.  These are out-of-sample: every architecture was predicted before it was
+evaluated.  From them the two models are scored by the fraction of correctly
+ordered pairs within each batch (predictions of one fit are only compared with
+each other), and ``w`` = the probability that the target-only model ranks better
+(a bootstrap over batches; 0 until ``hedge_min_batches`` batches are scored).
+Screening then ranks the candidates (the unevaluated pool plus the ascent
+proposals) by ``(1 - w) * rank(transfer) + w * rank(target-only)``, with ranks
+scaled to [0, 1].  Where the sources rank the target well, ``w`` stays near 0 and
+the search is the transfer model's.  Where the target-only model ranks better
+(a target unlike its sources), the search moves towards NAO's.
+``self.hedge_log`` records ``(evaluations, w, batches)`` at every refit, and the
+proposals of a hedged ranking are tagged ``screen-hedged``.
+
 Every proposal records where it came from (``self.origins``: ``screen``,
 ``ascent``, ``random``, ``init``), which the search runner writes to the
 trajectory's ``origin`` column; phase-1 screening is ``screen-sources``.
@@ -60,7 +77,8 @@ class SurrogateSearch(Optimizer):
     def __init__(self, refit_every: int = 5, n_starts: int = 5, starts_per_task: int = 5,
                  phase1_step: float = 10.0, step_sizes: Sequence[float] | None = None,
                  n_init: int = 0, proposal: str = "hybrid", warm_start: bool = True,
-                 warm_steps: int = 50, n_screen: int = 2000, **predictor_options: Any):
+                 warm_steps: int = 50, n_screen: int = 2000, hedge: bool = True,
+                 hedge_min_batches: int = 2, **predictor_options: Any):
         if refit_every < 1 or n_starts < 1:
             raise OptimizerError("refit_every and n_starts must be positive")
         if proposal not in PROPOSALS:
@@ -77,6 +95,10 @@ class SurrogateSearch(Optimizer):
         self.warm_start = bool(warm_start)
         self.warm_steps = warm_steps
         self.n_screen = n_screen
+        if not isinstance(hedge_min_batches, int) or hedge_min_batches < 1:
+            raise OptimizerError("hedge_min_batches must be a positive integer")
+        self.hedge = bool(hedge)
+        self.hedge_min_batches = hedge_min_batches
         self.predictor_options = predictor_options
 
     def setup(self, ctx: SearchContext) -> None:
@@ -86,6 +108,11 @@ class SurrogateSearch(Optimizer):
         self._model = None
         self.fits = 0
         self.fit_seconds = 0.0
+        self._seed = 0
+        self._target_model = None
+        self._scored: set[str] = set()
+        self._batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.hedge_log: list[tuple[int, float, int]] = []
         self._pool_hashes = ({ctx.hash(a) for a in ctx.candidates}
                              if ctx.restricted and ctx.candidates is not None else None)
 
@@ -103,6 +130,7 @@ class SurrogateSearch(Optimizer):
         from .predictor import TransferPredictor
 
         seed = int(self.ctx.rng.integers(2 ** 31))
+        self._seed = seed
         model = TransferPredictor(self.ctx.space, transfer=self.transfer, seed=seed,
                                   **self.predictor_options)
         t0 = time.perf_counter()
@@ -114,6 +142,77 @@ class SurrogateSearch(Optimizer):
         self.fits += 1
         self._model = model
         return model
+
+    # -- hedge ---------------------------------------------------------------
+    @property
+    def _hedging(self) -> bool:
+        return self.hedge and self.transfer and self.proposal == "hybrid"
+
+    def _fit_target_only(self):
+        """NAO's model on the target's evaluations alone (seeded from the transfer fit's seed, so
+        hedging draws nothing from the search's random stream)."""
+        import time
+
+        from .predictor import TransferPredictor
+
+        archs = [a for a, _ in self.evaluated.values()]
+        scores = np.array([s for _, s in self.evaluated.values()], dtype=float)
+        model = TransferPredictor(self.ctx.space, **{**self.predictor_options, "transfer": False,
+                                                     "seed": (self._seed + 1) % 2 ** 31})
+        t0 = time.perf_counter()
+        init = self._target_model
+        model.fit({self.ctx.target: (archs, scores)}, init=init,
+                  steps=self.warm_steps if init is not None and self.warm_start else None)
+        self.fit_seconds += time.perf_counter() - t0
+        self.fits += 1
+        self._target_model = model
+        return model
+
+    def _score_experts(self) -> None:
+        """Out-of-sample scoring: the architectures evaluated since the last refit, as the last
+        transfer and target-only fits predicted them (before they were evaluated)."""
+        new = [(h, a, y) for h, (a, y) in self.evaluated.items() if h not in self._scored]
+        self._scored.update(h for h, _, _ in new)
+        if self._model is None or self._target_model is None or len(new) < 2:
+            return
+        archs = [a for _, a, _ in new]
+        y = np.array([v for _, _, v in new], dtype=float)
+        self._batches.append((self._model.predict(self.ctx.target, archs),
+                              self._target_model.predict(self.ctx.target, archs), y))
+
+    def _target_weight(self) -> float:
+        """P(the target-only model orders pairs better than the transfer model), by a bootstrap
+        over the scored batches; 0 until ``hedge_min_batches`` batches are scored."""
+        if len(self._batches) < self.hedge_min_batches:
+            return 0.0
+        counts = np.array([(_concordant(px, y), _concordant(pn, y)) for px, pn, y in self._batches])
+        rng = np.random.default_rng(self._seed)
+        idx = rng.integers(len(counts), size=(500, len(counts)))
+        tot = counts[idx].sum(axis=1)  # (500, 2): transfer, target-only
+        return float(np.mean(tot[:, 1] > tot[:, 0]) + 0.5 * np.mean(tot[:, 1] == tot[:, 0]))
+
+    def _hedged(self, model, target_model, w: float, asc: dict, size: int) -> list[tuple[Any, str]]:
+        """The ``size`` candidates (unevaluated pool + ascent proposals) best by the weighted
+        mean of the two models' ranks: (arch, origin)."""
+        cands = self.ctx.candidates
+        if cands is None:
+            cands = self.ctx.space.sample_many(self.n_screen, self.ctx.rng)
+        pool, seen = [], set()
+        for h, p in asc.items():
+            seen.add(h)
+            pool.append((p.arch, "ascent"))
+        for a in cands:
+            h = self.ctx.hash(a)
+            if h not in seen and h not in self.evaluated:
+                seen.add(h)
+                pool.append((a, "screen-hedged"))
+        if not pool:
+            return []
+        archs = [a for a, _ in pool]
+        rx = _unit_ranks(model.predict(self.ctx.target, archs))
+        rn = _unit_ranks(target_model.predict(self.ctx.target, archs))
+        score = (1.0 - w) * rx + w * rn
+        return [pool[i] for i in np.argsort(-score, kind="stable")[:size]]
 
     def _starts(self) -> tuple[list, Sequence[float] | None]:
         if self.evaluated:
@@ -154,8 +253,14 @@ class SurrogateSearch(Optimizer):
         return [(float(pred[i]), rest[i]) for i in np.argsort(-pred, kind="stable")[:k]]
 
     def _refill(self, want: int) -> None:
+        if self._hedging:
+            self._score_experts()
         model = self._fit()
         phase1 = not self.evaluated
+        target_model = self._fit_target_only() if self._hedging and len(self.evaluated) >= 2 else None
+        w = self._target_weight() if target_model is not None else 0.0
+        if target_model is not None:
+            self.hedge_log.append((len(self.evaluated), w, len(self._batches)))
         starts, steps = self._starts()
         exclude = [a for a, _ in self.evaluated.values()]
         kwargs = {} if steps is None else {"step_sizes": steps}
@@ -174,6 +279,11 @@ class SurrogateSearch(Optimizer):
                 for _, a in self._screen(model, size - len(chosen), {self.ctx.hash(a) for a in chosen}):
                     chosen.append(a)
                     self.origins.setdefault(self.ctx.hash(a), screen_tag)
+        elif w > 0:
+            chosen = []
+            for a, tag in self._hedged(model, target_model, w, {self.ctx.hash(p.arch): p for p in props}, size):
+                chosen.append(a)
+                self.origins.setdefault(self.ctx.hash(a), tag)
         else:
             asc = {self.ctx.hash(p.arch): p for p in props}
             screened = self._screen(model, size, set(asc))
@@ -217,3 +327,19 @@ class XferNAS(SurrogateSearch):
         if not ctx.sources:
             raise OptimizerError("xfernas needs source tasks (use nao for search without transfer)")
         super().setup(ctx)
+
+
+def _concordant(pred: np.ndarray, y: np.ndarray) -> float:
+    """Correctly ordered pairs of ``y`` by ``pred`` (pairs tied in ``y`` skipped; a tie in
+    ``pred`` counts a half)."""
+    dp = np.sign(pred[:, None] - pred[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    upper = np.triu(np.ones_like(dy, dtype=bool), k=1) & (dy != 0)
+    return float(np.sum((dp == dy)[upper]) + 0.5 * np.sum((dp == 0)[upper]))
+
+
+def _unit_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks of ``x`` scaled to [0, 1] (ties share their mean rank)."""
+    from scipy.stats import rankdata
+
+    return (rankdata(x) - 1.0) / max(len(x) - 1, 1)

@@ -317,3 +317,62 @@ def test_compare_rejects_a_non_positive_source_size(store_path, tmp_path, size):
     result = CliRunner().invoke(cli, ["compare", "-s", str(store_path), "-t", "target", "-O", "random",
                                       "--seeds", "1", "--source-size", "-1", "-o", str(tmp_path / "c")])
     assert result.exit_code != 0 and "source size must be a positive number" in result.output
+
+
+def test_hedge_concordance_and_ranks_known_values():
+    from nasbench_xfer.xfernas import _concordant, _unit_ranks
+
+    y = np.array([1.0, 2.0, 3.0, 3.0])
+    assert _concordant(np.array([1.0, 2.0, 3.0, 4.0]), y) == 5      # the tied pair of y is skipped
+    assert _concordant(np.array([4.0, 3.0, 2.0, 1.0]), y) == 0
+    assert _concordant(np.array([1.0, 1.0, 3.0, 0.0]), y) == 2.5    # a tie in the prediction: a half
+    np.testing.assert_allclose(_unit_ranks(np.array([5.0, -1.0, 2.0])), [1.0, 0.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def misleading_store(tmp_path_factory):
+    """A target, a source that orders architectures exactly like it, and one that orders them in reverse."""
+    path = tmp_path_factory.mktemp("hedge") / "hedge.h5"
+    space = NASNetSpace()
+    archs = space.sample_many(120, np.random.default_rng(1))
+    with Store.create(path, space) as st:
+        for task, sign in (("target", 1.0), ("same", 1.0), ("reverse", -1.0)):
+            st.add_task(task, dataset=task)
+            st.append(task, [dict(arch=a, val_metric=sign * score(a, 0.1)) for a in archs])
+    return path
+
+
+def test_hedge_follows_the_target_only_model_when_the_sources_mislead(misleading_store):
+    """Out-of-sample pair orderings decide the weight of the target-only model: near 0 with a
+    source that orders like the target, high with one that orders in reverse."""
+    import nasbench_xfer.evaluate.search as search_mod
+    from nasbench_xfer.optimizer import make_optimizer
+
+    made = []
+
+    def capture(name, **kw):
+        made.append(make_optimizer(name, **kw))
+        return made[-1]
+
+    fast = {"epochs": 10, "min_steps": 80, "refit_every": 4}
+    weights = {}
+    for source in ("same", "reverse"):
+        s = SearchSpec(store=str(misleading_store), target="target", sources=[source], optimizers=["xfernas"],
+                       budget=24, seeds=[0], source_size=None, options={"xfernas": fast})
+        orig = search_mod.make_optimizer
+        search_mod.make_optimizer = capture
+        try:
+            traj = run_search(s, "xfernas", 0)
+        finally:
+            search_mod.make_optimizer = orig
+        log = made[-1].hedge_log
+        # no weight before two batches were predicted out of sample; one entry per phase-2 refit
+        assert [n for n, _, _ in log] == [4, 8, 12, 16, 20] and log[0][1] == log[1][1] == 0.0
+        weights[source] = log[-1][1]
+        if weights[source] > 0:
+            assert "screen-hedged" in set(traj["origin"])
+    assert weights["same"] < 0.5 < weights["reverse"]
+    # hedge=False is the unhedged search: no target-only model
+    s = SearchSpec(store=str(misleading_store), target="target", sources=["reverse"], optimizers=["xfernas"],
+                   budget=12, seeds=[0], source_size=None, options={"xfernas": {**fast, "hedge": False}})
+    assert "screen-hedged" not in set(run_search(s, "xfernas", 0)["origin"])
