@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,7 +192,13 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     tests = paired_tests(traj)
     tests.to_csv(out / "paired_tests.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(summary, spec, tests))
-    plot_best_so_far(traj, out / "best_so_far", title=f"target {spec.target}")
+    with Store.open(spec.store) as st:
+        info = st.task_info(spec.target)
+    metric = info.get("metric") or "metric"
+    sources = ", ".join(spec.sources) if len(spec.sources) <= 4 else f"{len(spec.sources)} source tasks"
+    plot_best_so_far(traj, out / "best_so_far", metric=metric,
+                     title=f"{Path(spec.store).stem}: target {spec.target} (sources: {sources}; "
+                           f"{spec.source_size or 'all'} per source; budget {spec.budget})")
     return {"trajectories": traj, "summary": summary, "tests": tests}
 
 
@@ -315,22 +322,36 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
     return "\n".join(lines) + "\n"
 
 
-def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "") -> None:
-    """Best validation metric found vs evaluations: mean over seeds with a std band (PNG + PDF)."""
-    fig, ax = new_figure()
+def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
+    """Regret (the table's best minus the best found so far, in ``metric``'s units) against
+    evaluations, log scale, step lines: mean over seeds with a band of one standard error of
+    the mean, kept within the achievable range (regret >= 0).  A regret of 0 (the table's best
+    found) is drawn at the floor of the axis, which the caption states.  PNG + PDF."""
+    fig, ax = new_figure(figsize=(6.4, 4.2))
+    positive = traj.loc[traj["regret"] > 0, "regret"]
+    floor = float(positive.min()) / 2 if len(positive) else 1e-6
     seeds = set()
     for opt, g in traj.groupby("optimizer", sort=False):
-        piv = g.pivot(index="step", columns="seed", values="best_val").ffill()  # raw metric
-        m, s = piv.mean(axis=1), piv.std(axis=1, ddof=0)
-        seeds.add(piv.shape[1])
-        ax.plot(piv.index, m, label=f"{opt} ({piv.shape[1]} seeds)")
-        ax.fill_between(piv.index, m - s, m + s, alpha=0.15)
+        piv = g.pivot(index="step", columns="seed", values="regret").ffill()
+        n = piv.shape[1]
+        seeds.add(n)
+        mean = piv.mean(axis=1)
+        se = piv.sem(axis=1, ddof=1) if n > 1 else mean * 0
+        lo = np.maximum(mean - se, 0.0).clip(lower=floor)
+        hi = (mean + se).clip(upper=float(piv.max().max()) if n else None)
+        ref = opt.endswith("-oracle")
+        line, = ax.step(piv.index, mean.clip(lower=floor), where="post", label=f"{opt} (n={n})",
+                        linestyle="--" if ref else "-", linewidth=1.2 if ref else 1.6)
+        ax.fill_between(piv.index, lo, hi.clip(lower=floor), step="post", alpha=0.15, color=line.get_color())
+    ax.set_yscale("log")
     ax.set_xlabel("evaluations on the target")
-    ax.set_ylabel("best validation metric so far")
-    n = "/".join(str(k) for k in sorted(seeds))
-    ax.set_title(f"{title}\nline: mean over {n} seeds; band: ± 1 std over seeds", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.set_ylabel(f"regret ({metric}; log scale)")
+    n_txt = "/".join(str(k) for k in sorted(seeds))
+    caption = (f"line: mean over {n_txt} seeds; band: ± 1 standard error of the mean; "
+               f"regret 0 drawn at {floor:.2g}; dashed: a reference line, not a search")
+    ax.set_title("\n".join(textwrap.wrap(title, 80) + textwrap.wrap(caption, 95)), fontsize=7.5)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     save_figure(fig, stem)
 
 
