@@ -12,7 +12,7 @@ import click
 from .. import __version__
 
 COMMAND_MODULES = ("demo_cmds", "store_cmds", "import_cmds", "compare_cmds", "analysis_cmds", "train_cmds",
-                   "surrogate_cmds", "catalog_cmds", "list_cmds", "search_cmds")
+                   "surrogate_cmds", "catalog_cmds", "list_cmds", "search_cmds", "aggregate_cmds")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
