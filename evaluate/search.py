@@ -31,7 +31,8 @@ from nasbench_xfer.evaluate.runs import (
 )
 from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
-from nasbench_xfer.store import Store, StoreError
+from nasbench_xfer.store import StoreError
+from nasbench_xfer.surrogate.view import SurrogateView, open_benchmark
 
 SUMMARY_BUDGETS = (10, 33, 100)
 
@@ -62,7 +63,7 @@ def check_spec(spec: SearchSpec) -> None:
     if spec.source_size is not None and (not isinstance(spec.source_size, int) or spec.source_size < 1):
         raise OptimizerError(f"source size must be a positive number of evaluations per source task "
                              f"(or all of them: None; 0 on the command line), got {spec.source_size!r}")
-    with Store.open(spec.store) as st:
+    with open_benchmark(spec.store) as st:
         tasks = st.tasks
         if spec.target not in tasks:
             raise StoreError(f"target task {spec.target!r} is not in {spec.store} (tasks: {', '.join(tasks)})")
@@ -71,15 +72,16 @@ def check_spec(spec: SearchSpec) -> None:
                 raise StoreError(f"source task {s!r} is not in {spec.store} (tasks: {', '.join(tasks)})")
         if spec.target in spec.sources:
             raise OptimizerError(f"the target {spec.target!r} cannot also be a source")
-        TabularOracle(st, spec.target, spec.budget)  # budget vs pool
+        if not isinstance(st, SurrogateView):
+            TabularOracle(st, spec.target, spec.budget)  # budget vs pool
 
 
 def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
     """One search: ``optimizer`` on ``spec.target`` with ``spec.budget`` evaluations, seeded."""
     from nasbench_xfer.baselines.probe import choose_probes, full_table_similarity
 
-    with Store.open(spec.store) as st:
-        oracle = TabularOracle(st, spec.target, spec.budget)
+    with open_benchmark(spec.store) as st:
+        oracle = _oracle(st, spec.target, spec.budget, seed)
         src_rng = np.random.default_rng(derive_seed(seed, "sources"))
         sources = load_task_data(st, spec.sources, spec.source_size, src_rng)
         opt = make_optimizer(optimizer, **spec.options.get(optimizer, {}))
@@ -118,6 +120,17 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
     return add_regret(traj, values, best)
 
 
+def _oracle(bench: Any, target: str, budget: int | None, seed: int) -> Any:
+    """The oracle of a benchmark: the table of a store, or a surrogate answering any architecture
+    (noisy draws seeded by the search seed; regret against the best mean over its reference set)."""
+    if isinstance(bench, SurrogateView):
+        from nasbench_xfer.surrogate.oracle import SurrogateOracle
+
+        return SurrogateOracle(bench.surrogate, target, budget, seed=derive_seed(seed, "surrogate"),
+                               reference=bench.reference)
+    return TabularOracle(bench, target, budget)
+
+
 def add_regret(traj: pd.DataFrame, pool_scores: np.ndarray, best: float) -> pd.DataFrame:
     """Regret to the table's best score and the fraction of the table strictly better than the
     best found so far (0 once the table's best is found), from each trajectory's ``best_score``."""
@@ -154,8 +167,9 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     (out / "runs").mkdir(parents=True, exist_ok=True)
     spec_file = out / "spec.json"
     spec_dict = asdict(spec)
-    with Store.open(spec.store) as st:
-        data = data_fingerprint(st, [spec.target, *spec.sources])
+    with open_benchmark(spec.store) as st:
+        data = (st.fingerprint() if isinstance(st, SurrogateView)
+                else data_fingerprint(st, [spec.target, *spec.sources]))
     if spec_file.exists():
         try:
             old = json.loads(spec_file.read_text())
@@ -176,8 +190,8 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
              progress=dict(total=total, initial=total - len(todo), desc="searches", unit="run") if progress else None)
     traj = pd.concat([pd.read_csv(_run_file(out, o, s)) for o in spec.optimizers for s in spec.seeds],
                      ignore_index=True)
-    with Store.open(spec.store) as st:  # derived columns always from the current definitions
-        oracle = TabularOracle(st, spec.target)
+    with open_benchmark(spec.store) as st:  # derived columns always from the current definitions
+        oracle = _oracle(st, spec.target, None, 0)
         if "best_score" not in traj:  # run files written before scores were oriented
             traj["score"] = oracle.sign * traj["val_metric"]
             traj["best_score"] = traj.groupby(["optimizer", "seed"])["score"].cummax()
@@ -192,7 +206,7 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     tests = paired_tests(traj)
     tests.to_csv(out / "paired_tests.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(summary, spec, tests))
-    with Store.open(spec.store) as st:
+    with open_benchmark(spec.store) as st:
         info = st.task_info(spec.target)
     metric = info.get("metric") or "metric"
     sources = ", ".join(spec.sources) if len(spec.sources) <= 4 else f"{len(spec.sources)} source tasks"

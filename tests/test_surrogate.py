@@ -213,3 +213,49 @@ def test_whole_space_table_of_a_space_with_equivalent_specs(tmp_path):
     assert (raw_tokens != canon).any()  # the batch does hold non-canonical specs
     np.testing.assert_allclose(surr.predict("toy", tokens=raw_tokens), surr.predict("toy", raw[:50]).tolist()
                                + direct[50:].tolist(), rtol=1e-12)
+
+
+def test_compare_runs_on_a_surrogate_file_like_on_a_store(transnas, tmp_path):
+    """`compare --store SURR`: the source knowledge comes from the surrogate's reference table,
+    the target is answered anywhere in the space (noisy, seeded), the results resume and the
+    summary, tests and plot are written as for a store."""
+    from nasbench_xfer.evaluate.search import SearchSpec, compare, run_search
+    from nasbench_xfer.surrogate.view import open_benchmark
+
+    path = tmp_path / "two.surr.h5"
+    fit_surrogate(transnas, ["jigsaw", "class_object"], params=SMALL, holdout=0.2, seed=0).save(path)
+    with open_benchmark(path) as view:
+        assert view.tasks == ["class_object", "jigsaw"] and view.num_archs == 4096   # the whole micro space
+        assert "the whole space" in view.task_info("jigsaw")["surrogate"]["reference"]
+        table = view.score_table("jigsaw")
+        np.testing.assert_array_equal(table, view.score_table("jigsaw"))    # one fixed noisy draw
+        assert view.task_info("jigsaw")["metric"] and view.fingerprint() == open_benchmark(path).fingerprint()
+        with pytest.raises(SurrogateError, match="'nope' is not in the surrogate"):
+            view.task_info("nope")
+    spec = SearchSpec(store=str(path), target="jigsaw", sources=["class_object"],
+                      optimizers=["random", "best-on-source", "best-on-source-oracle", "xfernas"], budget=6,
+                      seeds=[0, 1], source_size=50,
+                      options={"xfernas": {"epochs": 3, "min_steps": 20, "refit_every": 3, "n_screen": 200}})
+    one = run_search(spec, "random", 0)
+    assert len(one) == 6 and one["hash"].nunique() == 6
+    assert run_search(spec, "random", 0)["val_metric"].tolist() == one["val_metric"].tolist()  # seeded draws
+    assert run_search(spec, "random", 1)["hash"].tolist() != one["hash"].tolist()
+    res = compare(spec, tmp_path / "cmp", jobs=1, progress=False)
+    traj = res["trajectories"]
+    assert set(traj["optimizer"]) == set(spec.optimizers) and np.isfinite(traj["regret"]).all()
+    assert (tmp_path / "cmp" / "best_so_far.png").exists()
+    # the surrogate file is the run's data identity: a changed file is refused on resume
+    spec_json = json.loads((tmp_path / "cmp" / "spec.json").read_text())
+    assert spec_json["data"] == open_benchmark(path).fingerprint()
+    fit_surrogate(transnas, ["jigsaw", "class_object"], params=SMALL, holdout=0.2, seed=1).save(path, overwrite=True)
+    from nasbench_xfer.optimizer import OptimizerError
+
+    with pytest.raises(OptimizerError, match="holds runs on other data"):
+        compare(spec, tmp_path / "cmp", jobs=1, progress=False)
+    # the command line takes the surrogate file as --store
+    res = CliRunner().invoke(cli, ["compare", "-s", str(path), "-t", "jigsaw", "-O", "random", "--budget", "3",
+                                   "--seeds", "1", "-o", str(tmp_path / "cli"), "-j", "1"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["compare", "-s", str(path), "-t", "nope", "-O", "random", "--budget", "3",
+                                   "-o", str(tmp_path / "cli2")])
+    assert res.exit_code != 0 and "target task 'nope' is not in" in res.output

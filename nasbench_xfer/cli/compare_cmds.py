@@ -14,7 +14,8 @@ from .params import parse_key_values, split_csv
 
 @click.command("compare")
 @click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
-              help="Benchmark store (HDF5) that answers the evaluations.")
+              help="Benchmark store (HDF5) that answers the evaluations, or a surrogate benchmark file "
+                   "(`nasbench-xfer surrogate fit`): then any architecture of the space is answered.")
 @click.option("--target", "-t", required=True, help="Target task: the one searched on.")
 @click.option("--sources", default=None,
               help="Comma-separated source tasks (their evaluations are the source knowledge). "
@@ -50,7 +51,8 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
     Example: nasbench-xfer compare -s transnas.h5 -t class_object --budget 33 --seeds 10 -o runs/cmp
     """
     from ..evaluate.search import SearchSpec, compare
-    from ..store import Store
+    from ..surrogate import SurrogateError
+    from ..surrogate.view import open_benchmark
 
     opt_names = split_csv(optimizers)
     if not opt_names:
@@ -58,7 +60,7 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
     opts = parse_key_values(options, "--option", dotted=True, what="OPTIMIZER.KEY=VALUE")
     try:
         if sources is None:
-            with Store.open(store) as st:
+            with open_benchmark(store) as st:   # a store or a surrogate benchmark file
                 src = [t for t in st.tasks if t != target]
                 if target not in st.tasks:
                     raise StoreError(f"target task {target!r} is not in {store} "
@@ -69,7 +71,7 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
                           budget=budget, seeds=list(range(seeds)),
                           source_size=None if source_size == 0 else source_size, options=opts)
         result = compare(spec, out, jobs=jobs)
-    except (StoreError, OptimizerError, OracleError, SpaceError) as exc:
+    except (StoreError, OptimizerError, OracleError, SpaceError, SurrogateError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(open(os.path.join(out, "summary.md")).read())
     click.echo(f"results in {out}/ (trajectories.csv, summary.csv, paired_tests.csv, best_so_far.png)")
