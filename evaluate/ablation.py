@@ -36,7 +36,8 @@ from scipy import stats
 
 from nasbench_xfer.evaluate.runs import derive_seed, ensure_same_spec, new_figure, run_jobs, save_figure
 from nasbench_xfer.oracle import OracleError
-from nasbench_xfer.store import Store, StoreError
+from nasbench_xfer.store import StoreError
+from nasbench_xfer.surrogate.view import open_benchmark
 
 DEFAULT_SOURCE_SIZES = (0, 50, 100, 150)
 DEFAULT_TARGET_SIZES = (0, 10, 25, 50, 75, 100, 150)
@@ -81,7 +82,7 @@ def check_spec(spec: AblationSpec) -> None:
     from nasbench_xfer.predictor.base import PREDICTORS
 
     PREDICTORS.get(spec.predictor)  # an unknown name or a broken path fails here, before any fit
-    with Store.open(spec.store) as st:
+    with open_benchmark(spec.store) as st:
         for t in [spec.target, *spec.sources]:
             if t not in st.tasks:
                 raise StoreError(f"task {t!r} is not in {spec.store} (tasks: {', '.join(st.tasks)})")
@@ -112,7 +113,7 @@ class _Data:
     """Per-process cache of the store's tables (ids, scores, decoded architectures)."""
 
     def __init__(self, spec: AblationSpec):
-        with Store.open(spec.store) as st:
+        with open_benchmark(spec.store) as st:
             self.space = st.space
             self.tables = {t: st.score_table(t) for t in [spec.target, *spec.sources]}
             ids = sorted({int(i) for t in self.tables.values() for i in np.flatnonzero(np.isfinite(t))})

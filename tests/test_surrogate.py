@@ -259,3 +259,10 @@ def test_compare_runs_on_a_surrogate_file_like_on_a_store(transnas, tmp_path):
     res = CliRunner().invoke(cli, ["compare", "-s", str(path), "-t", "nope", "-O", "random", "--budget", "3",
                                    "-o", str(tmp_path / "cli2")])
     assert res.exit_code != 0 and "target task 'nope' is not in" in res.output
+    # and so does the ablation (its held-out table is the surrogate's reference table)
+    from nasbench_xfer.evaluate.ablation import AblationSpec, run_ablation
+
+    abl = run_ablation(AblationSpec(store=str(path), target="jigsaw", sources=["class_object"], source_sizes=[0],
+                                    target_sizes=[20, 60], splits=2, holdout=100, predictor="ridge"),
+                       tmp_path / "abl.jsonl", progress=False)
+    assert len(abl) == 4 and (abl[abl.target_size == 60]["spearman"] > 0.3).all()
