@@ -376,3 +376,18 @@ def test_hedge_follows_the_target_only_model_when_the_sources_mislead(misleading
     s = SearchSpec(store=str(misleading_store), target="target", sources=["reverse"], optimizers=["xfernas"],
                    budget=12, seeds=[0], source_size=None, options={"xfernas": {**fast, "hedge": False}})
     assert "screen-hedged" not in set(run_search(s, "xfernas", 0)["origin"])
+
+
+def test_heatmap_order_puts_related_tasks_together():
+    from nasbench_xfer.evaluate.transferability import cluster_order
+
+    # two blocks {a, c} and {b, d}, interleaved in the input order
+    names = ["a", "b", "c", "d"]
+    group = {"a": 0, "c": 0, "b": 1, "d": 1}
+    mat = pd.DataFrame([[1.0 if x == y else (0.9 if group[x] == group[y] else 0.1) for y in names] for x in names],
+                       index=names, columns=names)
+    order = cluster_order(mat)
+    assert sorted(order) == names
+    pos = {t: i for i, t in enumerate(order)}
+    assert abs(pos["a"] - pos["c"]) == 1 and abs(pos["b"] - pos["d"]) == 1
+    assert cluster_order(mat.loc[["a", "b"], ["a", "b"]]) == ["a", "b"]
