@@ -266,3 +266,7 @@ def test_compare_runs_on_a_surrogate_file_like_on_a_store(transnas, tmp_path):
                                     target_sizes=[20, 60], splits=2, holdout=100, predictor="ridge"),
                        tmp_path / "abl.jsonl", progress=False)
     assert len(abl) == 4 and (abl[abl.target_size == 60]["spearman"] > 0.3).all()
+    res = CliRunner().invoke(cli, ["ablation", "-s", str(path), "-t", "jigsaw", "--predictor", "ridge",
+                                   "--source-sizes", "0", "--target-sizes", "20", "--splits", "2",
+                                   "--holdout", "100", "-o", str(tmp_path / "abl-cli"), "-j", "1"])
+    assert res.exit_code == 0, res.output

@@ -12,6 +12,17 @@ from .params import parse_ints, parse_key_values, split_csv
 from .store_cmds import open_store
 
 
+def _open_any(path: str):
+    """A store or a surrogate benchmark file, bad files as clean CLI errors."""
+    from ..surrogate import SurrogateError
+    from ..surrogate.view import open_benchmark
+
+    try:
+        return open_benchmark(path)
+    except (StoreError, SurrogateError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.command("transferability")
 @click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
               help="Benchmark store (HDF5).")
@@ -92,7 +103,7 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     from ..oracle import OracleError
 
     opts = parse_key_values(options, "--option")
-    with open_store(store) as st:
+    with _open_any(store) as st:   # a store or a surrogate file
         src = split_csv(sources) if sources else [t for t in st.tasks if t != target]
     spec = AblationSpec(store=str(store), target=target, sources=src, source_sizes=parse_ints(source_sizes),
                         target_sizes=parse_ints(target_sizes), splits=splits, holdout=holdout, seed=seed,
