@@ -322,7 +322,8 @@ def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pea
     ax.set_ylabel(f"{metric} correlation on held-out architectures")
     ax.axhline(0, color="grey", lw=0.5)
     n = "/".join(str(int(k)) for k in sorted(table["splits"].unique())) if "splits" in table else "?"
-    ax.set_title(f"{title or 'target ' + str(table['target'].iloc[0])}\n"
+    pred = ", ".join(str(p) for p in dict.fromkeys(table["predictor"])) if "predictor" in table else "?"
+    ax.set_title(f"{title or 'target ' + str(table['target'].iloc[0])}; predictor {pred}\n"
                  f"line: mean over {n} splits; band: ± 1 std over splits", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(title="source knowledge")
