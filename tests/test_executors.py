@@ -103,6 +103,14 @@ def test_unreachable_ray_address_fails_before_anything_runs(store_path, tmp_path
                                    "--ray-address", "127.0.0.1:9"])
     assert res.exit_code != 0 and "cannot reach the Ray cluster at 127.0.0.1:9" in res.output, res.output
     assert not out.exists()
+    bogus = ["--executor", "ray", "--ray-address", "127.0.0.1:9"]
+    res = CliRunner().invoke(cli, ["train", str(tmp_path / "t.h5"), "-d", "quickdraw", "--data", str(SHARED),
+                                   "-p", "smoke", "-a", "xfernasnet", *bogus])
+    assert res.exit_code != 0 and "cannot reach the Ray cluster" in res.output, res.output
+    res = CliRunner().invoke(cli, ["search", "-d", "quickdraw", "--data-root", str(SHARED), "-p", "smoke",
+                                   "-O", "random", "-s", str(tmp_path / "s.h5"), "-o", str(tmp_path / "s"), *bogus])
+    assert res.exit_code != 0 and "cannot reach the Ray cluster" in res.output, res.output
+    assert not (tmp_path / "t.h5").exists() and not (tmp_path / "s.h5").exists() and not (tmp_path / "s").exists()
 
 
 def test_slurm_options_are_checked():
