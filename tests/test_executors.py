@@ -125,6 +125,17 @@ def test_slurm_options_are_checked():
         make_executor("slurm", cluster="pbs")
 
 
+def test_missing_backend_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    with pytest.raises(ExecutorError, match=r"the ray executor needs ray.*pip install 'nasbench_xfer\[ray\]'"):
+        make_executor("ray")
+    with pytest.raises(ExecutorError, match=r"pip install 'nasbench_xfer\[slurm\]'"):
+        make_executor("slurm", cluster="local")
+
+
 # ------------------------------------------------------------------------------------ local
 @pytest.mark.parametrize("workers", [1, 2])
 def test_local_executor_reports_a_failed_job_while_the_others_finish(workers):
@@ -172,6 +183,10 @@ def test_ray_reports_a_failed_job_while_the_others_finish(ray_cluster):
         _assert_division_results(dict(ex.map_unordered(operator.truediv, DIVISIONS)))
         assert ex.submit(operator.add, 2, 3).result() == 5
         assert ex.put([1, 2]) is not None
+        # a worker that dies: its job is reported, the others finish
+        got = dict(ex.map_unordered(os._exit, [(3,)]))
+        assert isinstance(got[(3,)], JobError) and str(got[(3,)]).startswith("WorkerCrashedError: The worker died")
+        _assert_division_results(dict(ex.map_unordered(operator.truediv, DIVISIONS)))
     assert ray_cluster.is_initialized()  # joined, not started: close leaves the cluster up
 
 
