@@ -32,6 +32,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +145,39 @@ class LocalExecutor(Executor):
             return
         pool = self._get_pool()
         futures = {pool.submit(fn, *job): job for job in jobs}
+        suspects: list[tuple] = []  # jobs lost with a pool whose worker died
         try:
             for fut in as_completed(futures):
                 try:
                     yield futures[fut], fut.result()
-                except Exception as exc:  # raised by the job, or BrokenProcessPool when a worker died
+                except BrokenProcessPool:
+                    suspects.append(futures[fut])
+                except Exception as exc:  # raised by the job
                     yield futures[fut], _job_error(exc)
         finally:
             for fut in futures:
                 fut.cancel()
+        if suspects:  # a dying worker takes the whole pool down: retry each lost job alone to name the one
+            self.close()
+            yield from self._isolated(fn, suspects)
+
+    def _isolated(self, fn: Callable[..., Any], jobs: list[tuple]) -> Iterator[tuple[tuple, Any]]:
+        """Each job in a one-process pool of its own, ``workers`` at a time: a worker that dies
+        fails its own job only."""
+        for i in range(0, len(jobs), self.workers):
+            pools = [ProcessPoolExecutor(max_workers=1) for _ in jobs[i:i + self.workers]]
+            try:
+                futures = {p.submit(fn, *job): job for p, job in zip(pools, jobs[i:i + self.workers])}
+                for fut in as_completed(futures):
+                    try:
+                        yield futures[fut], fut.result()
+                    except BrokenProcessPool as exc:
+                        yield futures[fut], JobError(f"worker process died: {exc}")
+                    except Exception as exc:
+                        yield futures[fut], _job_error(exc)
+            finally:
+                for p in pools:
+                    p.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -144,6 +144,22 @@ def test_local_executor_reports_a_failed_job_while_the_others_finish(workers):
         assert ex.submit(operator.add, 2, 3).result() == 5
 
 
+def _divide_or_die(a, b):
+    if b < 0:
+        os._exit(3)  # the worker process dies
+    return a / b
+
+
+def test_local_pool_reports_a_dead_worker_while_the_others_finish():
+    jobs = [*DIVISIONS, (5, -1), (6, 3), (7, 7)]
+    with LocalExecutor(2) as ex:
+        got = dict(ex.map_unordered(_divide_or_die, jobs))
+    assert sorted(got) == sorted(jobs)
+    _assert_division_results(got)
+    assert got[(6, 3)] == 2 and got[(7, 7)] == 1
+    assert isinstance(got[(5, -1)], JobError) and str(got[(5, -1)]).startswith("worker process died")
+
+
 def test_compare_keeps_finished_runs_when_one_fails_and_resumes(store_path, tmp_path, monkeypatch):
     import nasbench_xfer.evaluate.search as search
 
