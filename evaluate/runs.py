@@ -1,5 +1,5 @@
-"""What the evaluation commands share: sub-seeds, resumable output folders, the process
-pool with its progress bar, and saving figures.
+"""What the evaluation commands share: sub-seeds, resumable output folders, the job runner
+(an executor of :mod:`nasbench_xfer.executors`) with its progress bar, and saving figures.
 
 ``compare`` (:mod:`.search`) and ``ablation`` (:mod:`.ablation`) both run many small
 independent jobs (a search for one optimizer and seed, a predictor fit for one cell of
