@@ -368,6 +368,7 @@ class SlurmExecutor(Executor):
         self.cpus_per_task = int(cpus_per_task)
         self.cluster = cluster
         self.poll_seconds = float(poll_seconds)
+        self._put: list[Path] = []
         self._ex = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=cluster)
         params: dict[str, Any] = dict(name="nasbench-xfer", timeout_min=self.timeout_min, tasks_per_node=1,
                                       nodes=1, cpus_per_task=int(cpus_per_task), gpus_per_node=self.gpus_per_task,
@@ -414,7 +415,13 @@ class SlurmExecutor(Executor):
         path = shared / f"{uuid.uuid4().hex}.pkl"
         with open(path, "wb") as fh:
             pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self._put.append(path)
         return _FileRef(str(path))
+
+    def close(self) -> None:
+        for path in self._put:  # the shared pickles: no job reads them once the run is over
+            path.unlink(missing_ok=True)
+        self._put.clear()
 
     def __repr__(self) -> str:
         return f"SlurmExecutor(cluster={self.cluster!r}, partition={self.partition!r}, folder={str(self.folder)!r})"
