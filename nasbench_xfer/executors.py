@@ -232,9 +232,9 @@ class RayExecutor(Executor):
         self.cpus_per_task = float(cpus_per_task)
         self._ray = ray
         self._owns = False
+        if self.address is not None and self.address != "auto":
+            check_reachable(self.address, connect_timeout)  # a clear error now, not a hang in ray.init
         if not ray.is_initialized():
-            if self.address is not None and self.address != "auto":
-                check_reachable(self.address, connect_timeout)
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False)
             if self.address is None and num_cpus is not None:
                 kwargs["num_cpus"] = int(num_cpus)

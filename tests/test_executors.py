@@ -258,6 +258,9 @@ def test_submitit_train_equals_local_and_resumes(tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip().splitlines()[-1])["skipped"] == 1
     assert list((tmp_path / "logs" / "shared").iterdir()) == []  # the shipped task data is removed at the end
+    res = CliRunner().invoke(cli, ["train", str(tmp_path / "dry.h5"), *common, *slurm, "--dry-run"])
+    assert res.exit_code == 0 and json.loads(res.output.strip().splitlines()[-1])["jobs"] == 1, res.output
+    assert not (tmp_path / "dry.h5").exists()
     res = CliRunner().invoke(cli, ["train", str(tmp_path / "slurm.h5"), *common, *slurm, "--devices", "cpu,cpu"])
     assert res.exit_code != 0 and "--devices, --concurrent and --time-limit are for --executor local" in res.output
 

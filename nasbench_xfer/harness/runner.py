@@ -390,7 +390,7 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
     if not seeds:
         raise RunError("no seeds")
     remote = executor is not None and not executor.local
-    device_list = ["auto"] if remote and device == "auto" else parse_devices(device)
+    device_list = ["auto"] if device == "auto" and (remote or dry_run) else parse_devices(device)
     if len(device_list) > 1 and remote:
         raise RunError(f"--devices is for the local executor; with {executor.name} each task gets its own device")
     if task_data is None:
