@@ -189,8 +189,11 @@ def _worker(spec_dict: dict, cells: list[tuple[int, int, int]], pooled: bool) ->
 
 
 def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 1,
-                 progress: bool = True) -> pd.DataFrame:
-    """Run the whole grid, appending each finished run to ``results`` (JSON lines); resumable."""
+                 progress: bool = True, executor: Any = None) -> pd.DataFrame:
+    """Run the whole grid, appending each finished run to ``results`` (JSON lines); resumable.
+
+    ``executor`` (:mod:`nasbench_xfer.executors`) runs the fits, in groups of four cells
+    (default: ``jobs`` local processes); only this process appends to ``results``."""
     check_spec(spec)
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -229,9 +232,11 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
         rows.extend(new)
         return len(new)
 
-    size = 1 if jobs <= 1 else 4
-    chunks = [(asdict(spec), todo[i:i + size], jobs > 1) for i in range(0, len(todo), size)]
-    run_jobs(_worker, chunks, workers=jobs, on_done=record,
+    pooled = jobs > 1 if executor is None else not (executor.local and getattr(executor, "workers", 1) <= 1)
+    size = 4 if pooled else 1
+    chunks = [(asdict(spec), todo[i:i + size], pooled) for i in range(0, len(todo), size)]
+    run_jobs(_worker, chunks, workers=jobs, executor=executor, on_done=record,
+             describe=lambda a: "cells " + ", ".join(f"(source {s}, target {t}, split {k})" for s, t, k in a[1]),
              progress=dict(total=total, initial=total - len(todo), desc=f"ablation {spec.target}", unit="fit")
              if progress else None)
     return pd.DataFrame(rows).sort_values(["source_size", "target_size", "split"]).reset_index(drop=True)

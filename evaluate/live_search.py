@@ -94,9 +94,13 @@ def _sources(spec: LiveSearchSpec, protocol_blocks: int):
 
 def run_live_search(spec: LiveSearchSpec, out: str | os.PathLike, *, device: str = "cpu",
                     task_data: Any = None, flags: Any = None, progress: bool = True,
-                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    log: Callable[[str], None] | None = None, executor: Any = None) -> dict[str, Any]:
     """Run (or resume) the search; write ``out``/trajectory.csv, summary.json, best_arch.json and
-    best_so_far.png/pdf; return the summary."""
+    best_so_far.png/pdf; return the summary.
+
+    ``executor``: a Ray or SLURM :class:`~nasbench_xfer.executors.Executor` trains each
+    batch's ``parallel`` architectures as that many tasks (``device="auto"``: each task's GPU);
+    this process appends their records to the store.  ``None``: ``device`` here."""
     from nasbench_xfer.harness.protocols import get_protocol
 
     _check(spec)
@@ -120,7 +124,7 @@ def run_live_search(spec: LiveSearchSpec, out: str | os.PathLike, *, device: str
         raise OptimizerError(f"{spec.optimizer} is an oracle reference line (it needs the target's whole table); "
                              f"a live search has no table")
     oracle = LiveOracle(spec.store, target, task_data, protocol, seed=spec.seed, budget=spec.budget,
-                        device=device, concurrent=spec.parallel, flags=flags, log=log)
+                        device=device, concurrent=spec.parallel, flags=flags, log=log, executor=executor)
     ctx = SearchContext(space=oracle.space, target=target, sources=knowledge, budget=spec.budget,
                         rng=np.random.default_rng(derive_seed(spec.seed, spec.optimizer)),
                         candidates=None, restricted=False, task_info=info,

@@ -1,5 +1,5 @@
-"""What the evaluation commands share: sub-seeds, resumable output folders, the process
-pool with its progress bar, and saving figures.
+"""What the evaluation commands share: sub-seeds, resumable output folders, the job runner
+(an executor of :mod:`nasbench_xfer.executors`) with its progress bar, and saving figures.
 
 ``compare`` (:mod:`.search`) and ``ablation`` (:mod:`.ablation`) both run many small
 independent jobs (a search for one optimizer and seed, a predictor fit for one cell of
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 
@@ -68,40 +67,62 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple], *, workers: int = 1,
-             on_done: Callable[[Any], int | None] | None = None, progress: dict[str, Any] | None = None) -> None:
-    """Call ``fn(*args)`` for every ``args`` in ``jobs`` and hand each result to ``on_done``
-    as it finishes (in completion order with ``workers > 1``).
+class JobsFailed(RuntimeError):
+    """Some jobs of :func:`run_jobs` failed (the others finished and were handed on)."""
 
-    ``workers > 1`` runs them in that many processes (``fn`` should then limit torch to
-    one thread: the jobs are small and threads would only contend).  ``progress``: keyword arguments of a
-    tqdm bar (``total``, ``initial``, ``desc``, ``unit``); ``on_done`` may return the
-    number of units a result counts for (default 1).  ``fn`` must be picklable (a
-    module-level function) when ``workers > 1``.
+    def __init__(self, message: str, errors: list[tuple[tuple, Any]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple], *, workers: int = 1,
+             on_done: Callable[[Any], int | None] | None = None, progress: dict[str, Any] | None = None,
+             executor: Any = None, describe: Callable[[tuple], str] = repr) -> None:
+    """Call ``fn(*args)`` for every ``args`` in ``jobs`` and hand each result to ``on_done``
+    as it finishes (in completion order with ``workers > 1`` or a remote executor).
+
+    ``executor``: an :class:`~nasbench_xfer.executors.Executor` to run the jobs (default: a
+    local one with ``workers`` processes; ``workers > 1``: ``fn`` should then limit torch to
+    one thread: the jobs are small and threads would only contend).  ``on_done`` always runs
+    in this process, so it is the one place results are written.  ``progress``: keyword
+    arguments of a tqdm bar (``total``, ``initial``, ``desc``, ``unit``); ``on_done`` may
+    return the number of units a result counts for (default 1).  ``fn`` must be picklable (a
+    module-level function) unless it runs in this process.
+
+    A job that raises (or whose worker dies) does not stop the others: when all are done,
+    :class:`JobsFailed` lists every failure (``describe(args)`` names a job), chained to the
+    first one's exception.
     """
+    from nasbench_xfer.executors import JobError, LocalExecutor
+
     bar = None
     if progress is not None:
         from tqdm.auto import tqdm
 
         bar = tqdm(**progress)
-
-    def done(result: Any) -> None:
-        n = on_done(result) if on_done is not None else None
-        if bar is not None:
-            bar.update(1 if n is None else n)
-
+    own = executor is None
+    ex = LocalExecutor(workers) if own else executor
+    failed: list[tuple[tuple, Any]] = []
     try:
-        if workers <= 1:
-            for args in jobs:
-                done(fn(*args))
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(fn, *args) for args in jobs]
-                for fut in as_completed(futures):
-                    done(fut.result())
+        for args, result in ex.map_unordered(fn, jobs):
+            if isinstance(result, JobError):
+                failed.append((args, result))
+                if bar is not None:
+                    bar.write(f"error: job {describe(args)}: {result}")
+                continue
+            n = on_done(result) if on_done is not None else None
+            if bar is not None:
+                bar.update(1 if n is None else n)
     finally:
         if bar is not None:
             bar.close()
+        if own:
+            ex.close()
+    if failed:
+        listed = "; ".join(f"{describe(a)}: {e}" for a, e in failed[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        raise JobsFailed(f"{len(failed)} job(s) failed ({listed}{more}); the other results are kept, "
+                         f"rerun to retry the failed ones", failed) from failed[0][1]
 
 
 def new_figure(figsize: tuple[float, float] = (6, 4), ncols: int = 1) -> tuple[Any, Any]:

@@ -147,19 +147,29 @@ def _run_file(out: Path, optimizer: str, seed: int) -> Path:
     return out / "runs" / f"{safe}__seed{seed}.csv"
 
 
-def _job(spec_dict: dict[str, Any], optimizer: str, seed: int, path: str) -> str:
+def _job(spec_dict: dict[str, Any], optimizer: str, seed: int, path: str) -> tuple[str, pd.DataFrame]:
+    """One search, wherever it runs; its trajectory comes back to the driver, which writes ``path``."""
     import torch
 
     torch.set_num_threads(1)
-    traj = run_search(SearchSpec(**spec_dict), optimizer, seed)
+    return path, run_search(SearchSpec(**spec_dict), optimizer, seed)
+
+
+def _write_run(done: tuple[str, pd.DataFrame]) -> None:
+    path, traj = done
     tmp = path + f".tmp-{os.getpid()}"
     traj.to_csv(tmp, index=False)
     os.replace(tmp, path)
-    return path
 
 
-def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress: bool = True) -> dict:
-    """Run every optimizer for every seed, resumably; write trajectories, summary and plot."""
+def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress: bool = True,
+            executor: Any = None) -> dict:
+    """Run every optimizer for every seed, resumably; write trajectories, summary and plot.
+
+    ``executor`` (:mod:`nasbench_xfer.executors`) runs the searches (default: ``jobs`` local
+    processes); each finished run is written to ``out/runs/`` by this process.  A failed
+    search does not stop the others: :class:`~nasbench_xfer.evaluate.runs.JobsFailed` names
+    it at the end and a rerun runs only what is missing."""
     check_spec(spec)
     if not spec.seeds:
         raise OptimizerError("no seeds given: nothing to run")
@@ -186,7 +196,7 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     todo = [(spec_dict, o, s, str(_run_file(out, o, s))) for o in spec.optimizers for s in spec.seeds
             if not _run_file(out, o, s).exists()]
     total = len(spec.optimizers) * len(spec.seeds)
-    run_jobs(_job, todo, workers=jobs,
+    run_jobs(_job, todo, workers=jobs, executor=executor, on_done=_write_run, describe=lambda a: f"{a[1]} seed {a[2]}",
              progress=dict(total=total, initial=total - len(todo), desc="searches", unit="run") if progress else None)
     traj = pd.concat([pd.read_csv(_run_file(out, o, s)) for o in spec.optimizers for s in spec.seeds],
                      ignore_index=True)

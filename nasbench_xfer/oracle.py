@@ -177,7 +177,7 @@ class LiveOracle(Oracle):
 
     def __init__(self, store_path, target: str, task_data, protocol, *, seed: int = 0,
                  budget: int | None = None, device: str = "cpu", concurrent: int = 1, flags=None,
-                 log=None):
+                 log=None, executor=None):
         from .harness.protocols import get_protocol
         from .space.nasnet import NASNetSpace
         self.protocol = get_protocol(protocol)
@@ -189,6 +189,7 @@ class LiveOracle(Oracle):
         self.concurrent = int(concurrent)
         self.flags = flags
         self.log = log or (lambda msg: None)
+        self.executor = executor  # a Ray/SLURM executor trains each architecture as a task
         self.candidates = None
         self._pending: dict[str, dict[str, Any]] = {}
 
@@ -221,7 +222,7 @@ class LiveOracle(Oracle):
         if todo:
             run(self.store_path, self.task_data.name, todo, self.protocol,  # type: ignore[arg-type]  # NASNet space
                 seeds=[self.seed], device=self.device, task_name=self.target, task_data=self.task_data,
-                flags=self.flags, concurrent=self.concurrent, log=self.log)
+                flags=self.flags, concurrent=self.concurrent, log=self.log, executor=self.executor)
         stored = self._stored(hashes)
         for a in new:
             h = self.space.hash(a)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..store import StoreError
-from .params import parse_ints, parse_key_values, split_csv
+from .params import executor_options, parse_ints, parse_key_values, split_csv
 from .store_cmds import open_store
 
 
@@ -84,9 +84,10 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder: runs.jsonl (resumable), table.csv/.json, figure PNG/PDF.")
 @click.option("--jobs", "-j", default=min(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
-              help="Parallel processes.")
+              help="Parallel processes (local executor).")
+@executor_options
 def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, holdout, seed, predictor,
-                 options, out, jobs):
+                 options, out, jobs, executor):
     """Correlation of the surrogate's predictions with the truth vs source and target knowledge.
 
     The paper's section 4.5 protocol: hold out HOLDOUT target architectures, train the
@@ -97,9 +98,10 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     OUT/figure3_{spearman,kendall,pearson}.png/.pdf (x = target size, one curve per source
     size; mean over splits with a band of ± 1 std over splits). Predictors: xfernas is the
     default transfer model (calibrated head), xfernas-paper the paper's model exactly.
+    --executor ray or slurm runs the fits on a cluster (STORE at the same path on every node).
     """
-
     from ..evaluate.ablation import AblationSpec, aggregate, plot_curves, run_ablation
+    from ..evaluate.runs import JobsFailed
     from ..oracle import OracleError
 
     opts = parse_key_values(options, "--option")
@@ -110,8 +112,12 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
                         predictor=predictor, predictor_options=opts)
     path = Path(out)
     try:
-        runs = run_ablation(spec, path / "runs.jsonl", jobs=jobs)
-    except (StoreError, OracleError, ValueError) as exc:
+        ex = executor.make(workers=jobs)
+        try:
+            runs = run_ablation(spec, path / "runs.jsonl", jobs=jobs, executor=ex)
+        finally:
+            ex.close()
+    except (StoreError, OracleError, ValueError, JobsFailed) as exc:
         raise click.ClickException(str(exc)) from None
     table = aggregate(runs)
     table.to_csv(path / "table.csv", index=False)

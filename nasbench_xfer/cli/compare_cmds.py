@@ -9,7 +9,7 @@ from ..optimizer import OptimizerError, list_optimizers
 from ..oracle import OracleError
 from ..space import SpaceError
 from ..store import StoreError
-from .params import parse_key_values, split_csv
+from .params import executor_options, parse_key_values, split_csv
 
 
 @click.command("compare")
@@ -36,8 +36,9 @@ from .params import parse_key_values, split_csv
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Output folder (trajectories, summary, plots; rerun to resume).")
 @click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
-              help="Parallel processes.")
-def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, options, out, jobs):
+              help="Parallel processes (local executor).")
+@executor_options
+def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, options, out, jobs, executor):
     """Run search strategies on TARGET for several seeds and compare them.
 
     Writes OUT/trajectories.csv (+ .parquet with pyarrow): one row per evaluation;
@@ -48,8 +49,12 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
     Holm-corrected per table; also OUT/paired_tests.csv); OUT/best_so_far.png/.pdf. Finished runs are kept in
     OUT/runs/, so an interrupted comparison continues where it stopped.
 
+    --executor ray or slurm runs the searches on a cluster (STORE at the same path on every
+    node); this process writes OUT.
+
     Example: nasbench-xfer compare -s transnas.h5 -t class_object --budget 33 --seeds 10 -o runs/cmp
     """
+    from ..evaluate.runs import JobsFailed
     from ..evaluate.search import SearchSpec, compare
     from ..surrogate import SurrogateError
     from ..surrogate.view import open_benchmark
@@ -70,8 +75,12 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
         spec = SearchSpec(store=str(store), target=target, sources=src, optimizers=opt_names,
                           budget=budget, seeds=list(range(seeds)),
                           source_size=None if source_size == 0 else source_size, options=opts)
-        result = compare(spec, out, jobs=jobs)
-    except (StoreError, OptimizerError, OracleError, SpaceError, SurrogateError) as exc:
+        ex = executor.make(workers=jobs)
+        try:
+            result = compare(spec, out, jobs=jobs, executor=ex)
+        finally:
+            ex.close()
+    except (StoreError, OptimizerError, OracleError, SpaceError, SurrogateError, JobsFailed) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(open(os.path.join(out, "summary.md")).read())
     click.echo(f"results in {out}/ (trajectories.csv, summary.csv, paired_tests.csv, best_so_far.png)")

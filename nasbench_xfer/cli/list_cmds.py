@@ -16,6 +16,7 @@ REGISTRIES = {
     "protocols": "nasbench_xfer.harness.protocols:PROTOCOLS",
     "importers": "nasbench_xfer.importers:IMPORTERS",
     "surrogate-models": "nasbench_xfer.surrogate.models:SURROGATE_MODELS",
+    "executors": "nasbench_xfer.executors:EXECUTORS",
 }
 
 

@@ -52,3 +52,92 @@ def parse_key_values(items: Iterable[str], option: str, *, dotted: bool = False,
         else:
             out[key] = json_or_str(value)
     return out
+
+
+# ------------------------------------------------------------------------ executors
+#: option name -> (executor it belongs to, keyword of that executor)
+_EXECUTOR_FLAGS = {
+    "ray_address": ("ray", "address"),
+    "ray_gpus_per_task": ("ray", "gpus_per_task"),
+    "slurm_partition": ("slurm", "partition"),
+    "slurm_time": ("slurm", "time"),
+    "slurm_gpus_per_task": ("slurm", "gpus_per_task"),
+    "slurm_folder": ("slurm", "folder"),
+}
+
+
+class ExecutorChoice:
+    """What ``--executor`` and its options asked for; :meth:`make` builds the executor."""
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.options = options
+
+    @property
+    def local(self) -> bool:
+        return self.name == "local"
+
+    def make(self, workers: int = 1) -> Any:
+        """The executor (``workers``: processes of the local one); errors as ClickException."""
+        from ..executors import ExecutorError, make_executor
+
+        opts = dict(self.options)
+        if self.local:
+            opts.setdefault("workers", workers)
+        try:
+            return make_executor(self.name, **opts)
+        except ExecutorError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def executor_options(fn: Any) -> Any:
+    """Add ``--executor`` and its options to a command; it receives them as one ``executor``
+    argument (an :class:`ExecutorChoice`), checked before anything runs."""
+    import functools
+
+    from ..executors import EXECUTORS, ExecutorError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        name = kw.pop("executor")
+        extra = parse_key_values(kw.pop("executor_options"), "--executor-option")
+        given = {k: kw.pop(k) for k in list(_EXECUTOR_FLAGS)}
+        try:
+            EXECUTORS.get(name)
+        except ExecutorError as exc:
+            raise click.BadParameter(str(exc), param_hint="--executor") from None
+        opts: dict[str, Any] = {}
+        for key, value in given.items():
+            if value is None:
+                continue
+            owner, keyword = _EXECUTOR_FLAGS[key]
+            flag = "--" + key.replace("_", "-")
+            if owner != name:
+                raise click.UsageError(f"{flag} is an option of --executor {owner} (this run uses {name})")
+            opts[keyword] = value
+        opts.update(extra)
+        return fn(*args, executor=ExecutorChoice(name, opts), **kw)
+
+    decorators = [
+        click.option("--executor", default="local", show_default=True,
+                     help="Where the jobs run: local (this machine), ray (a Ray cluster) or slurm (an array "
+                          "job through submitit); see `nasbench-xfer list executors`."),
+        click.option("--ray-address", default=None,
+                     help="Ray cluster to join, HEAD:6379 (default: start Ray on this machine)."),
+        click.option("--ray-gpus-per-task", type=click.FloatRange(min=0), default=None,
+                     help="GPUs per training task on Ray; a fraction packs several on a GPU "
+                          "(default: 1 when the cluster has GPUs, else 0)."),
+        click.option("--slurm-partition", default=None, help="SLURM partition of the array job."),
+        click.option("--slurm-time", default=None, help="Time limit per SLURM task: MINUTES or HH:MM:SS (default 60)."),
+        click.option("--slurm-gpus-per-task", type=click.IntRange(min=0), default=None,
+                     help="GPUs per SLURM task (default 0)."),
+        click.option("--slurm-folder", default=None, type=click.Path(file_okay=False),
+                     help="submitit's folder for logs and job pickles, on a file system the nodes share "
+                          "(default: ./slurm_logs)."),
+        click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
+                     help="Any other option of the executor (e.g. num_cpus=8 for a local Ray, "
+                          "cluster=local for submitit without SLURM, mem_gb=16)."),
+    ]
+    for deco in reversed(decorators):
+        wrapper = deco(wrapper)
+    return wrapper

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .params import parse_key_values
+from .params import executor_options, parse_key_values
 
 
 @click.command("search")
@@ -32,18 +32,22 @@ from .params import parse_key_values
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for spec.json, trajectory.csv, summary.json, best_arch.json and the plot.")
 @click.option("--parallel", "-k", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Architectures asked and trained together (in flight at once on the device).")
+              help="Architectures asked and trained together (in flight at once on the device; with "
+                   "--executor ray|slurm, that many tasks at once on the cluster).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Search and training seed.")
 @click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available).")
 @click.option("--option", "options", multiple=True, help="Optimizer option KEY=VALUE (repeatable).")
+@executor_options
 def search_cmd(dataset, data_root, task, protocol, optimizer, sources, source_size, budget, budget_gpu_hours,
-               store, out, parallel, seed, device, options) -> None:
+               store, out, parallel, seed, device, options, executor) -> None:
     """Search on a new dataset by training: the optimizer proposes, the harness trains.
 
     Every trained architecture is appended to STORE the moment it finishes; a rerun with
     the same arguments continues a killed search (what STORE holds is not trained again).
     The end prints the best architecture (appendix-C JSON) and OUT holds the trajectory
     (evaluations and training time), a summary and a best-so-far plot against both.
+    --executor ray or slurm trains each batch's architectures as tasks on a cluster (the
+    dataset root at the same path on every node); this process writes STORE and OUT.
     """
     from ..evaluate.live_search import LiveSearchSpec, parse_sources, run_live_search
     from ..harness.runner import RunError
@@ -58,14 +62,20 @@ def search_cmd(dataset, data_root, task, protocol, optimizer, sources, source_si
                           source_size=None if source_size == 0 else source_size, parallel=parallel,
                           budget_seconds=None if budget_gpu_hours is None else budget_gpu_hours * 3600.0,
                           options=parse_key_values(options, "--option"))
+    if device is None and not executor.local:
+        device = "auto"  # each task's GPU when it has one, else its CPU
     if device is None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    ex = None if executor.local else executor.make()
     try:
-        summary = run_live_search(spec, out, device=device, log=lambda msg: None)
+        summary = run_live_search(spec, out, device=device, log=lambda msg: None, executor=ex)
     except (OptimizerError, OracleError, StoreError, SpaceError, RunError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if ex is not None:
+            ex.close()
     click.echo(f"{summary['evaluations']} evaluations ({summary['trained_now']} trained now, "
                f"{summary['from_store']} from {store}), {summary['train_seconds'] / 3600:.3f} h of training; "
                f"best val {summary['best_val_metric']:.4f} (test {summary['best_test_metric']:.4f})")

@@ -5,6 +5,8 @@ import json
 
 import click
 
+from .params import executor_options
+
 
 @click.command("train")
 @click.argument("store", type=click.Path(dir_okay=False))
@@ -48,15 +50,17 @@ import click
                    "stays missing).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="Seconds to wait for the store's lock while another process writes it.")
+@executor_options
 def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files, n_random, arch_seed, seeds,
               split_seed, num_classes, device, devices, shard, retry_failed, create, concurrent, time_limit,
-              cuda_graphs, use_compile, no_bf16, dry_run, lock_timeout) -> None:
+              cuda_graphs, use_compile, no_bf16, dry_run, lock_timeout, executor) -> None:
     """Train architectures on DATASET under a protocol; append each result to STORE.
 
     Resumable: evaluations already in STORE for the same task, protocol and seed
     are skipped; each finished evaluation is written at once, so a killed run
     loses only the ones in progress.  Several GPUs of a machine: --devices;
-    several machines: --shard i/n on each, then `nasbench-xfer merge`.  All input (protocol,
+    several machines: --shard i/n on each, then `nasbench-xfer merge`, or --executor ray|slurm: one
+    task per training on a cluster, each result appended to STORE by this process.  All input (protocol,
     architectures, shard, device, store, data files) is checked before the first training starts.
     """
     import torch
@@ -82,6 +86,11 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
         raise click.ClickException(str(exc)) from None
     if device and devices:
         raise click.UsageError("give --device or --devices, not both")
+    if not executor.local and (devices or concurrent is not None or time_limit is not None):
+        raise click.UsageError(f"--devices, --concurrent and --time-limit are for --executor local; with "
+                               f"{executor.name} each training is one task on its own device")
+    if not executor.local:
+        device = device or "auto"  # each task's GPU when it has one, else its CPU
     device = devices or device or ("cuda" if torch.cuda.is_available() else "cpu")
     if concurrent is not None and concurrent < 1:
         raise click.BadParameter("must be >= 1", param_hint="--concurrent")
@@ -89,14 +98,18 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
         concurrent = 8 if str(device).startswith("cuda") and "," not in str(device) else 1
     flags = SpeedFlags(bf16=False if no_bf16 else None, compile=use_compile,
                        graph_step=cuda_graphs)
+    ex = None if executor.local or dry_run else executor.make()
     try:
         summary = run(store, dataset, arch_list, proto, seeds=seed_list, device=device, shard=shard,
                       task_name=task_name, data_root=data_root, split_seed=split_seed,
                       num_classes=num_classes, flags=flags, retry_failed=retry_failed, create=create,
                       dry_run=dry_run, log=click.echo, progress=not dry_run, concurrent=concurrent,
-                      time_limit=time_limit, wait_s=lock_timeout)
+                      time_limit=time_limit, wait_s=lock_timeout, executor=ex)
     except RunError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if ex is not None:
+            ex.close()
     summary.pop("records", None)
     click.echo(json.dumps(summary, default=str))
 

@@ -352,8 +352,15 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
         num_classes: int | None = None, flags: SpeedFlags | None = None, retry_failed: bool = False,
         create: bool = True, dry_run: bool = False, wait_s: float = 600.0,
         log: Callable[[str], None] = print, task_data=None, progress: bool = False,
-        concurrent: int = 1, time_limit: float | None = None, flush_seconds: float = 5.0) -> dict[str, Any]:
+        concurrent: int = 1, time_limit: float | None = None, flush_seconds: float = 5.0,
+        executor: Any = None) -> dict[str, Any]:
     """Train the shard's jobs not yet in ``store`` and append each result; returns a summary.
+
+    ``executor``: a Ray or SLURM :class:`~nasbench_xfer.executors.Executor` trains each job
+    as one task (``device`` ``"auto"``: the task's GPU when it has one, else its CPU) and
+    this process appends each record to ``store`` as it comes back (the only writer);
+    a failed job is reported at the end while the others are stored.  ``None`` or a local
+    executor: the trainings run on this machine as below.
 
     ``device`` is one device or several (a list or ``"cuda:0,cuda:1"``): with several, one
     worker process per entry trains its share of the jobs (repeat a GPU to train several
@@ -382,7 +389,10 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise RunError("no seeds")
-    device_list = parse_devices(device)
+    remote = executor is not None and not executor.local
+    device_list = ["auto"] if device == "auto" and (remote or dry_run) else parse_devices(device)
+    if len(device_list) > 1 and remote:
+        raise RunError(f"--devices is for the local executor; with {executor.name} each task gets its own device")
     if task_data is None:
         from .. import datasets as ds
         try:
@@ -401,7 +411,8 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
                                "skipped": len(jobs) - len(todo), "trained": 0, "ok": 0, "failed": 0,
                                "records": []}
     log(f"{task_name} / {protocol.name}: shard {summary['shard']}: {len(jobs)} jobs, "
-        f"{summary['skipped']} already in {path.name}, {len(todo)} to train on {','.join(device_list)}")
+        f"{summary['skipped']} already in {path.name}, {len(todo)} to train on "
+        f"{f'{executor.name} ({device_list[0]})' if remote else ','.join(device_list)}")
     if dry_run:
         summary["todo"] = [(space.to_string(a), s) for a, s in todo]
         return summary
@@ -420,7 +431,10 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
             bar.update(1)
 
     try:
-        if len(device_list) == 1:
+        if remote:
+            _run_remote(executor, todo, task_data, protocol, device_list[0], flags, path, task_name, wait_s,
+                        collect, say, summary)
+        elif len(device_list) == 1:
             pending: list[tuple[dict[str, Any], NASNetArch]] = []
             last_flush = [time.monotonic()]
             every = 0.0 if concurrent <= 1 else float(flush_seconds)
@@ -461,6 +475,49 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
             bar.close()
     summary["seconds"] = time.monotonic() - t_start
     return summary
+
+
+def _train_task(k: int, arch_json: str, seed: int, task_data, protocol_dict: dict[str, Any], device: str,
+                flags: SpeedFlags | None) -> tuple[int, dict[str, Any], str]:
+    """One training as a remote task: (job index, record, where it ran)."""
+    import socket
+
+    from .train import train_one
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    rec = train_one(from_json(arch_json), task_data, Protocol.from_dict(protocol_dict), seed, device, flags=flags)
+    return k, rec, f"{socket.gethostname()}:{device}"
+
+
+def _run_remote(executor, todo: Sequence[tuple[NASNetArch, int]], task_data, protocol: Protocol, device: str,
+                flags: SpeedFlags | None, path: Path, task_name: str, wait_s: float,
+                collect: Callable[[dict[str, Any], str], None], say: Callable[[str], None],
+                summary: dict[str, Any]) -> None:
+    """Train ``todo`` through a remote executor, appending each record here as it arrives."""
+    import dataclasses
+
+    from ..executors import JobError
+
+    data = executor.put(task_data)
+    # a task trains on the CPUs it was given: more threads than that only contend (many times slower)
+    flags = dataclasses.replace(flags or SpeedFlags(), threads=(flags.threads if flags and flags.threads
+                                                                else max(1, int(executor.cpus_per_task))))
+    jobs = [(k, a.to_json(), s, data, protocol.to_dict(), device, flags) for k, (a, s) in enumerate(todo)]
+    errors: list[str] = []
+    for job, result in executor.map_unordered(_train_task, jobs, uses_gpu=True):
+        if isinstance(result, JobError):
+            a, s = todo[job[0]]
+            errors.append(f"{a.to_json()} seed {s}: {result}")
+            say(f"error: {errors[-1]}")
+            continue
+        k, rec, where = result
+        _append_record(path, task_name, wait_s, rec, todo[k][0])
+        collect(rec, where)
+    if errors:
+        raise RunError(f"{len(errors)} training job(s) failed on {executor.name}: " + "; ".join(errors[:5])
+                       + f" ({summary['ok']} evaluations ok, {summary['failed']} failed were stored in {path}; "
+                       f"run again to resume)")
 
 
 def _progress_bar(total: int, desc: str):
