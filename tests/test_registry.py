@@ -88,3 +88,22 @@ def test_list_command_filters_and_rejects_unknown_kinds():
     assert out.exit_code == 0 and "no optimizers match 'zzz*'" in out.output
     out = CliRunner().invoke(cli, ["list", "wizards"])
     assert out.exit_code == 2 and "'wizards' is not one of" in out.output
+
+
+def test_seeds_are_parsed_alike_by_every_command():
+    import click
+
+    from nasbench_xfer.cli.params import parse_seeds
+
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    assert parse_seeds("5-8") == [5, 6, 7, 8]
+    assert parse_seeds("0, 4-5") == [0, 4, 5]
+    assert parse_seeds("3") == [3]                               # train: one seed
+    assert parse_seeds("3", bare_count=True) == [0, 1, 2]        # compare/demo: a count, as before
+    assert parse_seeds("10-12", bare_count=True) == [10, 11, 12]
+    for bad, msg in (("x", "'x' is not a seed"), ("4-2", "runs backwards"), ("", "at least one seed"),
+                     ("1,1", "given twice")):
+        with pytest.raises(click.BadParameter, match=msg):
+            parse_seeds(bad)
+    with pytest.raises(click.BadParameter, match="at least 1"):
+        parse_seeds("0", bare_count=True)

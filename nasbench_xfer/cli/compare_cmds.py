@@ -9,7 +9,7 @@ from ..optimizer import OptimizerError, list_optimizers
 from ..oracle import OracleError
 from ..space import SpaceError
 from ..store import StoreError
-from .params import executor_options, parse_key_values, split_csv
+from .params import executor_options, parse_key_values, parse_seeds, split_csv
 
 
 @click.command("compare")
@@ -26,7 +26,8 @@ from .params import executor_options, parse_key_values, split_csv
                    "(entry-point group nasbench_xfer.optimizers) or module:Class paths.")
 @click.option("--budget", "-b", default=33, show_default=True, type=int,
               help="Evaluations on the target per search (each distinct architecture costs one).")
-@click.option("--seeds", default=10, show_default=True, type=int, help="Seeds 0..N-1 per optimizer.")
+@click.option("--seeds", default="10", show_default=True,
+              help="Seeds per optimizer: a count N (seeds 0..N-1), a list (0,3,7) or a range (10-19).")
 @click.option("--source-size", default=200, show_default=True, type=int,
               help="Random architectures per source task given to the optimizers (paper: 200; "
                    "0 = all).")
@@ -73,7 +74,7 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
         else:
             src = split_csv(sources)
         spec = SearchSpec(store=str(store), target=target, sources=src, optimizers=opt_names,
-                          budget=budget, seeds=list(range(seeds)),
+                          budget=budget, seeds=parse_seeds(seeds, bare_count=True),
                           source_size=None if source_size == 0 else source_size, options=opts)
         ex = executor.make(workers=jobs)
         try:

@@ -28,6 +28,37 @@ def parse_ints(value: str, option: str | None = None) -> list[int]:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=option) from None
 
 
+def parse_seeds(value: str | int, option: str = "--seeds", *, bare_count: bool = False) -> list[int]:
+    """Seeds as every command accepts them: ``"0,1,2"``, ranges ``"0-9"`` (inclusive) and mixes
+    (``"0,5-7"``).  ``bare_count=True`` (``compare``, ``demo``: their historical meaning) reads a
+    single bare integer ``N`` as the count ``0..N-1``; elsewhere it is the one seed ``N``."""
+    text = str(value).strip()
+    if bare_count and text.isdigit():
+        n = int(text)
+        if n < 1:
+            raise click.BadParameter(f"a number of seeds must be at least 1, got {n}", param_hint=option)
+        return list(range(n))
+    out: list[int] = []
+    for item in split_csv(text):
+        lo, dash, hi = item.partition("-")
+        try:
+            if dash and lo.strip():
+                a, b = int(lo), int(hi)
+                if b < a:
+                    raise click.BadParameter(f"range {item!r} runs backwards", param_hint=option)
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(item))
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not a seed, a list (0,1,2) or a range (0-9)",
+                                     param_hint=option) from None
+    if not out:
+        raise click.BadParameter("give at least one seed, e.g. 0, 0,1,2 or 0-9", param_hint=option)
+    if len(set(out)) != len(out):
+        raise click.BadParameter(f"seed(s) given twice in {text!r}", param_hint=option)
+    return out
+
+
 def json_or_str(value: str) -> Any:
     """``"3"`` -> 3, ``"[1, 2]"`` -> [1, 2], ``"true"`` -> True, anything else as the string."""
     try:

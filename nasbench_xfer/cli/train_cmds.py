@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .params import executor_options
+from .params import executor_options, parse_seeds
 
 
 @click.command("train")
@@ -24,7 +24,8 @@ from .params import executor_options
 @click.option("--random", "--sample", "n_random", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also train this many random architectures.")
 @click.option("--arch-seed", type=int, default=0, show_default=True, help="Seed of --random.")
-@click.option("--seeds", default="0", show_default=True, help="Training seeds, comma-separated.")
+@click.option("--seeds", default="0", show_default=True,
+              help="Training seeds: one (3), a list (0,1,2) or a range (0-4).")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the validation split.")
 @click.option("--num-classes", type=int, default=None, help="Quickdraw/pooled sets: classes to draw.")
 @click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available).")
@@ -72,16 +73,7 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
     try:
         proto = get_protocol(protocol)
         arch_list = load_archs(archs, arch_files, n_random, arch_seed, proto.num_blocks)
-        seed_list = []
-        for s in seeds.split(","):
-            if s.strip():
-                try:
-                    seed_list.append(int(s))
-                except ValueError:
-                    raise click.BadParameter(f"{s.strip()!r} is not an integer (give seeds as 0,1,2)",
-                                             param_hint="--seeds") from None
-        if not seed_list:
-            raise click.BadParameter("give at least one seed, e.g. 0 or 0,1,2", param_hint="--seeds")
+        seed_list = parse_seeds(seeds)
     except (RunError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if device and devices:
