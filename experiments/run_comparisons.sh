@@ -20,3 +20,5 @@ for t in "${targets[@]}"; do
     $X compare -s runs/transnas.h5 -t "$t" --budget 100 --seeds 10 -o "docs/results/compare/transnas-$t" -j 2
   fi
 done
+# the overview across targets (ranks, Friedman, critical-difference diagrams, paired tallies)
+$X aggregate docs/results/compare/transnas-* docs/results/compare/nbg-* -o docs/results/compare

@@ -195,7 +195,6 @@ class ReadingMixin(StoreState):
             toks = self._arch_rows("tokens", np.asarray(ids, dtype=np.int64))
         return [self.space.decode(t) for t in toks]
 
-    @_damaged
     def _epoch_column(self, task: str, column: str, epoch: int) -> np.ndarray:
         """Per evaluation: the validation curve's value after ``epoch`` (1-based) epochs."""
         if column != "val_metric":
@@ -218,6 +217,7 @@ class ReadingMixin(StoreState):
         rows = np.flatnonzero(self._column(task, "arch") == aid) if aid >= 0 else np.zeros(0, dtype=int)
         return self.curves(task)[rows]
 
+    @_damaged
     def metric_table(self, task: str, column: str = "val_metric", epoch: int | None = None) -> np.ndarray:
         """Array over architecture ids with the mean of ``column`` over that task's evaluations
         (NaN where the architecture was not evaluated on the task).  ``epoch=k``: the validation
