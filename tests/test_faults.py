@@ -697,7 +697,7 @@ def test_train_cli_bad_input_messages(tmp_path):
     base = ["train", str(tmp_path / "t.h5"), "-d", "quickdraw", "--data", str(SHARED), "-p", "smoke",
             "-a", "xfernasnet", "--device", "cpu", "--dry-run"]
     r = runner.invoke(cli, base + ["--seeds", "a,b"])
-    assert r.exit_code == 2 and "'a' is not an integer" in r.output and "invalid literal" not in r.output
+    assert r.exit_code == 2 and "'a' is not a seed" in r.output and "invalid literal" not in r.output
     r = runner.invoke(cli, base + ["--sample", "-3"])
     assert r.exit_code == 2 and "-3 is not in the range x>=0" in r.output
     r = runner.invoke(cli, base + ["--lock-timeout", "-1"])
