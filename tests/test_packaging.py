@@ -97,7 +97,7 @@ def test_one_module_one_name():
             "        assert f'import nasbench_xfer.{bare} instead' in str(err), err\n"
             "    else:\n"
             "        raise AssertionError(bare + ' imported under its bare name')\n"
-            "assert e.Store is s.Store\n"
+            "assert e.StoreError is s.StoreError\n"
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": ""},
                          check=True, capture_output=True, text=True).stdout
