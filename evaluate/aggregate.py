@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from nasbench_xfer.evaluate.runs import new_figure, save_figure
-from nasbench_xfer.evaluate.search import paired_tests, regrets_at
+from nasbench_xfer.evaluate.search import is_reference_line, paired_tests, regrets_at
 
 __all__ = ["load_comparisons", "aggregate", "aggregate_markdown", "plot_critical_difference", "write_aggregate",
            "BUDGETS"]
@@ -69,10 +69,6 @@ def _posthocs() -> Any:
     return scikit_posthocs
 
 
-def _is_reference(opt: str) -> bool:
-    return opt.endswith("-oracle")
-
-
 def aggregate(trajs: dict[str, pd.DataFrame], focus: str = "xfernas",
               budgets: Sequence[int] = BUDGETS, alpha: float = 0.05) -> dict[str, Any]:
     """See the module docstring.  Budgets beyond a comparison's own are left out for it."""
@@ -84,7 +80,7 @@ def aggregate(trajs: dict[str, pd.DataFrame], focus: str = "xfernas",
             means = regrets_at(traj, b).groupby("optimizer", sort=False)["regret"].mean()
             for opt, v in means.items():
                 regret_rows.append({"target": target, "optimizer": opt, "budget": b, "regret": float(v)})
-            real = means[[o for o in means.index if not _is_reference(o)]]
+            real = means[[o for o in means.index if not is_reference_line(o)]]
             for opt, r in zip(real.index, stats.rankdata(real.to_numpy())):
                 rank_rows.append({"target": target, "optimizer": opt, "budget": b, "rank": float(r)})
         if focus in set(traj["optimizer"]):
@@ -100,7 +96,7 @@ def aggregate(trajs: dict[str, pd.DataFrame], focus: str = "xfernas",
         wide = g.pivot(index="target", columns="optimizer", values="rank").dropna(axis=0)
         entry: dict[str, Any] = {"targets": int(len(wide)), "mean_rank": wide.mean().sort_values()}
         if wide.shape[0] >= 2 and wide.shape[1] >= 3:
-            reg = regret[(regret.budget == b) & ~regret.optimizer.map(_is_reference)]
+            reg = regret[(regret.budget == b) & ~regret.optimizer.map(is_reference_line)]
             vals = reg.pivot(index="target", columns="optimizer", values="regret").loc[wide.index, wide.columns]
             entry["friedman_p"] = float(stats.friedmanchisquare(*[vals[c] for c in vals.columns]).pvalue)
             sp = _posthocs()
@@ -133,11 +129,11 @@ def aggregate_markdown(agg: dict[str, Any]) -> str:
               "Friedman's test asks whether the optimizers differ at all over these targets; the "
               "critical-difference diagrams (`cd_<budget>.png`) join the optimizers that the Nemenyi "
               "post-hoc test cannot tell apart.", "",
-              "| budget | targets | " + " | ".join(o for o in opts if not _is_reference(o)) + " | Friedman p |",
-              "|---|---|" + "---|" * (len([o for o in opts if not _is_reference(o)]) + 1)]
+              "| budget | targets | " + " | ".join(o for o in opts if not is_reference_line(o)) + " | Friedman p |",
+              "|---|---|" + "---|" * (len([o for o in opts if not is_reference_line(o)]) + 1)]
     for b, e in sorted(agg["friedman"].items()):
         mr = e["mean_rank"]
-        cells = [f"{mr[o]:.2f}" if o in mr.index else "-" for o in opts if not _is_reference(o)]
+        cells = [f"{mr[o]:.2f}" if o in mr.index else "-" for o in opts if not is_reference_line(o)]
         p = f"{e['friedman_p']:.3g}" if "friedman_p" in e else "n/a (too few targets)"
         lines.append(f"| {b} | {e['targets']} | " + " | ".join(cells) + f" | {p} |")
     tally = agg["tally"]

@@ -346,6 +346,12 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
     return "\n".join(lines) + "\n"
 
 
+def is_reference_line(optimizer: str) -> bool:
+    """An optimizer that knows the target's table (named ``*-oracle``): a reference line drawn
+    beside the searches, not a competitor."""
+    return optimizer.endswith("-oracle")
+
+
 def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
     """Regret (the table's best minus the best found so far, in ``metric``'s units) against
     evaluations, log scale, step lines: mean over seeds with a band of one standard error of
@@ -363,7 +369,7 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
         se = piv.sem(axis=1, ddof=1) if n > 1 else mean * 0
         lo = np.maximum(mean - se, 0.0).clip(lower=floor)
         hi = (mean + se).clip(upper=float(piv.max().max()) if n else None)
-        ref = opt.endswith("-oracle")
+        ref = is_reference_line(opt)
         line, = ax.step(piv.index, mean.clip(lower=floor), where="post", label=f"{opt} (n={n})",
                         linestyle="--" if ref else "-", linewidth=1.2 if ref else 1.6)
         ax.fill_between(piv.index, lo, hi.clip(lower=floor), step="post", alpha=0.15, color=line.get_color())
@@ -380,4 +386,4 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
 
 
 __all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at",
-           "summary_markdown", "plot_best_so_far", "check_spec", "OracleError"]
+           "summary_markdown", "plot_best_so_far", "check_spec", "is_reference_line", "OracleError"]

@@ -20,15 +20,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nasbench_xfer.evaluate.aggregate import load_comparisons  # noqa: E402
 from nasbench_xfer.evaluate.search import regrets_at  # noqa: E402
 from nasbench_xfer.evaluate.stats import holm, paired_wilcoxon  # noqa: E402
 
 BUDGETS = (10, 33, 100)
-
-
-def _load(d: Path) -> pd.DataFrame:
-    pq = d / "trajectories.parquet"
-    return pd.read_parquet(pq) if pq.exists() else pd.read_csv(d / "trajectories.csv")
 
 
 def main() -> None:
@@ -42,7 +38,7 @@ def main() -> None:
         hd = Path(args.hedged) / d.name
         if not hd.exists():
             continue
-        h, u = _load(hd), _load(d)
+        h, u = load_comparisons([hd])[hd.name], load_comparisons([d])[d.name]
         for b in BUDGETS:
             rh = regrets_at(h[h.optimizer == "xfernas"], b).set_index("seed")["regret"]
             ru = regrets_at(u[u.optimizer == "xfernas"], b).set_index("seed")["regret"]

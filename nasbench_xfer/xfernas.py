@@ -117,11 +117,15 @@ class SurrogateSearch(Optimizer):
                              if ctx.restricted and ctx.candidates is not None else None)
 
     # -- pieces --------------------------------------------------------------
-    def _history(self) -> dict:
+    def _target_history(self) -> tuple[list, np.ndarray]:
+        """The target's evaluations so far: (architectures, scores)."""
         archs = [a for a, _ in self.evaluated.values()]
         scores = np.array([s for _, s in self.evaluated.values()], dtype=float)
+        return archs, scores
+
+    def _history(self) -> dict:
         hist: dict[str, Any] = dict(self.ctx.sources) if self.transfer else {}
-        hist[self.ctx.target] = (archs, scores)
+        hist[self.ctx.target] = self._target_history()
         return hist
 
     def _fit(self):
@@ -155,13 +159,11 @@ class SurrogateSearch(Optimizer):
 
         from .predictor import TransferPredictor
 
-        archs = [a for a, _ in self.evaluated.values()]
-        scores = np.array([s for _, s in self.evaluated.values()], dtype=float)
         model = TransferPredictor(self.ctx.space, **{**self.predictor_options, "transfer": False,
                                                      "seed": (self._seed + 1) % 2 ** 31})
         t0 = time.perf_counter()
         init = self._target_model
-        model.fit({self.ctx.target: (archs, scores)}, init=init,
+        model.fit({self.ctx.target: self._target_history()}, init=init,
                   steps=self.warm_steps if init is not None and self.warm_start else None)
         self.fit_seconds += time.perf_counter() - t0
         self.fits += 1
@@ -194,18 +196,8 @@ class SurrogateSearch(Optimizer):
     def _hedged(self, model, target_model, w: float, asc: dict, size: int) -> list[tuple[Any, str]]:
         """The ``size`` candidates (unevaluated pool + ascent proposals) best by the weighted
         mean of the two models' ranks: (arch, origin)."""
-        cands = self.ctx.candidates
-        if cands is None:
-            cands = self.ctx.space.sample_many(self.n_screen, self.ctx.rng)
-        pool, seen = [], set()
-        for h, p in asc.items():
-            seen.add(h)
-            pool.append((p.arch, "ascent"))
-        for a in cands:
-            h = self.ctx.hash(a)
-            if h not in seen and h not in self.evaluated:
-                seen.add(h)
-                pool.append((a, "screen-hedged"))
+        pool = [(p.arch, "ascent") for p in asc.values()] + \
+            [(a, "screen-hedged") for a in self._unevaluated(set(asc))]
         if not pool:
             return []
         archs = [a for a, _ in pool]
@@ -236,8 +228,9 @@ class SurrogateSearch(Optimizer):
                 out.append(a)
         return out[len(taken):]
 
-    def _screen(self, model, k: int, taken: set) -> list[tuple[float, Any]]:
-        """The ``k`` unevaluated candidates the surrogate ranks highest: (prediction, arch)."""
+    def _unevaluated(self, taken: set) -> list:
+        """The candidate pool (the table's, or ``n_screen`` architectures sampled from the space),
+        without the evaluated architectures, the hashes in ``taken`` and repeats."""
         cands = self.ctx.candidates
         if cands is None:
             cands = self.ctx.space.sample_many(self.n_screen, self.ctx.rng)
@@ -247,6 +240,11 @@ class SurrogateSearch(Optimizer):
             if h not in seen and h not in self.evaluated:
                 seen.add(h)
                 rest.append(a)
+        return rest
+
+    def _screen(self, model, k: int, taken: set) -> list[tuple[float, Any]]:
+        """The ``k`` unevaluated candidates the surrogate ranks highest: (prediction, arch)."""
+        rest = self._unevaluated(taken)
         if not rest or k < 1:
             return []
         pred = model.predict(self.ctx.target, rest)

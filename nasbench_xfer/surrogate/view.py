@@ -80,7 +80,7 @@ class SurrogateView:
         self.space = surrogate.space
         self.reference, self._how = _reference_set(self.space, int(reference_size))
         self.reference_size = len(self.reference)
-        self._hashes = np.array([self.space.hash(a) for a in self.reference])
+        self._hashes: np.ndarray | None = None
         self._tables: dict[str, np.ndarray] = {}
         self._digest: str | None = None
 
@@ -137,6 +137,8 @@ class SurrogateView:
         return [self.reference[int(i)] for i in np.asarray(ids, dtype=np.int64)]
 
     def arch_hashes(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        if self._hashes is None:  # only the probe baselines ask: computed on first use
+            self._hashes = np.array([self.space.hash(a) for a in self.reference])
         return self._hashes[np.asarray(ids, dtype=np.int64)]
 
     def fingerprint(self) -> str:
