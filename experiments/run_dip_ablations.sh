@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The reduced ablations behind docs/results/ablation-dip/ (issue 11: does the default transfer
 # predictor lose the sources' knowledge when the first target evaluations arrive?): source sizes
-# 0,50,100,150 per task, target sizes 0,10,25, 5 splits, 50 held out, default predictor
-# (xfernas, calibrated head).  Each run resumes if interrupted.
+# 0,50,100,150 per task, target sizes 0,10,25, 5 splits, 50 held out, one process per target
+# (so the hedged predictor's memoised member fits are shared by its cells).  Each run resumes
+# if interrupted.  PREDICTOR (default xfernas) and OUT (default docs/results/ablation-dip) pick
+# the model and the folder; docs/results/ablation-dip-joint/ was made with
+# PREDICTOR=xfernas-joint (then the default).
 #   bash experiments/run_dip_ablations.sh            # the targets below
 #   bash experiments/run_dip_ablations.sh jigsaw     # one TransNAS target
 source "$(dirname "$0")/common.sh"
-G=(--source-sizes 0,50,100,150 --target-sizes 0,10,25 --splits 5)
+PREDICTOR="${PREDICTOR:-xfernas}"
+OUT="${OUT:-docs/results/ablation-dip}"
+G=(--source-sizes 0,50,100,150 --target-sizes 0,10,25 --splits 5 --predictor "$PREDICTOR" -j 1)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(jigsaw nbg:cora class_object autoencoder nbg:citeseer class_scene room_layout segmentsemantic normal)
 for t in "${targets[@]}"; do
   if [[ $t == nbg:* ]]; then
     name=${t#nbg:}
-    $X ablation -s runs/nbg.h5 -t "$name" --sources "$(nbg_sources "$name")" "${G[@]}" -o "docs/results/ablation-dip/nbg-$name" -j 2
+    $X ablation -s runs/nbg.h5 -t "$name" --sources "$(nbg_sources "$name")" "${G[@]}" -o "$OUT/nbg-$name"
   else
-    $X ablation -s runs/transnas.h5 -t "$t" "${G[@]}" -o "docs/results/ablation-dip/transnas-$t" -j 2
+    $X ablation -s runs/transnas.h5 -t "$t" "${G[@]}" -o "$OUT/transnas-$t"
   fi
 done

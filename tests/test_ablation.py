@@ -1,6 +1,7 @@
 """The correlation-vs-knowledge ablation (paper section 4.5) on a small synthetic store."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -69,6 +70,12 @@ def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
     assert {"pearson_mean", "pearson_std", "kendall_mean", "precision@5_mean", "splits"} <= set(table.columns)
     with pytest.raises(ValueError, match="holds results of another ablation"):
         run_ablation(AblationSpec(**{**spec.__dict__, "holdout": 20}), results, progress=False)
+    # results written before the header named the implementation, when "xfernas" meant the
+    # jointly fitted model: never resumed with the hedged default
+    legacy = tmp_path / "legacy.jsonl"
+    legacy.write_text(json.dumps({"spec": dataclasses.asdict(spec)}) + "\n")
+    with pytest.raises(ValueError, match="implemented by nasbench_xfer.predictor.transfer:TransferPredictor"):
+        run_ablation(spec, legacy, progress=False)
 
 
 def test_ablation_cli_with_a_scikit_learn_surrogate(store_path, tmp_path):

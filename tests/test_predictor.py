@@ -393,3 +393,88 @@ def test_predictor_files_from_before_the_calibrated_head_load_as_the_paper_model
     q = TransferPredictor.load(tmp_path / "old.pt")
     assert q.config.head == "paper"
     np.testing.assert_array_equal(q.predict("src0", setup["held"][:10]), m.predict("src0", setup["held"][:10]))
+
+
+# ------------------------------------------- the default, hedged predictor (issue 11)
+def test_concordance_matrix_and_bootstrap_preference_known_values():
+    from nasbench_xfer.predictor.hedged import bootstrap_preference, concordance_matrix
+
+    y = np.array([1.0, 2.0, 3.0, 3.0])
+    c = concordance_matrix(np.array([0.1, 0.2, 0.2, 0.0]), y)
+    # pairs (0,1) right, (0,2) right, (0,3) wrong, (1,2) tied in pred -> 0.5, (1,3) wrong,
+    # (2,3) tied in y -> not counted
+    assert c[0, 1] == c[0, 2] == 1 and c[0, 3] == c[1, 3] == 0 and c[1, 2] == 0.5 and c[2, 3] == 0
+    np.testing.assert_array_equal(c, c.T)
+    perfect, reversed_ = concordance_matrix(y, y), concordance_matrix(-y, y)
+    assert np.triu(perfect, 1).sum() == 5 and np.triu(reversed_, 1).sum() == 0
+    assert bootstrap_preference(perfect, perfect, 200, 0) == 0.5
+    assert bootstrap_preference(reversed_, perfect, 200, 0) > 0.95
+    assert bootstrap_preference(perfect, reversed_, 200, 0) < 0.05
+    with pytest.raises(ValueError, match="1-D of one length"):
+        concordance_matrix(np.zeros(3), np.zeros(4))
+
+
+def _hedged_case(sign: float, n_target: int):
+    from nasbench_xfer.predictor.hedged import HedgedTransferPredictor
+
+    space = ToySpace()
+    archs = space.sample_many(380, np.random.default_rng(1))  # the space has 384
+    truth = toy_score(archs, 0)
+    # the sources evaluated the same 200 architectures (as benchmark tasks do), the target others
+    hist = {"a": (archs[:200], sign * truth[:200]), "b": (archs[:200], sign * 3 * truth[:200] + 1),
+            "t": (archs[200:200 + n_target], truth[200:200 + n_target])}
+    kw = dict(device="cpu", epochs=1, min_steps=200, universal_hidden=(32,), residual_hidden=(16,))
+    p = HedgedTransferPredictor(space, seed=3, **kw).fit(hist, target="t")
+    return p, archs[300:], truth[300:], hist, kw
+
+
+def test_hedged_predictor_keeps_the_sources_ranking_when_they_agree_with_the_target():
+    p, held, _truth, hist, kw = _hedged_case(+1.0, 12)
+    assert p.source_model is not None and p.target_model is not None
+    assert p.evidence["source"] > p.evidence["target_cv"] and p.p_target_better < 0.5
+    assert p.weight == 0.0
+    # weight 0: exactly the zero-target model's ranking (the universal network), on the target's scale
+    z = p.source_model.predict_universal(held)
+    y = hist["t"][1]
+    np.testing.assert_allclose(p.predict("t", held), y.mean() + y.std() * z)
+    zero = TransferPredictor(ToySpace(), seed=3, **kw).fit({"a": hist["a"], "b": hist["b"]}, target="t")
+    np.testing.assert_allclose(zero.predict("t", held), z)
+    np.testing.assert_allclose(p.predict("a", held), zero.predict("a", held))
+
+
+def test_hedged_predictor_follows_the_target_when_the_sources_mislead():
+    p, held, truth, hist, kw = _hedged_case(-1.0, 100)
+    assert p.p_target_better > 0.95, (p.p_target_better, p.evidence)
+    # the sources count as a prior worth 50 target evaluations: 100 outweigh them 2 to 1
+    assert p.weight == pytest.approx((2 * p.p_target_better - 1) * 100 / (100 + 50))
+    rho_src = spearmanr(p.source_model.predict_universal(held), truth)[0]
+    assert rho_src < 0 and spearmanr(p.predict("t", held), truth)[0] > 0.3
+    # no sources: the target model alone, which is the plain fit on the target's evaluations
+    from nasbench_xfer.predictor.hedged import HedgedTransferPredictor
+
+    alone = HedgedTransferPredictor(ToySpace(), seed=3, **kw).fit({"t": hist["t"]})
+    plain = TransferPredictor(ToySpace(), seed=3, **kw).fit({"t": hist["t"]}, target="t")
+    assert alone.weight == 1.0 and alone.source_model is None
+    np.testing.assert_allclose(alone.predict("t", held), plain.predict("t", held))
+
+
+def test_hedged_predictor_errors_and_registry():
+    from nasbench_xfer.predictor.base import PREDICTORS
+    from nasbench_xfer.predictor.hedged import HedgedTransferPredictor
+
+    space = ToySpace()
+    assert PREDICTORS.get("xfernas") is HedgedTransferPredictor
+    assert PREDICTORS.get("xfernas-joint") is TransferPredictor
+    with pytest.raises(ValueError, match="folds must be an integer >= 2"):
+        HedgedTransferPredictor(space, folds=1)
+    with pytest.raises(ValueError, match="'transfer' is not an option"):
+        HedgedTransferPredictor(space, transfer=False)
+    with pytest.raises(ValueError, match="PredictorConfig.epochs"):
+        HedgedTransferPredictor(space, epochs=-1)
+    p = HedgedTransferPredictor(space)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        p.predict("t", [])
+    with pytest.raises(ValueError, match="name the target task"):
+        p.fit({"a": ([], []), "b": ([], [])})
+    with pytest.raises(ValueError, match="no evaluations"):
+        p.fit({"t": ([], [])}, target="t")

@@ -77,8 +77,10 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
 @click.option("--holdout", default=50, show_default=True, help="Held-out target architectures per split.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the splits.")
 @click.option("--predictor", default="xfernas", show_default=True,
-              help="Surrogate: xfernas (default transfer model, calibrated head), xfernas-paper (the "
-                   "paper's model exactly), nao, ridge, random-forest, or module:callable(space, seed, **opts).")
+              help="Surrogate: xfernas (default: the sources' model and the target's own, weighted by "
+                   "out-of-sample evidence), xfernas-joint (one network fitted on sources and target, "
+                   "calibrated head), xfernas-paper (the paper's model exactly), nao, ridge, random-forest, "
+                   "or module:callable(space, seed, **opts).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),

@@ -41,8 +41,11 @@ class Predictor(Protocol):
 
 #: every predictor factory by name (built-ins imported lazily: most need torch)
 PREDICTORS: Registry[Any] = Registry("predictor", "predictors", paths=True)
-PREDICTORS.lazy("xfernas", "nasbench_xfer.predictor.transfer:TransferPredictor",
-                doc="XferNAS's transfer predictor with the package's default (calibrated) head")
+PREDICTORS.lazy("xfernas", "nasbench_xfer.predictor.hedged:HedgedTransferPredictor",
+                doc="the default transfer predictor: the sources' model and the target's own, "
+                    "weighted by out-of-sample evidence on the target's evaluations")
+PREDICTORS.lazy("xfernas-joint", "nasbench_xfer.predictor.transfer:TransferPredictor",
+                doc="XferNAS's network fitted jointly on sources and target (calibrated head)")
 PREDICTORS.lazy("xfernas-paper", "nasbench_xfer.predictor.transfer:paper_predictor",
                 doc="XferNAS's transfer predictor exactly as the paper describes it (head='paper')")
 PREDICTORS.lazy("nao", "nasbench_xfer.predictor.transfer:NAOPredictor",
