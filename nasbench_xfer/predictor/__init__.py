@@ -43,6 +43,12 @@ accuracy in [0, 1] through a sigmoid); (4) NAO's encoder merges pairs of tokens
 into one LSTM step ("source_length / encoder_length = 2"); here every token is
 one step.
 
+The default predictor of the ablation and of the scikit-learn view (registered as
+``"xfernas"``) is :class:`~.hedged.HedgedTransferPredictor`: this network fitted on the
+sources alone and fitted on the target alone, blended by out-of-sample evidence on the
+target's evaluations (see :mod:`.hedged`).  The searches use :class:`TransferPredictor`
+itself, with their own sequential hedge (:mod:`nasbench_xfer.xfernas`).
+
 Batched independent fits (many seeds/configurations at once) are not
 provided: ``nn.LSTM`` has no batching rule for ``torch.func.vmap``; run fits
 in separate processes (each is single-threaded-friendly, see
