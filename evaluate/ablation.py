@@ -77,6 +77,19 @@ class AblationSpec:
     predictor_options: dict[str, Any] = field(default_factory=dict)
 
 
+#: what a predictor name meant in results files written before they recorded it
+_LEGACY_IMPLEMENTATIONS = {"xfernas": "nasbench_xfer.predictor.transfer:TransferPredictor"}
+
+
+def predictor_implementation(name: str) -> str:
+    """``module:qualname`` of the factory registered as ``name`` (recorded with the results, so
+    that a name whose meaning changed cannot resume old results)."""
+    from nasbench_xfer.predictor.base import PREDICTORS
+
+    obj = PREDICTORS.get(name)
+    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+
+
 def check_spec(spec: AblationSpec) -> None:
     """Bad-input checks before anything runs."""
     from nasbench_xfer.predictor.base import PREDICTORS
@@ -197,12 +210,19 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
     check_spec(spec)
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    header = {"spec": asdict(spec)}
+    spec_dict = asdict(spec)
+    header = {"spec": spec_dict, "implementation": predictor_implementation(spec.predictor)}
     done: set[tuple[int, int, int]] = set()
     rows: list[dict] = []
     if results.exists() and results.stat().st_size:
         lines = results.read_text().splitlines()
-        ensure_same_spec(json.loads(lines[0]).get("spec") or {}, header["spec"], str(results), "ablation")
+        first = json.loads(lines[0])
+        ensure_same_spec(first.get("spec") or {}, spec_dict, str(results), "ablation")
+        made_by = first.get("implementation") or _LEGACY_IMPLEMENTATIONS.get(spec.predictor)
+        if made_by is not None and made_by != header["implementation"]:
+            raise ValueError(f"{results} holds results of predictor {spec.predictor!r} as implemented by "
+                             f"{made_by}; that name now means {header['implementation']}: use a new "
+                             f"output location")
         for line in lines[1:]:
             try:
                 r = json.loads(line)
