@@ -189,8 +189,9 @@ def run_one(spec: AblationSpec, source_size: int, target_size: int, split: int) 
     pred = model.predict(spec.target, [data.archs[i] for i in test])
     row.update(correlation_metrics(pred, data.tables[spec.target][test]))
     row.update(status="ok", fit_seconds=time.perf_counter() - t0)
-    if isinstance(getattr(model, "weight", None), float):  # the hedged predictor's blend weight
-        row["weight"] = model.weight
+    weight = getattr(model, "weight", None)  # the hedged predictor's blend weight
+    if isinstance(weight, float):
+        row["weight"] = weight
     return row
 
 
