@@ -330,10 +330,9 @@ class XferNAS(SurrogateSearch):
 def _concordant(pred: np.ndarray, y: np.ndarray) -> float:
     """Correctly ordered pairs of ``y`` by ``pred`` (pairs tied in ``y`` skipped; a tie in
     ``pred`` counts a half)."""
-    dp = np.sign(pred[:, None] - pred[None, :])
-    dy = np.sign(y[:, None] - y[None, :])
-    upper = np.triu(np.ones_like(dy, dtype=bool), k=1) & (dy != 0)
-    return float(np.sum((dp == dy)[upper]) + 0.5 * np.sum((dp == 0)[upper]))
+    from .evaluate.stats import concordance_matrix
+
+    return float(np.triu(concordance_matrix(pred, y), 1).sum())
 
 
 def _unit_ranks(x: np.ndarray) -> np.ndarray:

@@ -397,7 +397,7 @@ def test_predictor_files_from_before_the_calibrated_head_load_as_the_paper_model
 
 # ------------------------------------------- the default, hedged predictor (issue 11)
 def test_concordance_matrix_and_bootstrap_preference_known_values():
-    from nasbench_xfer.predictor.hedged import bootstrap_preference, concordance_matrix
+    from nasbench_xfer.evaluate.stats import bootstrap_preference, concordance_matrix
 
     y = np.array([1.0, 2.0, 3.0, 3.0])
     c = concordance_matrix(np.array([0.1, 0.2, 0.2, 0.0]), y)

@@ -54,43 +54,14 @@ from typing import Any
 
 import numpy as np
 
+from ..evaluate.stats import bootstrap_preference, concordance_matrix
 from ..space import SearchSpace
 from .transfer import History, TransferPredictor
 
-__all__ = ["HedgedTransferPredictor", "concordance_matrix", "bootstrap_preference"]
+__all__ = ["HedgedTransferPredictor"]
 
 _MEMO: OrderedDict[str, TransferPredictor] = OrderedDict()
 _MEMO_SIZE = 32
-
-
-def concordance_matrix(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``C[i, j]`` = 1 if ``pred`` orders evaluations ``i`` and ``j`` as ``y`` does, 0.5 if
-    ``pred`` ties them, 0 otherwise; 0 on the diagonal and for pairs tied in ``y``."""
-    pred, y = np.asarray(pred, dtype=float), np.asarray(y, dtype=float)
-    if pred.shape != y.shape or pred.ndim != 1:
-        raise ValueError(f"concordance_matrix: pred and y must be 1-D of one length, got "
-                         f"{pred.shape} and {y.shape}")
-    dp = np.sign(pred[:, None] - pred[None, :])
-    dy = np.sign(y[:, None] - y[None, :])
-    c = np.where(dp == 0, 0.5, (dp == dy).astype(float))
-    c[dy == 0] = 0.0
-    return c
-
-
-def bootstrap_preference(c_first: np.ndarray, c_second: np.ndarray, n_boot: int,
-                         seed: int) -> float:
-    """P(the second model's pair concordance beats the first's), bootstrapping the evaluations
-    (ties count one half).  ``c_*`` are :func:`concordance_matrix` results on the same
-    evaluations."""
-    n = c_first.shape[0]
-    if c_first.shape != (n, n) or c_second.shape != (n, n):
-        raise ValueError("bootstrap_preference: concordance matrices must be square and alike")
-    if n < 2:
-        return 0.5
-    idx = np.random.default_rng(seed).integers(n, size=(n_boot, n))
-    first = c_first[idx[:, :, None], idx[:, None, :]].sum(axis=(1, 2))
-    second = c_second[idx[:, :, None], idx[:, None, :]].sum(axis=(1, 2))
-    return float(np.mean(second > first) + 0.5 * np.mean(second == first))
 
 
 def _digest(*parts: Any) -> str:
@@ -200,7 +171,7 @@ class HedgedTransferPredictor:
             ref = [a for archs, _ in sources.values() for a in archs] + list(tgt_archs)
             t = self.target_model
             sd_u = float(np.std(self.source_model.predict_universal(ref)))
-            sd_t = float(np.std(t._predict_norm(t._tokens(ref, "fit"), t._task_index(target, "fit"))))
+            sd_t = float(np.std(t.predict_normalised(target, ref)))
             self._match = sd_u / sd_t if sd_t > 1e-12 and sd_u > 1e-12 else 1.0
             self._weigh(tgt_archs, tgt_y)
         self.fit_seconds = time.perf_counter() - t0
@@ -216,8 +187,7 @@ class HedgedTransferPredictor:
         for j in range(k):
             train, test = np.flatnonzero(fold != j), np.flatnonzero(fold == j)
             m = self._member({self.target: ([archs[i] for i in train], y[train])}, self.target)
-            cv[test] = m._predict_norm(m._tokens([archs[i] for i in test], "cv"),
-                                       m._task_index(self.target, "cv"))
+            cv[test] = m.predict_normalised(self.target, [archs[i] for i in test])
         src = self.source_model.predict_universal(archs)
         c_src, c_tgt = concordance_matrix(src, y), concordance_matrix(cv, y)
         pairs = max(float(np.sum(np.triu(concordance_matrix(y, y), 1))), 1.0)
@@ -245,7 +215,7 @@ class HedgedTransferPredictor:
             z = self.source_model.predict_universal(archs)
             return z if self._scale is None else self._scale[0] + self._scale[1] * z
         t = self.target_model
-        z_t = t._predict_norm(t._tokens(archs, "predict"), t._task_index(task, "predict"))
+        z_t = t.predict_normalised(task, archs)
         z = z_t if self.source_model is None else \
             (1.0 - self.weight) * self.source_model.predict_universal(archs) + self.weight * self._match * z_t
         return t._to_scale(task, z)

@@ -399,9 +399,12 @@ class TransferPredictor:
 
     def predict(self, task: str, archs: Sequence[Hashable]) -> np.ndarray:
         """Predicted scores of ``archs`` for ``task`` (float64 array, task scale; see module doc)."""
-        idx = self._task_index(task, "predict")
-        z = self._predict_norm(self._tokens(archs, "predict"), idx)
-        return self._to_scale(task, z)
+        return self._to_scale(task, self.predict_normalised(task, archs))
+
+    def predict_normalised(self, task: str, archs: Sequence[Hashable]) -> np.ndarray:
+        """:meth:`predict` before the task's scale is applied: normalised units (z-scores of
+        the task's evaluations)."""
+        return self._predict_norm(self._tokens(archs, "predict"), self._task_index(task, "predict"))
 
     def predict_universal(self, archs: Sequence[Hashable]) -> np.ndarray:
         """The universal network's predictions (normalised units) - any task, seen or not."""
