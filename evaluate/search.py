@@ -29,7 +29,7 @@ from nasbench_xfer.evaluate.runs import (
     save_figure,
     write_json_atomic,
 )
-from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer
+from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer, optimizer_label
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
 from nasbench_xfer.store import StoreError
 from nasbench_xfer.surrogate.view import SurrogateView, open_benchmark
@@ -54,10 +54,9 @@ class SearchSpec:
 
 def check_spec(spec: SearchSpec) -> None:
     """Every bad-input check, before anything runs (clear messages)."""
-    from nasbench_xfer.optimizer import get_optimizer_class
+    from nasbench_xfer.optimizer import optimizer_labels
 
-    for name in spec.optimizers:
-        get_optimizer_class(name)
+    optimizer_labels(spec.optimizers)  # resolves every name; labels must be distinct
     if spec.budget < 1:
         raise OptimizerError(f"budget must be at least 1, got {spec.budget}")
     if spec.source_size is not None and (not isinstance(spec.source_size, int) or spec.source_size < 1):
@@ -114,7 +113,7 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
         traj["origin"] = [origins.get(h, "") for h in traj["hash"]]
         values = oracle.scores()
         best = oracle.best_score()
-    traj.insert(0, "optimizer", optimizer)
+    traj.insert(0, "optimizer", optimizer_label(optimizer))
     traj.insert(1, "seed", seed)
     traj.insert(2, "target", spec.target)
     return add_regret(traj, values, best)

@@ -185,6 +185,33 @@ def get_optimizer_class(name: str) -> type[Optimizer]:
     return OPTIMIZERS.get(name)
 
 
+def optimizer_label(name: str) -> str:
+    """How results label the optimizer asked for as ``name``: a ``module:Class`` path by the
+    class's ``name`` attribute when it has one that no other built-in or installed optimizer
+    uses (so ``-O mine:SourceGreedy`` shows as ``source-greedy``), otherwise ``name`` itself."""
+    if ":" not in name:
+        return name
+    cls = get_optimizer_class(name)
+    label = getattr(cls, "name", "")
+    if not isinstance(label, str) or not label.strip() or ":" in label:
+        return name
+    if label in list_optimizers() and get_optimizer_class(label) is not cls:
+        return name  # the name belongs to another optimizer
+    return label
+
+
+def optimizer_labels(names: list[str]) -> dict[str, str]:
+    """:func:`optimizer_label` of each name; a clear error if two would share a label."""
+    labels = {n: optimizer_label(n) for n in names}
+    seen: dict[str, str] = {}
+    for n, lab in labels.items():
+        if lab in seen and seen[lab] != n:
+            raise OptimizerError(f"optimizers {seen[lab]!r} and {n!r} would both be labelled {lab!r} "
+                                 "in the results: give the classes different `name` attributes")
+        seen[lab] = n
+    return labels
+
+
 def make_optimizer(name: str, **options: Any) -> Optimizer:
     cls = get_optimizer_class(name)
     try:

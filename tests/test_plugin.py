@@ -71,7 +71,7 @@ def test_installed_plugin_runs_through_the_cli(store_path, tmp_path):
                           "--seeds", "1", "-o", str(tmp_path / "cmp2"), "-j", "1"], env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "| my_nas_plugin:SourceGreedy |" in out.stdout
+    assert "| source-greedy |" in out.stdout  # labelled by the class's `name`
 
 
 def test_module_path_plugin_from_the_current_directory_with_the_console_script(store_path, tmp_path):
@@ -89,8 +89,29 @@ def test_module_path_plugin_from_the_current_directory_with_the_console_script(s
                           "-o", str(tmp_path / "cmp"), "-j", "1"], cwd=work, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert "| source-greedy |" in out.stdout
     missing = subprocess.run([str(script), "compare", "-s", str(store_path), "-t", "target",
                               "-O", "nothere:X", "--budget", "3", "-o", str(tmp_path / "cmp3")],
                              cwd=work, env=env, capture_output=True, text=True)
     assert missing.returncode != 0 and "nothere" in missing.stderr and str(work) in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_results_label_a_module_path_by_its_class_name(tmp_path, monkeypatch):
+    from nasbench_xfer.optimizer import OptimizerError, optimizer_label, optimizer_labels
+
+    (tmp_path / "labelled_opts.py").write_text(
+        "from nasbench_xfer.baselines.random_search import RandomSearch\n"
+        "class Named(RandomSearch):\n    name = 'my-search'\n"
+        "class Twin(RandomSearch):\n    name = 'my-search'\n"
+        "class Unnamed(RandomSearch):\n    name = ''\n"
+        "class Shadow(RandomSearch):\n    name = 'nao'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert optimizer_label("labelled_opts:Named") == "my-search"
+    assert optimizer_label("labelled_opts:Unnamed") == "labelled_opts:Unnamed"
+    assert optimizer_label("labelled_opts:Shadow") == "labelled_opts:Shadow"  # `nao` is another class
+    assert optimizer_label("random") == "random"
+    assert optimizer_labels(["random", "labelled_opts:Named"]) == {"random": "random",
+                                                                 "labelled_opts:Named": "my-search"}
+    with pytest.raises(OptimizerError, match="both be labelled 'my-search'"):
+        optimizer_labels(["labelled_opts:Named", "labelled_opts:Twin"])
