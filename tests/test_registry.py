@@ -105,5 +105,6 @@ def test_seeds_are_parsed_alike_by_every_command():
                      ("1,1", "given twice")):
         with pytest.raises(click.BadParameter, match=msg):
             parse_seeds(bad)
-    with pytest.raises(click.BadParameter, match="at least 1"):
+    with pytest.raises(click.BadParameter, match=r"at least 1, got 0 \(for the single seed 0 write 0-0\)"):
         parse_seeds("0", bare_count=True)
+    assert parse_seeds("0-0", bare_count=True) == [0]

@@ -36,7 +36,8 @@ def parse_seeds(value: str | int, option: str = "--seeds", *, bare_count: bool =
     if bare_count and text.isdigit():
         n = int(text)
         if n < 1:
-            raise click.BadParameter(f"a number of seeds must be at least 1, got {n}", param_hint=option)
+            raise click.BadParameter(f"a bare number is a count of seeds and must be at least 1, got {n} "
+                                     "(for the single seed 0 write 0-0)", param_hint=option)
         return list(range(n))
     out: list[int] = []
     for item in split_csv(text):
