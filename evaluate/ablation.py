@@ -160,16 +160,26 @@ def _data(spec: AblationSpec) -> _Data:
     return _CACHE.get(key) or _CACHE.setdefault(key, _Data(spec))
 
 
-def run_one(spec: AblationSpec, source_size: int, target_size: int, split: int) -> dict[str, Any]:
-    """One cell of the grid: fit on the split's knowledge, score on its held-out set."""
-    import time
-
+def cell_history(spec: AblationSpec, source_size: int, target_size: int,
+                 split: int) -> tuple[dict[str, tuple[list, Any]], np.ndarray]:
+    """One cell's knowledge, ``{task: (archs, scores)}`` (the first ``source_size`` of each
+    source's split order, the first ``target_size`` target candidates), and the ids of the
+    split's held-out target architectures."""
     data = _data(spec)
     test, cand, src = data.split(spec, split)
     history = {s: ([data.archs[i] for i in ids[:source_size]], data.tables[s][ids[:source_size]])
                for s, ids in src.items() if source_size > 0}
     tgt_ids = cand[:target_size]
     history[spec.target] = ([data.archs[i] for i in tgt_ids], data.tables[spec.target][tgt_ids])
+    return history, test
+
+
+def run_one(spec: AblationSpec, source_size: int, target_size: int, split: int) -> dict[str, Any]:
+    """One cell of the grid: fit on the split's knowledge, score on its held-out set."""
+    import time
+
+    data = _data(spec)
+    history, test = cell_history(spec, source_size, target_size, split)
     row: dict[str, Any] = {"target": spec.target, "predictor": spec.predictor,
                            "source_size": source_size, "target_size": target_size, "split": split,
                            "n_train": sum(len(v[1]) for v in history.values())}

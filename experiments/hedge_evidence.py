@@ -38,7 +38,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nasbench_xfer.evaluate.ablation import AblationSpec, _data, derive_seed  # noqa: E402
+from nasbench_xfer.evaluate.ablation import AblationSpec, _data, cell_history, derive_seed  # noqa: E402
 from nasbench_xfer.evaluate.stats import bootstrap_preference, concordance_matrix  # noqa: E402
 from nasbench_xfer.predictor.hedged import HedgedTransferPredictor  # noqa: E402
 
@@ -49,40 +49,26 @@ def cells(results: Path) -> None:
     spec = AblationSpec(**json.loads(results.open().readline())["spec"])
     data, target = _data(spec), spec.target
     for k in range(spec.splits):
-        test, cand, src = data.split(spec, k)
-        y_test = data.tables[target][test]
-        held = [data.archs[i] for i in test]
         for s in (s for s in spec.source_sizes if s > 0):
             for m in (m for m in spec.target_sizes if m > 0):
-                history = {t: ([data.archs[i] for i in ids[:s]], data.tables[t][ids[:s]]) for t, ids in src.items()}
-                archs = [data.archs[i] for i in cand[:m]]
-                y = data.tables[target][cand[:m]]
-                history[target] = (archs, y)
+                history, test = cell_history(spec, s, m, k)
+                y_test = data.tables[target][test]
                 model = HedgedTransferPredictor(data.space, seed=derive_seed(spec.seed, "fit", k))
                 model.fit(history, target=target)
-                assert model.source_model is not None and model.target_model is not None
-                u = model.source_model.predict_universal(held)
-                t = model.target_model.predict_normalised(target, held) * model._match
-                # the same folds as the predictor's own evidence
-                folds = min(model.folds, m)
-                fold = np.random.default_rng(model.seed).permutation(m) % folds
-                cv = np.zeros(m)
-                for j in range(folds):
-                    tr, te = np.flatnonzero(fold != j), np.flatnonzero(fold == j)
-                    member = model._member({target: ([archs[i] for i in tr], y[tr])}, target)
-                    cv[te] = member.predict_normalised(target, [archs[i] for i in te])
-                same = (fold[:, None] == fold[None, :]).astype(float)
-                src_pred = model.source_model.predict_universal(archs)
-                c_src = concordance_matrix(src_pred, y)
-                c_tgt = concordance_matrix(cv, y)
+                u, t = model.blend_parts([data.archs[i] for i in test])
+                y = history[target][1]
+                oof = model.out_of_fold
+                same = (oof["fold"][:, None] == oof["fold"][None, :]).astype(float)
+                c_src = concordance_matrix(oof["source"], y)
+                c_tgt = concordance_matrix(oof["target_cv"], y)
                 row = {"target": target, "source_size": s, "target_size": m, "split": k,
                        "weight": model.weight, "p": model.p_target_better,
                        "p_within": bootstrap_preference(c_src * same, c_tgt * same, model.n_boot, model.seed),
                        "evidence": model.evidence,
                        "spearman_at_weight": float(spearmanr((1 - model.weight) * u + model.weight * t, y_test)[0]),
                        "spearman_grid": {str(w): float(spearmanr((1 - w) * u + w * t, y_test)[0]) for w in GRID},
-                       "train": {"y": y.tolist(), "source": src_pred.tolist(), "cv": cv.tolist(),
-                                 "fold": fold.tolist()},
+                       "train": {"y": y.tolist(), "source": oof["source"].tolist(), "cv": oof["target_cv"].tolist(),
+                                 "fold": oof["fold"].tolist()},
                        "held_out": {"y": y_test.tolist(), "u": u.tolist(), "t": t.tolist()}}
                 print(json.dumps(row), flush=True)
 

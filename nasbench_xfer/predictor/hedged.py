@@ -112,6 +112,9 @@ class HedgedTransferPredictor:
         #: pair concordance (fraction of the target's pairs) of the source model and of the
         #: target model's cross-validated predictions
         self.evidence: dict[str, float] = {}
+        #: what the evidence was computed from, per target evaluation: its fold, the target
+        #: model's out-of-fold prediction and the universal network's prediction
+        self.out_of_fold: dict[str, np.ndarray] = {}
         self.fit_seconds: float | None = None
         self._scale: tuple[float, float] | None = None
         #: factor putting the target model's normalised predictions on the universal network's spread
@@ -193,6 +196,7 @@ class HedgedTransferPredictor:
             m = self._member({self.target: ([archs[i] for i in train], y[train])}, self.target)
             cv[test] = m.predict_normalised(self.target, [archs[i] for i in test])
         src = self.source_model.predict_universal(archs)
+        self.out_of_fold = {"fold": fold, "target_cv": cv, "source": src}
         c_src, c_tgt = concordance_matrix(src, y), concordance_matrix(cv, y)
         pairs = max(float(np.sum(np.triu(concordance_matrix(y, y), 1))), 1.0)
         self.evidence = {"source": float(np.sum(np.triu(c_src, 1)) / pairs),
@@ -218,11 +222,24 @@ class HedgedTransferPredictor:
             assert self.source_model is not None
             z = self.source_model.predict_universal(archs)
             return z if self._scale is None else self._scale[0] + self._scale[1] * z
-        t = self.target_model
-        z_t = t.predict_normalised(task, archs)
-        z = z_t if self.source_model is None else \
-            (1.0 - self.weight) * self.source_model.predict_universal(archs) + self.weight * self._match * z_t
-        return t._to_scale(task, z)
+        if self.source_model is None:
+            z = self.target_model.predict_normalised(task, archs)
+        else:
+            u, t = self.blend_parts(archs)
+            z = (1.0 - self.weight) * u + self.weight * t
+        return self.target_model._to_scale(task, z)
+
+    def blend_parts(self, archs: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+        """The two normalised predictions the target's blend mixes: the universal network's, and
+        the target model's rescaled to the universal network's spread (``predict`` returns
+        ``(1 - weight) * u + weight * t`` on the target's scale)."""
+        self._need_fit("blend_parts")
+        if self.source_model is None or self.target_model is None:
+            raise ValueError("blend_parts: the predictor has only one member (it was fitted without "
+                             "source evaluations or with fewer than min_target target evaluations)")
+        assert self.target is not None
+        return (self.source_model.predict_universal(archs),
+                self._match * self.target_model.predict_normalised(self.target, archs))
 
     @classmethod
     def clear_memo(cls) -> None:
