@@ -289,14 +289,18 @@ def paired_tests(traj: pd.DataFrame, focus: str = "xfernas", budgets: Sequence[i
                          "median_diff": res.median_diff, "p": res.pvalue})
     out = pd.DataFrame(rows)
     out["p_holm"] = holm(out["p"].to_numpy())
-    calls = []
-    for md, mn, ph in zip(out["median_diff"], out["mean_diff"], out["p_holm"]):
-        if not ph < alpha:
-            calls.append("tie")
-        else:  # direction from the median difference, from the mean where the median is 0
-            calls.append("win" if (md < 0 or (md == 0 and mn < 0)) else "loss")
-    out["call"] = calls
+    out["call"] = [paired_call(md, mn, ph, alpha)
+                   for md, mn, ph in zip(out["median_diff"], out["mean_diff"], out["p_holm"])]
     return out
+
+
+def paired_call(median_diff: float, mean_diff: float, p: float, alpha: float = 0.05) -> str:
+    """``win``/``loss`` for the focus optimizer when ``p`` (corrected) < ``alpha``, else ``tie``;
+    the direction from the median regret difference (focus minus opponent), from the mean where
+    the median is 0."""
+    if not p < alpha:
+        return "tie"
+    return "win" if (median_diff < 0 or (median_diff == 0 and mean_diff < 0)) else "loss"
 
 
 def _fmt_evals(med: float, frac: float) -> str:

@@ -17,14 +17,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasbench_xfer.evaluate.aggregate import load_comparisons  # noqa: E402
-from nasbench_xfer.evaluate.search import regrets_at  # noqa: E402
-from nasbench_xfer.evaluate.stats import holm, paired_wilcoxon  # noqa: E402
+from nasbench_xfer.evaluate.search import paired_call, paired_tests, regrets_at  # noqa: E402
+from nasbench_xfer.evaluate.stats import holm  # noqa: E402
 
 BUDGET = 10
 OPPONENTS = ("nao", "random")
@@ -52,28 +51,24 @@ def main() -> None:
     ap.add_argument("--warmstart", default=str(root / "warmstart"))
     ap.add_argument("--full", default=str(root / "compare"))
     args = ap.parse_args()
-    rows, checks = [], []
+    tables, checks = [], []
     for d in sorted(p for p in Path(args.warmstart).iterdir() if (p / "spec.json").exists()):
         traj = load_comparisons([d])[d.name]
         fd = Path(args.full) / d.name
         if fd.exists():
             n, bad = prefix_mismatches(traj, load_comparisons([fd])[fd.name])
             checks.append((d.name, n, bad))
+        tests = paired_tests(traj, "xfernas", budgets=[BUDGET])  # Holm over the target's tests
+        tests = tests[tests.opponent.isin(OPPONENTS)]
         r = regrets_at(traj, BUDGET).pivot(index="seed", columns="optimizer", values="regret")
-        for opp in OPPONENTS:
-            res = paired_wilcoxon(r["xfernas"], r[opp])
-            diff = r["xfernas"] - r[opp]
-            rows.append({"target": d.name, "opponent": opp, "seeds": len(r), "xfernas": r["xfernas"].mean(),
-                         "other": r[opp].mean(), "better": int((diff < 0).sum()),
-                         "worse": int((diff > 0).sum()), "p": res.pvalue})
-    t = pd.DataFrame(rows)
-    t["p_holm"] = np.concatenate([holm(g["p"].fillna(1.0).to_numpy()) for _, g in t.groupby("target", sort=False)])
+        diff = pd.DataFrame({o: r["xfernas"] - r[o] for o in tests.opponent})
+        tables.append(tests.assign(target=d.name, seeds=len(r), xfernas=r["xfernas"].mean(),
+                                   other=[r[o].mean() for o in tests.opponent],
+                                   better=[int((diff[o] < 0).sum()) for o in tests.opponent],
+                                   worse=[int((diff[o] > 0).sum()) for o in tests.opponent]))
+    t = pd.concat(tables, ignore_index=True)
     t["p_holm_all"] = holm(t["p"].fillna(1.0).to_numpy())
-
-    def call(row: pd.Series, col: str) -> str:
-        if row[col] >= 0.05:
-            return "tie"
-        return "win" if row["xfernas"] < row["other"] else "loss"
+    t["call_all"] = [paired_call(md, mn, ph) for md, mn, ph in zip(t.median_diff, t.mean_diff, t.p_holm_all)]
 
     print("# The warm start: XferNAS against NAO and random after 10 evaluations\n")
     print(f"Regret after {BUDGET} evaluations (metric units, mean over the seeds); per-seed count of "
@@ -86,10 +81,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for _, r in t.iterrows():
         print(f"| {r.target} | {r.opponent} | {r.seeds} | {r.xfernas:.4g} | {r.other:.4g} | {r.better} / "
-              f"{r.worse} | {r.p:.2g} | {r.p_holm:.2g} | {call(r, 'p_holm')} | {r.p_holm_all:.2g} | "
-              f"{call(r, 'p_holm_all')} |")
-    wins = t.assign(c=[call(r, "p_holm") for _, r in t.iterrows()]).pivot(index="target", columns="opponent",
-                                                                        values="c")
+              f"{r.worse} | {r.p:.2g} | {r.p_holm:.2g} | {r.call} | {r.p_holm_all:.2g} | "
+              f"{r.call_all} |")
+    wins = t.pivot(index="target", columns="opponent", values="call")
     both = int((wins == "win").all(axis=1).sum())
     print(f"\nTargets where XferNAS beats both NAO and random (Holm per target): {both} of {len(wins)}.\n")
     print("Prefix check against the budget-100 comparisons (same seed, same first 10 architectures):\n")

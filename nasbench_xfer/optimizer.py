@@ -205,7 +205,7 @@ def optimizer_labels(names: list[str]) -> dict[str, str]:
     labels = {n: optimizer_label(n) for n in names}
     seen: dict[str, str] = {}
     for n, lab in labels.items():
-        if lab in seen and seen[lab] != n:
+        if lab in seen:
             raise OptimizerError(f"optimizers {seen[lab]!r} and {n!r} would both be labelled {lab!r} "
                                  "in the results: give the classes different `name` attributes")
         seen[lab] = n
