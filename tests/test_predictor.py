@@ -449,12 +449,24 @@ def test_hedged_predictor_follows_the_target_when_the_sources_mislead():
     assert p.weight == pytest.approx((2 * p.p_target_better - 1) * 100 / (100 + 50))
     rho_src = spearmanr(p.source_model.predict_universal(held), truth)[0]
     assert rho_src < 0 and spearmanr(p.predict("t", held), truth)[0] > 0.3
+    # the blend's parts: predict is (1 - w) u + w t mapped affinely to the target's scale
+    u, t = p.blend_parts(held)
+    np.testing.assert_allclose(u, p.source_model.predict_universal(held))
+    blend = (1 - p.weight) * u + p.weight * t
+    y = hist["t"][1]
+    np.testing.assert_allclose(p.predict("t", held), y.mean() + y.std() * blend, rtol=1e-6, atol=1e-9)
+    # the evidence's material: 5 folds over the 100 evaluations, the universal network's predictions
+    oof = p.out_of_fold
+    assert sorted(np.bincount(oof["fold"])) == [20] * 5 and oof["target_cv"].shape == (100,)
+    np.testing.assert_allclose(oof["source"], p.source_model.predict_universal(hist["t"][0]))
     # no sources: the target model alone, which is the plain fit on the target's evaluations
     from nasbench_xfer.predictor.hedged import HedgedTransferPredictor
 
     alone = HedgedTransferPredictor(ToySpace(), seed=3, **kw).fit({"t": hist["t"]})
     plain = TransferPredictor(ToySpace(), seed=3, **kw).fit({"t": hist["t"]}, target="t")
     assert alone.weight == 1.0 and alone.source_model is None
+    with pytest.raises(ValueError, match="only one member"):
+        alone.blend_parts(held)
     np.testing.assert_allclose(alone.predict("t", held), plain.predict("t", held))
 
 
