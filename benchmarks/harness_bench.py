@@ -39,6 +39,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -211,9 +212,10 @@ def harness_throughput(archs, task, protocol, device, flags: SpeedFlags, k: int,
             torch.cuda.synchronize(dev)
         timed_s += time.perf_counter() - t1
         fl_used = dict(trainers[0].fl)
-        del trainers, gens
+        del trainers, gens, streams, tr, model
     images = len(jobs) * steps * protocol.effective_batch_size
-    return {"images_per_s": images / timed_s, "timed_seconds": timed_s, "startup_seconds": startup_s,
+    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
+    return {"peak_gib": peak, "images_per_s": images / timed_s, "timed_seconds": timed_s, "startup_seconds": startup_s,
             "startup_seconds_per_arch": startup_s / len(jobs), "trainings": len(jobs), "in_flight": k,
             "flags": fl_used}
 
@@ -226,7 +228,7 @@ def main(argv=None) -> int:
     ap.add_argument("--archs", type=int, default=8)
     ap.add_argument("--warm", type=int, default=6, help="untimed steps per training (start-up)")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per training")
-    ap.add_argument("--concurrency", default="4,8,16", help="K values of the in-flight rows")
+    ap.add_argument("--concurrency", default="2,4,8", help="K values of the in-flight rows")
     ap.add_argument("--loader-workers", type=int, default=None)
     ap.add_argument("--parity-epochs", type=int, default=4)
     ap.add_argument("--parity-train", type=int, default=10000)
@@ -265,22 +267,55 @@ def main(argv=None) -> int:
     print(f"[{mode}] {len(archs)} archs, {protocol.name} (N={protocol.num_cells}, F={protocol.filters}, "
           f"batch {protocol.effective_batch_size}), cifar10 {task.sizes()}, {device_name(device)}", flush=True)
 
+    def release() -> None:
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+
+    # accuracy parity first: a failed capture later (out of memory at a large K) must not
+    # leave the device's random generator mid-capture for the reference's training
+    pp = protocol.replace(name="parity", epochs=parity_epochs, train_images=parity_train)
+    ptask = task.subset(train=parity_train, val=None, test=None, seed=0)
+    parity_arch = archs[0]
+    acc_ref = [reference_accuracy(parity_arch, ptask, pp, s, device, loader_workers) for s in range(parity_seeds)]
+    parity_flags = SpeedFlags(graph_step=True)
+    recs = train_concurrent([parity_arch] * parity_seeds, ptask, pp, list(range(parity_seeds)), device,
+                            concurrency=parity_seeds, flags=parity_flags)
+    acc_har = [{"seed": r["seed"], "val_acc": r["val_acc"], "val_curve": r["val_curve"], "status": r["status"],
+                "flags": r.get("flags")} for r in recs]
+    for a, b in zip(acc_ref, acc_har):
+        print(f"  parity seed {a['seed']}: reference val {a['val_acc']:.4f}, harness val {b['val_acc']:.4f}",
+              flush=True)
+    release()
+
     ref = reference_throughput(archs, task, protocol, device, loader_workers, warm, steps)
     print(f"  (a) reference: {ref['images_per_s']:,.0f} images/s", flush=True)
+    release()
     off = dict(bf16=False, channels_last=False, cudnn_benchmark=False, graph_step=False)
     ladder = [
         ("engine, data on GPU, tensor augmentation (fp32 eager)", SpeedFlags(**off), 1),
         ("+ bf16 autocast, channels_last", SpeedFlags(**dict(off, bf16=None, channels_last=None)), 1),
         ("+ cuDNN autotuning", SpeedFlags(**dict(off, bf16=None, channels_last=None, cudnn_benchmark=None)), 1),
         ("+ whole step as one CUDA graph", SpeedFlags(graph_step=True), 1),
-    ] + [(f"+ {k} architectures in flight (streams)", SpeedFlags(graph_step=True), k) for k in ks]
+    ] + [(f"+ {k} architectures in flight (streams)", SpeedFlags(graph_step=True), k) for k in ks] + [
+        ("(side row) CUDA graph in fp32, no channels_last, 1 in flight",
+         SpeedFlags(graph_step=True, bf16=False, channels_last=False), 1)]
     rows = []
+    k_failed = False
     for name, flags, k in ladder:
+        if k > 1 and k_failed:
+            rows.append({"feature": name, "error": "skipped: a smaller K failed", "images_per_s": None,
+                         "speedup": None})
+            continue
         try:
             r = harness_throughput(archs, task, protocol, device, flags, k, warm, steps)
             r["speedup"] = r["images_per_s"] / ref["images_per_s"]
         except Exception as exc:  # noqa: BLE001 - a failed row is reported, not dropped
             r = {"error": f"{type(exc).__name__}: {exc}"[:300], "images_per_s": None, "speedup": None}
+            k_failed = k_failed or k > 1
+        release()
         r["feature"] = name
         r["flags_in"] = {k: getattr(flags, k) for k in ("bf16", "channels_last", "graph_step", "cudnn_benchmark")}
         rows.append(r)
@@ -291,20 +326,6 @@ def main(argv=None) -> int:
     ok = [r for r in rows if r["images_per_s"]]
     best = max(ok, key=lambda r: r["images_per_s"])
     print(f"  (c) best: {best['feature']}", flush=True)
-
-    # accuracy parity: same architecture, same short protocol, several seeds each
-    pp = protocol.replace(name="parity", epochs=parity_epochs, train_images=parity_train)
-    ptask = task.subset(train=parity_train, val=None, test=None, seed=0)
-    parity_arch = archs[0]
-    acc_ref = [reference_accuracy(parity_arch, ptask, pp, s, device, loader_workers) for s in range(parity_seeds)]
-    recs = train_concurrent([parity_arch] * parity_seeds, ptask, pp, list(range(parity_seeds)), device,
-                            concurrency=best.get("in_flight", 1),
-                            flags=SpeedFlags(**best["flags_in"]) if "flags_in" in best else SpeedFlags())
-    acc_har = [{"seed": r["seed"], "val_acc": r["val_acc"], "val_curve": r["val_curve"], "status": r["status"]}
-               for r in recs]
-    for a, b in zip(acc_ref, acc_har):
-        print(f"  parity seed {a['seed']}: reference val {a['val_acc']:.4f}, harness val {b['val_acc']:.4f}",
-              flush=True)
 
     def spread(v):
         return statistics.stdev(v) if len(v) > 1 else None

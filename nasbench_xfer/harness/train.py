@@ -220,6 +220,8 @@ def _prepare(device: torch.device | str, flags: SpeedFlags | None) -> tuple[torc
     if fl["threads"] and device.type == "cpu":
         torch.set_num_threads(int(fl["threads"]))
     if device.type == "cuda":
+        if device.index is None:  # "cuda": the current device (set_device needs an index)
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = bool(fl["cudnn_benchmark"])
     return device, fl
