@@ -29,6 +29,7 @@ from nasbench_xfer.evaluate.runs import (
     save_figure,
     write_json_atomic,
 )
+from nasbench_xfer import __version__
 from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer, optimizer_label
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
 from nasbench_xfer.store import StoreError
@@ -162,7 +163,7 @@ def _write_run(done: tuple[str, pd.DataFrame]) -> None:
 
 
 def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress: bool = True,
-            executor: Any = None) -> dict:
+            executor: Any = None, expect_data: str | None = None) -> dict:
     """Run every optimizer for every seed, resumably; write trajectories, summary and plot.
 
     ``executor`` (:mod:`nasbench_xfer.executors`) runs the searches (default: ``jobs`` local
@@ -179,19 +180,23 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     with open_benchmark(spec.store) as st:
         data = (st.fingerprint() if isinstance(st, SurrogateView)
                 else data_fingerprint(st, [spec.target, *spec.sources]))
+    if expect_data is not None and expect_data != data:
+        raise OptimizerError(f"the configuration was written for other data: the evaluations of {spec.target} and "
+                             f"its sources in {spec.store} have fingerprint {data}, the configuration says "
+                             f"{expect_data} (re-imported or changed since); drop its \"data\" key to run anyway")
     if spec_file.exists():
         try:
             old = json.loads(spec_file.read_text())
         except json.JSONDecodeError:
             raise OptimizerError(f"{spec_file} is not valid JSON (torn or edited); remove it to start "
                                  f"over, or use a new output folder") from None
-        ensure_same_spec(old, spec_dict, str(out), "comparison", ignore=("optimizers", "seeds", "data"),
+        ensure_same_spec(old, spec_dict, str(out), "comparison", ignore=("optimizers", "seeds", "data", "package_version"),
                          error=OptimizerError)
         if old.get("data", data) != data:  # folders written before fingerprints: taken as they are
             raise OptimizerError(f"{out} holds runs on other data: the evaluations of {spec.target} and its "
                                  f"sources in {spec.store} changed since (fingerprint {old['data']} then, "
                                  f"{data} now); use a new output folder")
-    write_json_atomic(spec_file, {**spec_dict, "data": data})
+    write_json_atomic(spec_file, {**spec_dict, "data": data, "package_version": __version__})
     todo = [(spec_dict, o, s, str(_run_file(out, o, s))) for o in spec.optimizers for s in spec.seeds
             if not _run_file(out, o, s).exists()]
     total = len(spec.optimizers) * len(spec.seeds)

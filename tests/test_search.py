@@ -201,6 +201,75 @@ def test_compare_cli_runs(store_path, tmp_path):
     assert "| random |" in result.output and "| tapas |" in result.output
 
 
+def test_compare_config_file_round_trips_a_spec_and_the_command_line_overrides_it(store_path, tmp_path):
+    import json
+
+    first = tmp_path / "first"
+    base = ["compare", "-s", str(store_path), "-t", "target", "-O", "random,best-on-source", "--budget", "6",
+            "--seeds", "0-0", "--option", "best-on-source.n_probes=3", "-o", str(first), "-j", "1"]
+    assert CliRunner().invoke(cli, base).exit_code == 0
+    spec_file = first / "spec.json"
+    written = json.loads(spec_file.read_text())
+    assert written["seeds"] == [0] and written["options"] == {"best-on-source": {"n_probes": 3}}
+    assert written["package_version"] and len(written["data"]) == 16
+    # the spec as the config of a new run: the same searches, byte for byte
+    again = tmp_path / "again"
+    r = CliRunner().invoke(cli, ["compare", "--config", str(spec_file), "-o", str(again), "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((again / "spec.json").read_text()) == written
+    assert (again / "summary.csv").read_text() == (first / "summary.csv").read_text()
+    # command-line values override the file's; TOML works too
+    toml = tmp_path / "exp.toml"
+    toml.write_text(f'store = "{store_path}"\ntarget = "target"\noptimizers = ["random"]\nbudget = 6\n'
+                    f'seeds = [0, 1]\nsource-size = 50\n')
+    r = CliRunner().invoke(cli, ["compare", "--config", str(toml), "--budget", "4", "-o", str(tmp_path / "t"),
+                                 "-j", "1"])
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "t" / "spec.json").read_text())
+    assert (got["budget"], got["seeds"], got["source_size"]) == (4, [0, 1], 50)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"store": "x", "budjet": 3}', "unknown key(s) budjet; this command's options are"),
+    ('{"store": "x", "batch_size": 4}', "batch_size = 4, but this command can only run with 1"),
+    ('[1, 2]', "expected a mapping of option names to values"),
+    ('{"store": ', "not a valid config file (JSONDecodeError"),
+])
+def test_compare_config_file_errors_name_the_problem(tmp_path, content, message):
+    f = tmp_path / "c.json"
+    f.write_text(content)
+    r = CliRunner().invoke(cli, ["compare", "--config", str(f)])
+    assert r.exit_code != 0 and message in r.output, r.output
+
+
+def test_compare_config_refuses_a_spec_written_for_other_data(store_path, tmp_path):
+    import json
+
+    first = tmp_path / "first"
+    assert CliRunner().invoke(cli, ["compare", "-s", str(store_path), "-t", "target", "-O", "random",
+                                    "--budget", "5", "--seeds", "1", "-o", str(first), "-j", "1"]).exit_code == 0
+    spec = json.loads((first / "spec.json").read_text())
+    spec["data"] = "0123456789abcdef"
+    (tmp_path / "old.json").write_text(json.dumps(spec))
+    r = CliRunner().invoke(cli, ["compare", "--config", str(tmp_path / "old.json"), "-o", str(tmp_path / "n")])
+    assert r.exit_code != 0
+    assert "the configuration was written for other data" in r.output and "0123456789abcdef" in r.output
+
+
+def test_ablation_and_search_take_a_config_file(store_path, tmp_path):
+    f = tmp_path / "abl.json"
+    f.write_text('{"store": "%s", "target": "target", "sources": ["near"], "source-sizes": [0, 20], '
+                 '"target-sizes": [0, 10], "splits": 1, "holdout": 30, "predictor": "nao", '
+                 '"option": {"epochs": 3}, "out": "%s"}' % (store_path, tmp_path / "abl"))
+    r = CliRunner().invoke(cli, ["ablation", "--config", str(f), "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "abl" / "table.csv").exists()
+    bad = tmp_path / "search.json"
+    bad.write_text('{"dataset": "cifar10", "epochz": 1}')
+    r = CliRunner().invoke(cli, ["search", "--config", str(bad)])
+    assert r.exit_code != 0 and "unknown key(s) epochz" in r.output
+
+
 def test_transferability_matrix_and_best_source(store_path, tmp_path):
     from nasbench_xfer.evaluate.transferability import best_sources, rank_correlations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..store import StoreError
-from .params import executor_options, parse_ints, parse_key_values, split_csv
+from .params import config_option, executor_options, parse_ints, parse_key_values, split_csv
 from .store_cmds import open_store
 
 
@@ -64,6 +64,7 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
 
 
 @click.command("ablation")
+@config_option()
 @click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
               help="Benchmark store (HDF5).")
 @click.option("--target", "-t", required=True, help="Target task whose held-out architectures are ranked.")

@@ -9,10 +9,12 @@ from ..optimizer import OptimizerError, list_optimizers
 from ..oracle import OracleError
 from ..space import SpaceError
 from ..store import StoreError
-from .params import executor_options, parse_key_values, parse_seeds, split_csv
+from .params import config_option, executor_options, parse_key_values, parse_seeds, split_csv
 
 
 @click.command("compare")
+@config_option(spec_keys={"data": None, "package_version": None, "batch_size": 1},
+               help_extra=" A comparison's OUT/spec.json works as its config.")
 @click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
               help="Benchmark store (HDF5) that answers the evaluations, or a surrogate benchmark file "
                    "(`nasbench-xfer surrogate fit`): then any architecture of the space is answered.")
@@ -78,7 +80,8 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
                           source_size=None if source_size == 0 else source_size, options=opts)
         ex = executor.make(workers=jobs)
         try:
-            result = compare(spec, out, jobs=jobs, executor=ex)
+            config = click.get_current_context().meta.get("config") or {}
+            result = compare(spec, out, jobs=jobs, executor=ex, expect_data=config.get("data"))
         finally:
             ex.close()
     except (StoreError, OptimizerError, OracleError, SpaceError, SurrogateError, JobsFailed) as exc:

@@ -173,3 +173,109 @@ def executor_options(fn: Any) -> Any:
     for deco in reversed(decorators):
         wrapper = deco(wrapper)
     return wrapper
+
+
+# ------------------------------------------------------------------------ --config files
+def load_config(path: str) -> dict[str, Any]:
+    """A config file as a dict: JSON (``.json``), TOML (``.toml``) or YAML (``.yaml``/``.yml``,
+    with PyYAML installed).  Errors are :class:`click.BadParameter` naming the file."""
+    import os
+
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".toml":
+            import tomllib
+            with open(path, "rb") as fh:
+                data: Any = tomllib.load(fh)
+        elif ext in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise click.BadParameter(f"{path}: reading YAML needs PyYAML (pip install pyyaml); "
+                                         "JSON and TOML need nothing", param_hint="--config") from None
+            with open(path) as fh:
+                data = yaml.safe_load(fh)
+        else:
+            with open(path) as fh:
+                data = json.load(fh)
+    except click.BadParameter:
+        raise
+    except Exception as exc:  # noqa: BLE001 - JSON/TOML/YAML parse errors all name the file
+        raise click.BadParameter(f"{path}: not a valid config file ({type(exc).__name__}: {exc})",
+                                 param_hint="--config") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path}: expected a mapping of option names to values at the top level, "
+                                 f"got {type(data).__name__}", param_hint="--config")
+    return data
+
+
+def _config_value(param: click.Parameter, value: Any) -> Any:
+    """A config value in the form the option's command-line string would have."""
+    if getattr(param, "multiple", False):
+        if isinstance(value, dict):  # {"OPT": {"KEY": V}} or {"KEY": V} -> OPT.KEY=V / KEY=V
+            items = []
+            for k, v in value.items():
+                if isinstance(v, dict):
+                    items += [f"{k}.{k2}={json.dumps(v2)}" for k2, v2 in v.items()]
+                else:
+                    items.append(f"{k}={json.dumps(v)}")
+            return items
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    if isinstance(value, list):
+        if param.name == "seeds" and len(value) == 1:
+            return f"{value[0]}-{value[0]}"  # one seed, not a count
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def config_option(*, spec_keys: dict[str, Any] | None = None, help_extra: str = "") -> Any:
+    """Add ``--config FILE`` to a command: its options' values from a JSON/TOML/YAML file, the
+    command line overriding them.  Keys are option names (``source-size`` or ``source_size``);
+    lists become comma lists; a mapping under a repeatable ``KEY=VALUE`` option becomes its items.
+
+    ``spec_keys`` names keys that a command's own ``spec.json`` holds but that are no option:
+    each maps to the only value the command can honour (None: any value, recorded only), so a
+    run's ``spec.json`` can be given back as its config.  The file's values are kept in
+    ``ctx.meta["config"]``.
+    """
+    extra = dict(spec_keys or {})
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        data = load_config(value)
+        params: dict[str, click.Parameter] = {}  # by parameter name and by every long option spelling
+        for p in ctx.command.params:
+            if isinstance(p, click.Option) and p.name and p.name != param.name:
+                params[p.name] = p
+                for opt in p.opts:
+                    if opt.startswith("--"):
+                        params[opt[2:].replace("-", "_")] = p
+        default_map: dict[str, Any] = {}
+        unknown: list[str] = []
+        for key, val in data.items():
+            name = str(key).replace("-", "_")
+            if name in extra:
+                if extra[name] is not None and val != extra[name]:
+                    raise click.BadParameter(f"{value}: {key} = {val!r}, but this command can only run with "
+                                             f"{extra[name]!r}", param_hint="--config")
+                continue
+            target = params.get(name)
+            if target is None or target.name is None:
+                unknown.append(str(key))
+                continue
+            if val is not None:
+                default_map[target.name] = _config_value(target, val)
+        if unknown:
+            known = sorted({next((o[2:] for o in p.opts if o.startswith("--")), str(p.name))
+                            for p in params.values()})
+            raise click.BadParameter(f"{value}: unknown key(s) {', '.join(unknown)}; this command's options are "
+                                     f"{', '.join(known)}", param_hint="--config")
+        ctx.default_map = {**(ctx.default_map or {}), **default_map}
+        ctx.meta["config"] = data
+        return value
+
+    return click.option("--config", type=click.Path(exists=True, dir_okay=False), is_eager=True,
+                        expose_value=False, callback=callback,
+                        help="Option values from a JSON, TOML or YAML file (keys: option names; the command "
+                             "line overrides them)." + help_extra)

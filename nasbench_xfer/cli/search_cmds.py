@@ -6,10 +6,11 @@ import json
 
 import click
 
-from .params import executor_options, parse_key_values
+from .params import config_option, executor_options, parse_key_values
 
 
 @click.command("search")
+@config_option()
 @click.option("--dataset", "-d", required=True,
               help="The new task's data: cifar10, cifar100, svhn, mnist, fashion_mnist, quickdraw, "
                    "imagefolder:<path>, npz:<path>.")
