@@ -151,9 +151,9 @@ def _check_folder(spec_file: Path, spec: LiveSearchSpec) -> None:
 def _loop(spec: LiveSearchSpec, opt: Any, oracle: LiveOracle, progress: bool) -> None:
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from nasbench_xfer.logs import progress_bar
 
-        bar = tqdm(total=spec.budget, desc=f"search {oracle.target}", unit="arch")
+        bar = progress_bar(total=spec.budget, desc=f"search {oracle.target}", unit="arch")
     stale = 0
     try:
         while oracle.used < spec.budget:

@@ -97,9 +97,9 @@ def run_jobs(fn: Callable[..., Any], jobs: Iterable[tuple], *, workers: int = 1,
 
     bar = None
     if progress is not None:
-        from tqdm.auto import tqdm
+        from nasbench_xfer.logs import progress_bar
 
-        bar = tqdm(**progress)
+        bar = progress_bar(**progress)
     own = executor is None
     ex = LocalExecutor(workers) if own else executor
     failed: list[tuple[tuple, Any]] = []

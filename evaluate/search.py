@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nasbench_xfer import __version__
 from nasbench_xfer.evaluate.runs import (
     data_fingerprint,
     derive_seed,
@@ -29,7 +30,6 @@ from nasbench_xfer.evaluate.runs import (
     save_figure,
     write_json_atomic,
 )
-from nasbench_xfer import __version__
 from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer, optimizer_label
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
 from nasbench_xfer.store import StoreError
@@ -190,8 +190,8 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
         except json.JSONDecodeError:
             raise OptimizerError(f"{spec_file} is not valid JSON (torn or edited); remove it to start "
                                  f"over, or use a new output folder") from None
-        ensure_same_spec(old, spec_dict, str(out), "comparison", ignore=("optimizers", "seeds", "data", "package_version"),
-                         error=OptimizerError)
+        ensure_same_spec(old, spec_dict, str(out), "comparison",
+                         ignore=("optimizers", "seeds", "data", "package_version"), error=OptimizerError)
         if old.get("data", data) != data:  # folders written before fingerprints: taken as they are
             raise OptimizerError(f"{out} holds runs on other data: the evaluations of {spec.target} and its "
                                  f"sources in {spec.store} changed since (fingerprint {old['data']} then, "

@@ -336,6 +336,35 @@ def test_train_cli(tmp_path):
     assert res.exit_code != 0 and "cuda:7" in res.output
 
 
+def test_quiet_and_verbose_through_logging(tmp_path):
+    """-q: only the result (the JSON summary); the default adds the progress message; -v too;
+    both together are refused.  The library logs through the nasbench_xfer logger."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from nasbench_xfer.cli.main import cli
+    from nasbench_xfer.logs import LOGGER_NAME, bars_enabled, configure
+
+    base = ["train", str(tmp_path / "q.h5"), "-d", "quickdraw", "--data", str(SHARED), "-p", "smoke",
+            "-a", "xfernasnet", "--device", "cpu", "--dry-run"]
+    try:
+        quiet = CliRunner().invoke(cli, ["-q", *base])
+        assert quiet.exit_code == 0, quiet.output
+        assert not bars_enabled() and logging.getLogger(LOGGER_NAME).level == logging.ERROR
+        lines = quiet.output.strip().splitlines()
+        assert len(lines) == 1 and json.loads(lines[0])["jobs"] == 1
+        loud = CliRunner().invoke(cli, base)
+        assert loud.exit_code == 0 and "quickdraw / smoke: shard 0/1: 1 jobs" in loud.output
+        assert bars_enabled()
+        verbose = CliRunner().invoke(cli, ["-v", *base])
+        assert verbose.exit_code == 0 and logging.getLogger(LOGGER_NAME).level == logging.DEBUG
+        both = CliRunner().invoke(cli, ["-q", "-v", *base])
+        assert both.exit_code != 0 and "--quiet or --verbose, not both" in both.output
+    finally:
+        configure(0)
+
+
 def test_runner_trains_on_several_devices_in_parallel(quickdraw_task, tmp_path):
     """--devices: one worker process per device entry, all appending to one store; resumable."""
     from nasbench_xfer.harness.runner import RunError, load_archs, parse_devices, run

@@ -258,9 +258,11 @@ def test_compare_config_refuses_a_spec_written_for_other_data(store_path, tmp_pa
 
 def test_ablation_and_search_take_a_config_file(store_path, tmp_path):
     f = tmp_path / "abl.json"
-    f.write_text('{"store": "%s", "target": "target", "sources": ["near"], "source-sizes": [0, 20], '
-                 '"target-sizes": [0, 10], "splits": 1, "holdout": 30, "predictor": "nao", '
-                 '"option": {"epochs": 3}, "out": "%s"}' % (store_path, tmp_path / "abl"))
+    import json
+
+    f.write_text(json.dumps({"store": str(store_path), "target": "target", "sources": ["near"],
+                             "source-sizes": [0, 20], "target-sizes": [0, 10], "splits": 1, "holdout": 30,
+                             "predictor": "nao", "option": {"epochs": 3}, "out": str(tmp_path / "abl")}))
     r = CliRunner().invoke(cli, ["ablation", "--config", str(f), "-j", "1"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "abl" / "table.csv").exists()

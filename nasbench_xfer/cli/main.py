@@ -17,13 +17,20 @@ COMMAND_MODULES = ("demo_cmds", "store_cmds", "import_cmds", "compare_cmds", "an
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="nasbench-xfer")
-def cli() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Errors only: no progress messages or bars (results still print).")
+@click.option("--verbose", "-v", count=True, help="Debug messages too.")
+def cli(quiet: bool, verbose: int) -> None:
     """Transfer NAS toolkit (XferNAS, Wistuba 2019).
 
     Benchmark stores (HDF5) of architecture evaluations per task, importers of
     real benchmarks, the XferNAS transfer predictor and search baselines.
-    Run `nasbench-xfer COMMAND --help` for any command.
+    Run `nasbench-xfer COMMAND --help` for any command; -q/-v go before COMMAND.
     """
+    from ..logs import configure
+
+    if quiet and verbose:
+        raise click.UsageError("give --quiet or --verbose, not both")
+    configure(-1 if quiet else min(verbose, 1))
 
 
 for _name in COMMAND_MODULES:

@@ -27,11 +27,12 @@ def surrogate_group() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def fit_cmd(store, tasks, model, params, holdout, noise, seed, out, overwrite) -> None:
     """Fit a surrogate benchmark on STORE's evaluations and validate it on held-out architectures."""
+    from ..logs import get_logger
     from ..store import StoreError
     from ..surrogate import SurrogateError, fit_surrogate
     try:
         sb = fit_surrogate(store, split_csv(tasks) or None, model=model, params=parse_key_values(params, "--param"),
-                           holdout=holdout, seed=seed, noise=noise, log=click.echo)
+                           holdout=holdout, seed=seed, noise=noise, log=get_logger(__name__).info)
         path = sb.save(out, overwrite=overwrite)
     except (SurrogateError, StoreError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -71,6 +71,7 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
     from ..harness.protocols import get_protocol
     from ..harness.runner import RunError, load_archs, run
     from ..harness.train import SpeedFlags
+    from ..logs import get_logger
 
     try:
         proto = get_protocol(protocol)
@@ -96,7 +97,7 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
         summary = run(store, dataset, arch_list, proto, seeds=seed_list, device=device, shard=shard,
                       task_name=task_name, data_root=data_root, split_seed=split_seed,
                       num_classes=num_classes, flags=flags, retry_failed=retry_failed, create=create,
-                      dry_run=dry_run, log=click.echo, progress=not dry_run, concurrent=concurrent,
+                      dry_run=dry_run, log=get_logger(__name__).info, progress=not dry_run, concurrent=concurrent,
                       time_limit=time_limit, wait_s=lock_timeout, executor=ex)
     except RunError as exc:
         raise click.ClickException(str(exc)) from None

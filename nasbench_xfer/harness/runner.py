@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..logs import get_logger, progress_bar
 from ..space.base import SpaceError
 from ..space.nasnet import NASNetArch, NASNetSpace, from_json, named_arch
 from .parallel import run_jobs
@@ -157,7 +158,6 @@ def to_store_row(rec: dict[str, Any], arch: NASNetArch) -> dict[str, Any]:
 def _open_store(path: Path, mode: str, wait_s: float):
     """Open the store, waiting up to ``wait_s`` seconds for another writer's lock; says at once
     (on stderr) which process it waits for."""
-    import sys
 
     from ..store import Store, StoreError, lock_holder
     t0 = time.monotonic()
@@ -174,8 +174,8 @@ def _open_store(path: Path, mode: str, wait_s: float):
                 raise StoreError(f"gave up after {wait_s:g} s waiting for the lock on {path} held by "
                                  f"{who} (--lock-timeout sets how long to wait)") from None
             if not told:
-                print(f"waiting for the lock on {path} held by {who} (up to {wait_s:g} s; "
-                      f"--lock-timeout sets how long)", file=sys.stderr, flush=True)
+                get_logger(__name__).warning(f"waiting for the lock on {path} held by {who} (up to {wait_s:g} s; "
+                                             f"--lock-timeout sets how long)")
                 told = True
             time.sleep(min(0.5, max(0.01, wait_s / 4)))
 
@@ -235,7 +235,7 @@ def _save_pending(path: Path, task_name: str, rows: Sequence[dict[str, Any]]) ->
     return None
 
 
-def _recover_pending(st, path: Path, log: Callable[[str], None] = print) -> int:
+def _recover_pending(st, path: Path, log: Callable[[str], None] | None = None) -> int:
     """Append records saved by an earlier run that could not write the store (``st`` is open
     for appending, so no other run recovers them at the same time); rows already in the store
     (same architecture, seed, protocol and finish time) are not added twice."""
@@ -260,7 +260,8 @@ def _recover_pending(st, path: Path, log: Callable[[str], None] = print) -> int:
             raise RunError(f"{f} holds finished evaluations for {path} that could not be added "
                            f"({exc}); fix or remove that file and run again") from None
         f.unlink()
-        log(f"added {len(entries)} finished evaluation(s) saved earlier in {f} to {path}")
+        (log or get_logger(__name__).info)(f"added {len(entries)} finished evaluation(s) saved earlier in {f} "
+                                           f"to {path}")
     return added
 
 
@@ -351,7 +352,7 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
         task_name: str | None = None, data_root: str | None = None, split_seed: int = 0,
         num_classes: int | None = None, flags: SpeedFlags | None = None, retry_failed: bool = False,
         create: bool = True, dry_run: bool = False, wait_s: float = 600.0,
-        log: Callable[[str], None] = print, task_data=None, progress: bool = False,
+        log: Callable[[str], None] | None = None, task_data=None, progress: bool = False,
         concurrent: int = 1, time_limit: float | None = None, flush_seconds: float = 5.0,
         executor: Any = None) -> dict[str, Any]:
     """Train the shard's jobs not yet in ``store`` and append each result; returns a summary.
@@ -376,6 +377,7 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
     ``stopped_early`` and a rerun resumes.
     """
     t_start = time.monotonic()
+    log = log or get_logger(__name__).info
     protocol = get_protocol(protocol)
     shard_t = parse_shard(shard)
     space = NASNetSpace(protocol.num_blocks)
@@ -521,8 +523,7 @@ def _run_remote(executor, todo: Sequence[tuple[NASNetArch, int]], task_data, pro
 
 
 def _progress_bar(total: int, desc: str):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="eval", dynamic_ncols=True)
+    return progress_bar(total=total, desc=desc, unit="eval", dynamic_ncols=True)
 
 
 def _append_record(path: str | Path, task_name: str, wait_s: float, rec: dict[str, Any], arch: NASNetArch) -> None:
