@@ -272,6 +272,26 @@ def test_ablation_and_search_take_a_config_file(store_path, tmp_path):
     assert r.exit_code != 0 and "unknown key(s) epochz" in r.output
 
 
+def test_every_command_takes_the_store_as_argument_or_option(store_path, tmp_path):
+    for args in (["info", str(store_path)], ["info", "-s", str(store_path)],
+                 ["query", str(store_path), "-t", "target", "--top", "2"],
+                 ["query", "--store", str(store_path), "--task", "target", "--top", "2"],
+                 ["transferability", str(store_path), "-o", str(tmp_path / "tr")]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 0, (args, r.output)
+    # compare: STORE positional and --task for the target, the same run as -s / -t
+    a = CliRunner().invoke(cli, ["compare", str(store_path), "--task", "target", "-O", "random", "--budget", "5",
+                                 "--seeds", "1", "-o", str(tmp_path / "a"), "-j", "1"])
+    b = CliRunner().invoke(cli, ["compare", "-s", str(store_path), "-t", "target", "-O", "random", "--budget", "5",
+                                 "--seeds", "1", "-o", str(tmp_path / "b"), "-j", "1"])
+    assert a.exit_code == b.exit_code == 0, a.output + b.output
+    assert (tmp_path / "a" / "summary.csv").read_text() == (tmp_path / "b" / "summary.csv").read_text()
+    r = CliRunner().invoke(cli, ["info"])
+    assert r.exit_code != 0 and "missing the store: give it as the first argument STORE or with -s/--store" in r.output
+    r = CliRunner().invoke(cli, ["info", str(store_path), "-s", str(tmp_path / "other.h5")])
+    assert r.exit_code != 0 and "two stores given" in r.output
+
+
 def test_transferability_matrix_and_best_source(store_path, tmp_path):
     from nasbench_xfer.evaluate.transferability import best_sources, rank_correlations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..store import StoreError
-from .params import config_option, executor_options, parse_ints, parse_key_values, split_csv
+from .params import config_option, executor_options, parse_ints, parse_key_values, split_csv, store_input
 from .store_cmds import open_store
 
 
@@ -24,8 +24,7 @@ def _open_any(path: str):
 
 
 @click.command("transferability")
-@click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
-              help="Benchmark store (HDF5).")
+@store_input("Benchmark store (HDF5).")
 @click.option("--tasks", default=None, help="Comma-separated subset of tasks (default: all).")
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
               help="Folder for transferability.csv, best_sources.csv and heatmaps (PNG, PDF).")
@@ -65,9 +64,9 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
 
 @click.command("ablation")
 @config_option()
-@click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
-              help="Benchmark store (HDF5).")
-@click.option("--target", "-t", required=True, help="Target task whose held-out architectures are ranked.")
+@store_input("Benchmark store (HDF5).")
+@click.option("--target", "--task", "-t", "target", required=True,
+              help="Target task whose held-out architectures are ranked.")
 @click.option("--sources", default=None, help="Comma-separated source tasks (default: all other tasks).")
 @click.option("--source-sizes", default="0,50,100,150", show_default=True,
               help="Architectures per source task (comma-separated).")

@@ -9,16 +9,15 @@ from ..optimizer import OptimizerError, list_optimizers
 from ..oracle import OracleError
 from ..space import SpaceError
 from ..store import StoreError
-from .params import config_option, executor_options, parse_key_values, parse_seeds, split_csv
+from .params import config_option, executor_options, parse_key_values, parse_seeds, split_csv, store_input
 
 
 @click.command("compare")
 @config_option(spec_keys={"data": None, "package_version": None, "batch_size": 1},
                help_extra=" A comparison's OUT/spec.json works as its config.")
-@click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
-              help="Benchmark store (HDF5) that answers the evaluations, or a surrogate benchmark file "
-                   "(`nasbench-xfer surrogate fit`): then any architecture of the space is answered.")
-@click.option("--target", "-t", required=True, help="Target task: the one searched on.")
+@store_input("Benchmark store (HDF5) that answers the evaluations, or a surrogate benchmark file "
+             "(`nasbench-xfer surrogate fit`): then any architecture of the space is answered.")
+@click.option("--target", "--task", "-t", "target", required=True, help="Target task: the one searched on.")
 @click.option("--sources", default=None,
               help="Comma-separated source tasks (their evaluations are the source knowledge). "
                    "Default: every other task of the store.")

@@ -279,3 +279,28 @@ def config_option(*, spec_keys: dict[str, Any] | None = None, help_extra: str = 
                         expose_value=False, callback=callback,
                         help="Option values from a JSON, TOML or YAML file (keys: option names; the command "
                              "line overrides them)." + help_extra)
+
+
+# ------------------------------------------------------------------------ the store argument
+def store_input(help: str, *, exists: bool = False) -> Any:
+    """The store a command works on, given either way on every command: as the first
+    argument ``STORE`` or as ``-s/--store``.  The command receives it as ``store``."""
+    import functools
+
+    def deco(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            positional, option = kw.pop("store_arg"), kw.pop("store")
+            if positional and option and positional != option:
+                raise click.UsageError(f"two stores given: {positional} (STORE) and {option} (--store); give one")
+            store = positional or option
+            if not store:
+                raise click.UsageError("missing the store: give it as the first argument STORE or with -s/--store")
+            return fn(*args, store=store, **kw)
+
+        path = click.Path(dir_okay=False, exists=exists)
+        wrapper = click.option("--store", "-s", "store", default=None, type=path,
+                               help=help + " Also accepted as the first argument STORE.")(wrapper)
+        return click.argument("store_arg", metavar="[STORE]", required=False, type=path)(wrapper)
+
+    return deco

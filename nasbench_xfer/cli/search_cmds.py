@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .params import config_option, executor_options, parse_key_values
+from .params import config_option, executor_options, parse_key_values, store_input
 
 
 @click.command("search")
@@ -28,8 +28,7 @@ from .params import config_option, executor_options, parse_key_values
               help="Architectures to train on the target.")
 @click.option("--budget-gpu-hours", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Also stop once the trainings' summed training time reaches this many hours.")
-@click.option("--store", "-s", "store", required=True, type=click.Path(dir_okay=False),
-              help="Output store: every trained architecture is appended to it (created if missing).")
+@store_input("Output store: every trained architecture is appended to it (created if missing).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for spec.json, trajectory.csv, summary.json, best_arch.json and the plot.")
 @click.option("--parallel", "-k", type=click.IntRange(min=1), default=1, show_default=True,

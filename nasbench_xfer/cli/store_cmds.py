@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..space import SpaceError
 from ..store import Store, StoreError
+from .params import store_input
 
 
 def open_store(path: str, mode: str = "r") -> Store:
@@ -41,7 +42,7 @@ def _fmt_range(r: list[float] | None) -> str:
 
 
 @click.command("info")
-@click.argument("store", type=click.Path(dir_okay=False))
+@store_input("The store to summarise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
 def info_cmd(store: str, as_json: bool) -> None:
     """Summarise STORE: search space, tasks, evaluation counts, metric ranges, provenance.
@@ -84,7 +85,7 @@ def info_cmd(store: str, as_json: bool) -> None:
 
 
 @click.command("query")
-@click.argument("store", type=click.Path(dir_okay=False))
+@store_input("The store to query.")
 @click.option("--task", "-t", required=True, help="Task to query (see `info`).")
 @click.option("--top", type=int, default=10, show_default=True,
               help="Show the best N evaluations by --sort (0: all).")
@@ -131,7 +132,7 @@ def query_cmd(store: str, task: str, top: int, sort_by: str, arch_spec: str | No
 
 
 @click.command("export")
-@click.argument("store", type=click.Path(dir_okay=False))
+@store_input("The store to export.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Output file: .csv or .parquet (parquet needs pyarrow).")
 @click.option("--task", "-t", "tasks", multiple=True,
@@ -227,7 +228,7 @@ def merge_cmd(inputs: tuple[str, ...], out: str, overwrite: bool) -> None:
 
 
 @click.command("compact")
-@click.argument("store", type=click.Path(dir_okay=False, exists=True))
+@store_input("The store to compact.", exists=True)
 def compact_cmd(store: str) -> None:
     """Fold STORE's append journal (STORE.journal) into the store file and remove it.
 

@@ -6,7 +6,7 @@ import json
 import click
 import pandas as pd
 
-from .params import parse_key_values, split_csv
+from .params import parse_key_values, split_csv, store_input
 
 
 @click.group("surrogate")
@@ -15,7 +15,7 @@ def surrogate_group() -> None:
 
 
 @surrogate_group.command("fit")
-@click.option("--store", "-s", required=True, type=click.Path(dir_okay=False), help="Store to fit on.")
+@store_input("Store to fit on.")
 @click.option("--tasks", "-t", default=None, help="Comma-separated tasks (default: all).")
 @click.option("--model", "-m", default="lgb", show_default=True, help="Surrogate model kind.")
 @click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. members=5.")

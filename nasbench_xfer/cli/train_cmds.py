@@ -5,11 +5,11 @@ import json
 
 import click
 
-from .params import executor_options, parse_seeds
+from .params import executor_options, parse_seeds, store_input
 
 
 @click.command("train")
-@click.argument("store", type=click.Path(dir_okay=False))
+@store_input("Store the evaluations are appended to (created if missing, unless --no-create).")
 @click.option("--dataset", "-d", required=True,
               help="cifar10, cifar100, svhn, mnist, fashion_mnist, quickdraw, imagefolder:<path>, npz:<path>.")
 @click.option("--data", "--data-root", "data_root", default=None, type=click.Path(file_okay=False),
