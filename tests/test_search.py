@@ -227,6 +227,13 @@ def test_compare_config_file_round_trips_a_spec_and_the_command_line_overrides_i
     assert r.exit_code == 0, r.output
     got = json.loads((tmp_path / "t" / "spec.json").read_text())
     assert (got["budget"], got["seeds"], got["source_size"]) == (4, [0, 1], 50)
+    # source_size null in a spec means all (--source-size 0), not the default 200
+    allsrc = dict(got, source_size=None, data=None)
+    (tmp_path / "all.json").write_text(json.dumps(allsrc))
+    r = CliRunner().invoke(cli, ["compare", "--config", str(tmp_path / "all.json"), "-o", str(tmp_path / "all"),
+                                 "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "all" / "spec.json").read_text())["source_size"] is None
 
 
 @pytest.mark.parametrize("content, message", [

@@ -13,7 +13,7 @@ from .params import config_option, executor_options, parse_key_values, parse_see
 
 
 @click.command("compare")
-@config_option(spec_keys={"data": None, "package_version": None, "batch_size": 1},
+@config_option(spec_keys={"data": None, "package_version": None, "batch_size": 1}, nulls={"source_size": 0},
                help_extra=" A comparison's OUT/spec.json works as its config.")
 @store_input("Benchmark store (HDF5) that answers the evaluations, or a surrogate benchmark file "
              "(`nasbench-xfer surrogate fit`): then any architecture of the space is answered.")

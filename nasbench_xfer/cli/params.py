@@ -228,17 +228,21 @@ def _config_value(param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def config_option(*, spec_keys: dict[str, Any] | None = None, help_extra: str = "") -> Any:
+def config_option(*, spec_keys: dict[str, Any] | None = None, nulls: dict[str, Any] | None = None,
+                  help_extra: str = "") -> Any:
     """Add ``--config FILE`` to a command: its options' values from a JSON/TOML/YAML file, the
     command line overriding them.  Keys are option names (``source-size`` or ``source_size``);
     lists become comma lists; a mapping under a repeatable ``KEY=VALUE`` option becomes its items.
 
     ``spec_keys`` names keys that a command's own ``spec.json`` holds but that are no option:
     each maps to the only value the command can honour (None: any value, recorded only), so a
-    run's ``spec.json`` can be given back as its config.  The file's values are kept in
-    ``ctx.meta["config"]``.
+    run's ``spec.json`` can be given back as its config.  ``nulls`` maps options whose null
+    in a spec stands for a command-line value (``compare``'s ``source_size: null`` is
+    ``--source-size 0``, all); any other null leaves the option's default.  The file's values
+    are kept in ``ctx.meta["config"]``.
     """
     extra = dict(spec_keys or {})
+    null_as = dict(nulls or {})
 
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
         if value is None:
@@ -264,6 +268,8 @@ def config_option(*, spec_keys: dict[str, Any] | None = None, help_extra: str = 
             if target is None or target.name is None:
                 unknown.append(str(key))
                 continue
+            if val is None and target.name in null_as:
+                val = null_as[target.name]
             if val is not None:
                 default_map[target.name] = _config_value(target, val)
         if unknown:
