@@ -10,7 +10,6 @@
 source "$(dirname "$0")/common.sh"
 mkdir -p docs/results/compare
 targets=("$@")
-# (nbg:arxiv is in the list but has no committed results yet)
 [ ${#targets[@]} -gt 0 ] || targets=(class_object jigsaw autoencoder class_scene room_layout segmentsemantic normal
                                      nbg:citeseer nbg:cora nbg:pubmed nbg:cs nbg:photo nbg:computers nbg:physics
                                      nbg:arxiv)
