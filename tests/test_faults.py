@@ -428,8 +428,13 @@ def test_train_on_a_full_disk_keeps_finished_evaluations(quickdraw_task, tmp_pat
 
 # ---------------------------------------------------------------- item 14: waiting for a lock
 def test_train_says_whose_lock_it_waits_for(quickdraw_task, tmp_path, capsys):
+    """The notice is a logging warning; the command line's set-up (configure) sends it to stderr.
+    (Without it, pytest's own log capture would take the record, so the test must not depend on
+    whether an earlier test happened to configure logging.)"""
     from nasbench_xfer.harness.runner import RunError, load_archs, prepare_store, run
+    from nasbench_xfer.logs import configure
 
+    configure(0)
     store = tmp_path / "qd.h5"
     archs = load_archs(["xfernasnet"])
     kw = dict(protocol="smoke", seeds=[0], task_data=quickdraw_task, log=lambda s: None)
