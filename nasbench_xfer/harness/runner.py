@@ -156,8 +156,8 @@ def to_store_row(rec: dict[str, Any], arch: NASNetArch) -> dict[str, Any]:
 
 
 def _open_store(path: Path, mode: str, wait_s: float):
-    """Open the store, waiting up to ``wait_s`` seconds for another writer's lock; says at once
-    (on stderr) which process it waits for."""
+    """Open the store, waiting up to ``wait_s`` seconds for another writer's lock; logs a
+    warning at once that names the process it waits for."""
 
     from ..store import Store, StoreError, lock_holder
     t0 = time.monotonic()
@@ -235,7 +235,7 @@ def _save_pending(path: Path, task_name: str, rows: Sequence[dict[str, Any]]) ->
     return None
 
 
-def _recover_pending(st, path: Path, log: Callable[[str], None] | None = None) -> int:
+def _recover_pending(st, path: Path) -> int:
     """Append records saved by an earlier run that could not write the store (``st`` is open
     for appending, so no other run recovers them at the same time); rows already in the store
     (same architecture, seed, protocol and finish time) are not added twice."""
@@ -260,8 +260,7 @@ def _recover_pending(st, path: Path, log: Callable[[str], None] | None = None) -
             raise RunError(f"{f} holds finished evaluations for {path} that could not be added "
                            f"({exc}); fix or remove that file and run again") from None
         f.unlink()
-        (log or get_logger(__name__).info)(f"added {len(entries)} finished evaluation(s) saved earlier in {f} "
-                                           f"to {path}")
+        get_logger(__name__).info(f"added {len(entries)} finished evaluation(s) saved earlier in {f} to {path}")
     return added
 
 
