@@ -13,7 +13,6 @@ PREDICTOR="${PREDICTOR:-xfernas}"
 OUT="${OUT:-docs/results/ablation-dip}"
 G=(--source-sizes 0,50,100,150 --target-sizes 0,10,25 --splits 5 --predictor "$PREDICTOR" -j 1)
 targets=("$@")
-# (the last four NAS-Bench-Graph datasets have no committed results yet)
 [ ${#targets[@]} -gt 0 ] || targets=(jigsaw nbg:cora class_object autoencoder nbg:citeseer class_scene room_layout
                                      segmentsemantic normal nbg:pubmed nbg:cs nbg:photo nbg:computers nbg:physics
                                      nbg:arxiv)
