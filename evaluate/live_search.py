@@ -5,26 +5,37 @@ Every trained architecture is appended to the output store the moment it finishe
 benchmark data like any other), and the search writes the same kind of trajectory as
 ``compare`` plus the best architecture in the paper's appendix-C JSON.
 
-Batches: with ``parallel=K`` the optimizer is asked for K architectures, the K are trained
-together (K in flight on one device, :class:`~nasbench_xfer.oracle.LiveOracle`) and told
-together when the last one finishes: a synchronous batch, the simplest rule every
-optimizer supports; a faster training's slot waits for the slowest of its batch.
+Asynchronous batches: with ``parallel=K`` K trainings run at once (in flight on one device,
+:class:`~nasbench_xfer.harness.slots.DeviceSlots`, or K tasks of a Ray/SLURM executor,
+:class:`~nasbench_xfer.harness.slots.ExecutorSlots`).  Whenever one ends, its result is appended
+to the store and told to the optimizer, and the optimizer is asked for one new architecture
+while the other K-1 are still training (no slot waits for the slowest of a batch).  What each
+built-in optimizer makes of this: ``random`` draws as before; ``best-on-source`` and ``tapas``
+take the next entry of their ranked list (probes first); ``nao`` and ``xfernas`` refit whenever
+``refit_every`` results have arrived since the last fit, and between refits hand out the last
+fit's ranked proposals, skipping what is in flight (``Optimizer.pending``).  With ``K = 1`` this
+is the plain ask-one, tell-one loop.  On one device a refit (CPU work) pauses the trainings in
+flight for its duration.
 
-Resuming: a rerun with the same arguments replays the search.  Architectures the store
-already holds for this task, protocol and seed are answered from it, not trained again
-(``from_store`` in the trajectory), so a killed search continues where it stopped.  The
-replay asks the optimizer again, so it reproduces the same architectures exactly when the
-optimizer's proposals are deterministic given its seed and what it was told (every built-in
-optimizer on CPU); a proposal that differs after a resume is trained, never an old one lost.
+Resuming: every training started and every result told is also written, in order, to
+``evaluations.jsonl`` in the output folder.  A rerun with the same arguments first tells the
+optimizer those evaluations again, in the same order, from the store (``from_store`` in the
+trajectory; a training started but never told, because the kill came between storing and
+telling it, is told after them when the store holds it), then continues: nothing finished is
+trained twice and nothing is lost.  Trainings in flight when the search was killed are lost
+(they had not finished) and the optimizer is asked afresh.  The resumed optimizer has seen the
+same results in the same order, but not the asks in between, so its later proposals need not
+be those the uninterrupted run would have made.  An architecture the store already holds for
+this task, protocol and seed (another search's, say) is answered from the store whenever it
+is proposed, not trained again.
 
 Budgets: a number of evaluations, and optionally training time (``budget_seconds``, the sum
-of the evaluations' ``train_seconds``, GPU-seconds on a GPU): the search stops before the
-batch that would start past it.
+of the evaluations' ``train_seconds``, GPU-seconds on a GPU): no training starts once it is
+spent (the ones in flight finish and count).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -99,8 +110,9 @@ def run_live_search(spec: LiveSearchSpec, out: str | os.PathLike, *, device: str
     best_so_far.png/pdf; return the summary.
 
     ``executor``: a Ray or SLURM :class:`~nasbench_xfer.executors.Executor` trains each
-    batch's ``parallel`` architectures as that many tasks (``device="auto"``: each task's GPU);
-    this process appends their records to the store.  ``None``: ``device`` here."""
+    architecture as a task, ``parallel`` at once (``device="auto"``: each task's GPU); this
+    process appends their records to the store.  ``None``: ``device`` here, ``parallel``
+    trainings in flight on it."""
     from nasbench_xfer.harness.protocols import get_protocol
 
     _check(spec)
@@ -131,7 +143,13 @@ def run_live_search(spec: LiveSearchSpec, out: str | os.PathLike, *, device: str
                         probes=probes if getattr(opt, "uses_probe", False) else [],
                         probe_table=table if getattr(opt, "uses_probe", False) else {})
     opt.setup(ctx)
-    _loop(spec, opt, oracle, progress)
+    # written once the arguments have proved good: a typo must not claim the folder
+    write_json_atomic(out / "spec.json", asdict(spec))
+    search = _Search(spec, opt, oracle, out, progress)
+    search.resume()
+    search.run()
+    if not oracle.trajectory:
+        raise OptimizerError("the search evaluated nothing (is the training-time budget already spent?)")
     return _write_outputs(spec, out, oracle, opt)
 
 
@@ -145,37 +163,163 @@ def _check_folder(spec_file: Path, spec: LiveSearchSpec) -> None:
             raise OptimizerError(f"{spec_file} is not valid JSON; remove it or use a new output folder") from None
         ensure_same_spec(old, asdict(spec), str(spec_file.parent), "search", ignore=("budget", "budget_seconds"),
                          error=OptimizerError)
-    write_json_atomic(spec_file, asdict(spec))
 
 
-def _loop(spec: LiveSearchSpec, opt: Any, oracle: LiveOracle, progress: bool) -> None:
-    bar = None
-    if progress:
-        from nasbench_xfer.logs import progress_bar
+JOURNAL = "evaluations.jsonl"
 
-        bar = progress_bar(total=spec.budget, desc=f"search {oracle.target}", unit="arch")
-    stale = 0
-    try:
-        while oracle.used < spec.budget:
-            spent = sum(r.get("train_seconds", 0.0) for r in oracle.trajectory)
-            if spec.budget_seconds is not None and spent >= spec.budget_seconds:
-                break
-            n = min(spec.parallel, spec.budget - oracle.used)
-            archs = list(opt.ask(n))[:n]
-            before = oracle.used
-            results = oracle.evaluate_many(archs)
-            opt.tell(archs, results)
-            stale = stale + 1 if oracle.used == before else 0
-            if stale >= 3:
-                raise OptimizerError(f"optimizer {spec.optimizer!r} proposed no new architecture three times "
-                                     f"in a row after {oracle.used} evaluations")
-            if bar is not None:
-                bar.update(oracle.used - before)
-                best = oracle.trajectory[-1]["best_val"] if oracle.trajectory else math.nan
-                bar.set_postfix(best=f"{best:.4g}", trained=sum(not r.get("from_store") for r in oracle.trajectory))
-    finally:
-        if bar is not None:
-            bar.close()
+
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    """What a previous run of this search evaluated, in the order to tell it again: every
+    ``tell`` line in order, then the trainings ``start``-ed but never told (a kill between
+    storing a result and telling it: the store decides whether it finished).  A line cut short
+    by a kill is dropped."""
+    if not path.exists():
+        return []
+    told: dict[str, dict[str, Any]] = {}
+    started: dict[str, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(entry, dict) or "spec" not in entry or "hash" not in entry:
+            continue
+        if entry.get("event", "tell") == "start":
+            started.setdefault(entry["hash"], entry)
+        else:
+            told.setdefault(entry["hash"], entry)
+    return list(told.values()) + [e for h, e in started.items() if h not in told]
+
+
+class _Search:
+    """One search's loop: K training slots; a new architecture is asked for whenever one frees,
+    and each result is told the moment its training ends (asynchronous batches)."""
+
+    def __init__(self, spec: LiveSearchSpec, opt: Any, oracle: LiveOracle, out: Path, progress: bool):
+        self.spec, self.opt, self.oracle = spec, opt, oracle
+        self.journal = out / JOURNAL
+        self.inflight: dict[str, Any] = {}
+        self.bar = None
+        if progress:
+            from nasbench_xfer.logs import progress_bar
+
+            self.bar = progress_bar(total=spec.budget, desc=f"search {oracle.target}", unit="arch")
+
+    # -- bookkeeping ---------------------------------------------------------
+    def _journal(self, event: str, arch: Any) -> None:
+        h = self.oracle.space.hash(arch)
+        origin = (getattr(self.opt, "origins", None) or {}).get(h, "")
+        with open(self.journal, "a") as fh:
+            fh.write(json.dumps({"event": event, "hash": h, "spec": self.oracle.space.to_string(arch),
+                                 "origin": origin}) + "\n")
+
+    def _tell(self, arch: Any, score: float, *, log: bool = True) -> None:
+        h = self.oracle.space.hash(arch)
+        pending = getattr(self.opt, "pending", None)
+        if pending is not None:
+            pending.pop(h, None)
+        self.opt.tell([arch], [score])
+        if log:
+            self._journal("tell", arch)
+        if self.bar is not None:
+            self.bar.update(1)
+            traj = self.oracle.trajectory
+            self.bar.set_postfix(best=f"{traj[-1]['best_val']:.4g}", running=len(self.inflight),
+                                 trained=sum(not r.get("from_store") for r in traj))
+
+    def resume(self) -> None:
+        """Tell the optimizer, in order, what this search's earlier run evaluated (from the store);
+        the journal is then rewritten to list exactly that."""
+        entries = _read_journal(self.journal)
+        if not entries:
+            return
+        archs = [self.oracle.space.from_string(e["spec"]) for e in entries]
+        stored = self.oracle.stored(archs)
+        origins = getattr(self.opt, "origins", None)
+        kept: list[dict[str, Any]] = []
+        for arch, e in zip(archs, entries):
+            h = self.oracle.space.hash(arch)
+            if h in stored and not self.oracle.seen(arch) and len(kept) < self.spec.budget:
+                if origins is not None and e.get("origin"):
+                    origins.setdefault(h, e["origin"])
+                self._tell(arch, self.oracle.answer(arch), log=False)
+                kept.append(dict(e, event="tell"))
+        tmp = self.journal.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(e) + "\n" for e in kept))
+        tmp.replace(self.journal)
+
+    def _spent(self) -> float:
+        return sum(r.get("train_seconds", 0.0) or 0.0 for r in self.oracle.trajectory)
+
+    def _room(self) -> bool:
+        s = self.spec
+        if self.oracle.used + len(self.inflight) >= s.budget:
+            return False
+        return s.budget_seconds is None or self._spent() < s.budget_seconds
+
+    def _next(self) -> Any | None:
+        """A new architecture to train: asks the optimizer (one at a time); one the store already
+        holds is answered from it and told at once (a resumed or repeated search)."""
+        stale = 0
+        while self._room():
+            proposed = list(self.opt.ask(1))[:1]
+            arch = proposed[0] if proposed else None
+            h = self.oracle.space.hash(arch) if arch is not None else None
+            if arch is None or h in self.inflight or self.oracle.seen(arch):
+                stale += 1
+                if stale >= 3:
+                    if self.inflight:
+                        return None  # wait for a result: the optimizer may see further after it
+                    raise OptimizerError(f"optimizer {self.spec.optimizer!r} proposed no new architecture "
+                                         f"three times in a row after {self.oracle.used} evaluations")
+                continue
+            stale = 0
+            if self.oracle.stored([arch]):
+                self._tell(arch, self.oracle.answer(arch))
+                continue
+            return arch
+        return None
+
+    # -- the loop ------------------------------------------------------------
+    def run(self) -> None:
+        from nasbench_xfer.harness.runner import RunError
+
+        slots = None
+        errors: list[str] = []
+        try:
+            while True:
+                while not errors and len(self.inflight) < self.spec.parallel:
+                    arch = self._next()
+                    if arch is None:
+                        break
+                    if slots is None:
+                        slots = self.oracle.slots()
+                    h = self.oracle.space.hash(arch)
+                    self.inflight[h] = arch
+                    pending = getattr(self.opt, "pending", None)
+                    if pending is not None:
+                        pending[h] = arch
+                    self._journal("start", arch)
+                    slots.start(h, arch, self.oracle.seed)
+                if not self.inflight:
+                    break
+                assert slots is not None
+                for h, rec in slots.wait():
+                    arch = self.inflight.pop(h)
+                    if isinstance(rec, Exception):  # the executor lost the task: stop starting new ones
+                        errors.append(f"{h}: {rec}")
+                        getattr(self.opt, "pending", {}).pop(h, None)
+                        continue
+                    self._tell(arch, self.oracle.record(arch, rec))
+        finally:
+            if self.inflight and slots is not None and hasattr(slots, "cancel"):
+                slots.cancel()
+            if self.bar is not None:
+                self.bar.close()
+        if errors:
+            raise RunError(f"{len(errors)} training task(s) failed: " + "; ".join(errors[:5]) +
+                           f" ({self.oracle.used} evaluations are stored in {self.spec.store}; "
+                           f"run the same command again to continue)")
 
 
 def _write_outputs(spec: LiveSearchSpec, out: Path, oracle: LiveOracle, opt: Any) -> dict[str, Any]:

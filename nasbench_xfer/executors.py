@@ -77,8 +77,9 @@ class Executor(abc.ABC):
     cpus_per_task: float = 1.0
 
     @abc.abstractmethod
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Start ``fn(*args)``; returns a future-like object whose ``result()`` waits for it."""
+    def submit(self, fn: Callable[..., Any], *args: Any, uses_gpu: bool = False) -> Any:
+        """Start ``fn(*args)``; returns a future-like object with ``done()``, ``cancel()`` and
+        ``result()`` (which waits for it).  ``uses_gpu``: as for :meth:`map_unordered`."""
 
     @abc.abstractmethod
     def map_unordered(self, fn: Callable[..., Any], jobs: Iterable[tuple], *,
@@ -124,7 +125,7 @@ class LocalExecutor(Executor):
             self._pool = ProcessPoolExecutor(max_workers=self.workers)
         return self._pool
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any, uses_gpu: bool = False) -> Future:
         if self.workers > 1:
             return self._get_pool().submit(fn, *args)
         fut: Future = Future()
@@ -301,6 +302,9 @@ class _RayFuture:
         ready, _ = self._ray.wait([self.ref], timeout=0)
         return bool(ready)
 
+    def cancel(self) -> None:
+        self._ray.cancel(self.ref, force=True)
+
 
 # ----------------------------------------------------------------------------- slurm
 class _FileRef:
@@ -379,7 +383,8 @@ class SlurmExecutor(Executor):
             params["mem_gb"] = float(mem_gb)
         self._ex.update_parameters(**params)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def submit(self, fn: Callable[..., Any], *args: Any, uses_gpu: bool = False) -> Any:
+        # (GPUs per task are the executor's parameters: every task of this executor gets them)
         return self._ex.submit(_call, fn, *args)
 
     def map_unordered(self, fn: Callable[..., Any], jobs: Iterable[tuple], *,

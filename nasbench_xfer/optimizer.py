@@ -89,6 +89,13 @@ class Optimizer(ABC):
        metric (higher is better), in the order asked; subclasses that override ``tell`` call
        ``super().tell(...)``.
 
+    Asynchronous batches (a live search with ``--parallel K``): the runner asks for one
+    architecture whenever a training slot frees, while others are still training, and tells
+    each result as it arrives (so a batch may be told one architecture at a time, in the
+    order the trainings end).  The architectures in flight are in :attr:`pending` (by hash);
+    :meth:`is_new` and :meth:`take_new` skip them, so an optimizer built on those helpers
+    never proposes one twice.  The runner also skips a repeated proposal by itself.
+
     Only :meth:`ask` is abstract.
     """
 
@@ -108,11 +115,14 @@ class Optimizer(ABC):
     #: where each proposed architecture came from, by hash (e.g. "screen", "ascent",
     #: "random", "probe", "source-best"); written to the trajectory's ``origin`` column
     origins: dict[str, str]
+    #: architectures asked for and still being evaluated (asynchronous batches), by hash
+    pending: dict[str, Hashable]
 
     def setup(self, ctx: SearchContext) -> None:
         self.ctx = ctx
         self.evaluated = {}
         self.origins = {}
+        self.pending = {}
 
     @abstractmethod
     def ask(self, n: int) -> list:
@@ -133,7 +143,9 @@ class Optimizer(ABC):
         return archs
 
     def is_new(self, arch: Hashable) -> bool:
-        return self.ctx.hash(arch) not in self.evaluated
+        """Neither evaluated nor in flight."""
+        h = self.ctx.hash(arch)
+        return h not in self.evaluated and h not in getattr(self, "pending", ())
 
     def take_new(self, queue: list, n: int) -> list:
         """Pop up to ``n`` not yet evaluated, distinct architectures from the front of ``queue``."""
@@ -142,7 +154,7 @@ class Optimizer(ABC):
         while queue and len(out) < n:
             a = queue.pop(0)
             h = self.ctx.hash(a)
-            if h not in self.evaluated and h not in seen:
+            if self.is_new(a) and h not in seen:
                 seen.add(h)
                 out.append(a)
         return out

@@ -83,6 +83,10 @@ class Oracle:
         self.trajectory.append(rec)
         return rec["score"]
 
+    def seen(self, arch: Hashable) -> bool:
+        """Whether ``arch`` was evaluated in this search (asking again would cost nothing)."""
+        return self.space.hash(arch) in self._seen
+
     def trajectory_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.trajectory)
 
@@ -229,6 +233,40 @@ class LiveOracle(Oracle):
             if h not in stored:
                 raise OracleError(f"architecture {h} was trained but is not in {self.store_path}")
             self._pending[h] = dict(stored[h], from_store=h in before)
+
+    # -- asynchronous use (the live search's slots) ---------------------------
+    def stored(self, archs: Sequence[Hashable]) -> dict[str, dict[str, Any]]:
+        """What the store holds of ``archs`` for this task, protocol and seed, by hash."""
+        return self._stored({self.space.hash(a) for a in archs})
+
+    def slots(self):
+        """Training slots for :meth:`start`-as-you-go searches (the store is prepared first):
+        :class:`~nasbench_xfer.harness.slots.ExecutorSlots` with an executor, else
+        :class:`~nasbench_xfer.harness.slots.DeviceSlots` on this oracle's device."""
+        from .harness.runner import prepare_store
+        from .harness.slots import DeviceSlots, ExecutorSlots
+
+        prepare_store(self.store_path, self.task_data, self.protocol, task_name=self.target)
+        if self.executor is not None and not self.executor.local:
+            return ExecutorSlots(self.executor, self.task_data, self.protocol, self.device, self.flags)
+        return DeviceSlots(self.task_data, self.protocol, self.device, self.flags)
+
+    def record(self, arch: Hashable, rec: dict[str, Any]) -> float:
+        """Append a finished training's record to the store, then count it: its score."""
+        from .harness.runner import _append_record
+
+        _append_record(self.store_path, self.target, 600.0, rec, arch)  # type: ignore[arg-type]
+        return self.answer(arch, from_store=False)
+
+    def answer(self, arch: Hashable, *, from_store: bool = True) -> float:
+        """Count an evaluation the store holds for this task, protocol and seed: its score."""
+        h = self.space.hash(arch)
+        row = self._stored({h}).get(h)
+        if row is None:
+            raise OracleError(f"architecture {h} is not in {self.store_path} for task {self.target!r}, "
+                              f"protocol {self.protocol.name}, seed {self.seed}")
+        self._pending[h] = dict(row, from_store=from_store)
+        return self.evaluate(arch)
 
     def evaluate_many(self, archs: Sequence[Hashable]) -> list[float]:
         """Scores of ``archs``; the new ones trained together (up to ``concurrent`` at once)."""

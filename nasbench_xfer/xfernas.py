@@ -237,7 +237,7 @@ class SurrogateSearch(Optimizer):
         rest, seen = [], set(taken)
         for a in cands:
             h = self.ctx.hash(a)
-            if h not in seen and h not in self.evaluated:
+            if h not in seen and self.is_new(a):
                 seen.add(h)
                 rest.append(a)
         return rest
@@ -260,7 +260,7 @@ class SurrogateSearch(Optimizer):
         if target_model is not None:
             self.hedge_log.append((len(self.evaluated), w, len(self._batches)))
         starts, steps = self._starts()
-        exclude = [a for a, _ in self.evaluated.values()]
+        exclude = [a for a, _ in self.evaluated.values()] + list(self.pending.values())
         kwargs = {} if steps is None else {"step_sizes": steps}
         size = max(want, self.refit_every)
         props = model.propose(self.ctx.target, starts, n=size, exclude=exclude,
@@ -297,8 +297,9 @@ class SurrogateSearch(Optimizer):
 
     # -- protocol ------------------------------------------------------------
     def ask(self, n: int) -> list:
-        if len(self.evaluated) < self.n_init:
-            out = self._random(min(n, self.n_init - len(self.evaluated)))
+        started = len(self.evaluated) + len(self.pending)  # in flight counts (asynchronous batches)
+        if started < self.n_init:
+            out = self._random(min(n, self.n_init - started))
             for a in out:
                 self.origins.setdefault(self.ctx.hash(a), "init")
             return out

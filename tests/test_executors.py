@@ -284,3 +284,26 @@ def test_ray_search_trains_each_batch_as_tasks_and_resumes(ray_cluster, tmp_path
         again = run_live_search(spec, tmp_path / "s", device="auto", task_data=task, progress=False, executor=ex)
     assert (again["trained_now"], again["from_store"]) == (0, 2)
     assert again["best_hash"] == first["best_hash"]
+
+
+def test_submitit_search_keeps_two_tasks_running_and_resumes(tmp_path):
+    """A live search through the SLURM executor (submitit's local cluster): each architecture is a
+    task, polled until it ends; a rerun answers everything from the store."""
+    pytest.importorskip("submitit")
+    import nasbench_xfer.datasets
+    from nasbench_xfer.evaluate.live_search import LiveSearchSpec, run_live_search
+    from nasbench_xfer.harness.protocols import get_protocol, register_protocol
+
+    tiny = register_protocol(get_protocol("smoke").replace(name="smoke-exec", train_images=128, val_images=64,
+                                                           test_images=64, eval_batch_size=64))
+    task = nasbench_xfer.datasets.load_task("quickdraw", SHARED, download=False, num_classes=4)
+    spec = LiveSearchSpec(dataset="quickdraw", protocol=tiny.name, optimizer="random", budget=3,
+                          store=str(tmp_path / "out.h5"), task="qd", seed=0, parallel=2)
+    with make_executor("slurm", cluster="local", folder=tmp_path / "logs", poll_seconds=0.2) as ex:
+        first = run_live_search(spec, tmp_path / "s", device="auto", task_data=task, progress=False, executor=ex)
+        assert (first["evaluations"], first["trained_now"]) == (3, 3)
+        again = run_live_search(spec, tmp_path / "s", device="auto", task_data=task, progress=False, executor=ex)
+    assert (again["trained_now"], again["from_store"]) == (0, 3) and again["best_hash"] == first["best_hash"]
+    with Store.open(tmp_path / "out.h5") as st:
+        ev = st.evaluations("qd")
+    assert len(ev) == 3 and (ev["status"] == "ok").all() and not ev.duplicated(["hash", "seed"]).any()

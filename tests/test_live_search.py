@@ -103,15 +103,33 @@ def test_bad_input_is_named(task, sources, tmp_path):
     assert len(OPS) == 19
 
 
-def test_killed_search_continues_without_training_twice(sources, tmp_path):
-    """SIGKILL a CLI search once its first training is stored; the rerun finishes the budget, and the
-    store holds each (architecture, seed) once."""
+@pytest.fixture(scope="module")
+def trained_sources(tmp_path_factory):
+    """A source store the harness trains first: 4 NASNet architectures on MNIST and on
+    Fashion-MNIST (the tiny protocol: 128 training images)."""
+    from nasbench_xfer.harness.runner import run
+
+    path = tmp_path_factory.mktemp("trained") / "sources.h5"
+    archs = NASNetSpace().sample_many(4, np.random.default_rng(11))
+    for name in ("mnist", "fashion_mnist"):
+        data = nasbench_xfer.datasets.load_task(name, SHARED, download=False)
+        summary = run(path, name, archs, TINY, task_data=data)
+        assert summary["ok"] == 4, summary
+    return path
+
+
+def test_killed_xfernas_search_continues_without_training_twice(trained_sources, tmp_path):
+    """A live XferNAS search on QuickDraw with source knowledge from a store trained first, two
+    trainings in flight: SIGKILL it once its first training is stored; the rerun finishes the
+    budget, every evaluation is in the store once, and the trajectory is the store's."""
     store, out = tmp_path / "k.h5", tmp_path / "k"
     cmd = [sys.executable, "-m", "nasbench_xfer", "search", "-d", "quickdraw", "--data-root", str(SHARED),
-           "-t", "qd", "-p", "smoke", "-O", "random", "--sources", str(sources), "--budget", "3",
-           "-s", str(store), "-o", str(out), "--device", "cpu"]
+           "-t", "qd", "-p", "smoke", "-O", "xfernas", "--sources", str(trained_sources), "--budget", "4",
+           "--parallel", "2", "-s", str(store), "-o", str(out), "--device", "cpu",
+           "--option", "epochs=2", "--option", "min_steps=20", "--option", "refit_every=2"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "first.log"  # a file, not a pipe: a pipe nobody reads stalls the search once full
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -126,15 +144,139 @@ def test_killed_search_continues_without_training_twice(sources, tmp_path):
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
     with Store.open(store) as st:
         done = st.num_evaluations("qd")
-    assert 1 <= done <= 3
+    assert 1 <= done <= 4, f"exit {proc.returncode}: {log.read_text()[-3000:]}"
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["evaluations"] == 3 and summary["from_store"] == done and summary["trained_now"] == 3 - done
+    assert summary["evaluations"] == 4 and summary["from_store"] == done and summary["trained_now"] == 4 - done
     with Store.open(store) as st:
         assert st.validate() == []
         ev = st.evaluations("qd")
-    assert len(ev) == 3 and not ev.duplicated(["hash", "seed"]).any()
+    assert len(ev) == 4 and not ev.duplicated(["hash", "seed"]).any()
+    import pandas as pd
+
+    traj = pd.read_csv(out / "trajectory.csv")
+    assert sorted(traj["hash"]) == sorted(ev["hash"])
+    assert traj["val_metric"].tolist() == [float(ev.set_index("hash").loc[h, "val_metric"]) for h in traj["hash"]]
+    assert not set(traj["origin"]) & {"", "random"}  # every proposal from the source-fitted models
+
+
+class Recorder:
+    """Random search that logs every ask and tell, and what was in flight at each ask."""
+
+    name = "recorder"
+    log: list = []
+
+    def setup(self, ctx):
+        from nasbench_xfer.baselines.random_search import RandomSearch
+
+        self._inner = RandomSearch()
+        self._inner.setup(ctx)
+        self.pending = self._inner.pending  # the runner fills it: the inner optimizer skips those
+        self.origins = self._inner.origins
+        Recorder.log = []
+
+    def ask(self, n):
+        out = self._inner.ask(n)
+        Recorder.log.append(("ask", n, len(self.pending)))
+        return out
+
+    def tell(self, archs, results):
+        Recorder.log.append(("tell", len(archs)))
+        self._inner.tell(archs, results)
+
+
+def test_parallel_search_asks_when_a_slot_frees_and_tells_as_each_ends(task, sources, tmp_path, monkeypatch):
+    """--parallel 2, budget 4: two asks fill the slots, then every result is told alone and a
+    new architecture is asked for while the other one is still training; a rerun with a larger
+    budget tells the journal's four again, in order, and trains only the rest.
+
+    On CPU, trainings under one protocol take the same number of steps and end in the same
+    round, so the slots here hand back one ended training per wait (as trainings of different
+    lengths, or on a cluster, would end)."""
+    from nasbench_xfer.harness.slots import DeviceSlots
+    from nasbench_xfer.oracle import LiveOracle
+
+    class OneAtATime(DeviceSlots):
+        held: list = []
+
+        def wait(self):
+            if not self.held:
+                self.held = super().wait()
+            return [self.held.pop(0)]
+
+    real = LiveOracle.slots
+    monkeypatch.setattr(LiveOracle, "slots", lambda self: (real(self), OneAtATime(
+        self.task_data, self.protocol, self.device, self.flags))[1])
+    s = spec(tmp_path, sources, optimizer=f"{__name__}:Recorder", budget=4, parallel=2)
+    out = run_live_search(s, tmp_path / "p", task_data=task, progress=False)
+    assert (out["evaluations"], out["trained_now"]) == (4, 4)
+    assert Recorder.log == [("ask", 1, 0), ("ask", 1, 1), ("tell", 1), ("ask", 1, 1), ("tell", 1),
+                            ("ask", 1, 1), ("tell", 1), ("tell", 1)]
+    journal = [json.loads(line) for line in (tmp_path / "p" / "evaluations.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in journal] == ["start", "start", "tell", "start", "tell", "start", "tell", "tell"]
+    journal = [e for e in journal if e["event"] == "tell"]
+    import pandas as pd
+
+    traj = pd.read_csv(tmp_path / "p" / "trajectory.csv")
+    assert [e["hash"] for e in journal] == list(traj["hash"]) and set(traj["origin"]) == {"random"}
+    with Store.open(s.store) as st:
+        assert st.num_evaluations("qd") == 4
+    more = run_live_search(spec(tmp_path, sources, optimizer=f"{__name__}:Recorder", budget=5, parallel=2),
+                           tmp_path / "p", task_data=task, progress=False)
+    assert (more["evaluations"], more["trained_now"], more["from_store"]) == (5, 1, 4)
+    assert Recorder.log[:4] == [("tell", 1)] * 4  # the resume: the journal, told in order, before any ask
+    again = pd.read_csv(tmp_path / "p" / "trajectory.csv")
+    assert list(again["hash"][:4]) == list(traj["hash"]) and list(again["origin"]) == ["random"] * 5
+
+
+def test_in_flight_architectures_are_not_proposed_again(sources):
+    """Optimizer.pending: is_new and take_new skip what is training (asynchronous batches)."""
+    from nasbench_xfer.baselines.tapas import TapasLike
+    from nasbench_xfer.optimizer import SearchContext, TaskData
+
+    space = NASNetSpace()
+    probes = space.sample_many(3, np.random.default_rng(1))
+    ctx = SearchContext(space=space, target="t", sources={"s": TaskData(probes, np.array([1.0, 2.0, 3.0]))},
+                        budget=5, rng=np.random.default_rng(0), probes=probes,
+                        probe_table={"s": np.array([1.0, 2.0, 3.0])})
+    opt = TapasLike()
+    opt.setup(ctx)
+    first = opt.ask(1)
+    opt.pending[space.hash(first[0])] = first[0]
+    second = opt.ask(1)
+    assert space.hash(second[0]) != space.hash(first[0]) and second[0] in probes
+    assert not opt.is_new(first[0]) and opt.take_new([first[0], second[0]], 2) == [second[0]]
+
+
+def test_bad_input_fails_before_anything_trains(task, sources, tmp_path):
+    """Each refused with a message naming the problem, and no store is written."""
+    out_store = tmp_path / "never.h5"
+
+    def fails(args, *expected):
+        r = CliRunner().invoke(cli, ["search", "-t", "qd", "-p", "smoke", "--budget", "2", "-s", str(out_store),
+                                     "-o", str(tmp_path / "o"), "--device", "cpu", *args])
+        assert r.exit_code == 1, r.output
+        for e in expected:
+            assert e in r.output, r.output
+        assert not out_store.exists()
+
+    qd = ["-d", "quickdraw", "--data-root", str(SHARED)]
+    fails(["-d", "nosuchdata", "--data-root", str(SHARED)], "nosuchdata")
+    fails(["-d", "mnist", "--data-root", str(tmp_path / "nowhere")], str(tmp_path / "nowhere"))
+    # a protocol whose B differs from the source store's architectures (B=5)
+    register_protocol(get_protocol("smoke").replace(name="smoke-b3", num_blocks=3))
+    r = CliRunner().invoke(cli, ["search", *qd, "-t", "qd", "-p", "smoke-b3", "--sources", str(sources),
+                                 "-s", str(out_store), "-o", str(tmp_path / "o"), "--device", "cpu"])
+    assert r.exit_code == 1 and "B=3" in r.output and str(sources) in r.output, r.output
+    # a source store of another search space
+    from nasbench_xfer.space import get_space
+
+    edge = tmp_path / "edge.h5"
+    with Store.create(edge, get_space("nb201")) as st:
+        st.add_task("e", dataset="e", num_classes=10)
+    fails([*qd, "--sources", str(edge)], str(edge), "NB201", "NASNet-space")
+    assert not (tmp_path / "o" / "spec.json").exists()  # a refused search does not claim its folder

@@ -32,8 +32,8 @@ from .params import config_option, executor_options, parse_key_values, store_inp
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for spec.json, trajectory.csv, summary.json, best_arch.json and the plot.")
 @click.option("--parallel", "-k", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Architectures asked and trained together (in flight at once on the device; with "
-                   "--executor ray|slurm, that many tasks at once on the cluster).")
+              help="Trainings kept running at once (on the device; with --executor ray|slurm, tasks on the "
+                   "cluster): a new architecture is asked for whenever one ends.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Search and training seed.")
 @click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available).")
 @click.option("--option", "options", multiple=True, help="Optimizer option KEY=VALUE (repeatable).")
@@ -46,8 +46,8 @@ def search_cmd(dataset, data_root, task, protocol, optimizer, sources, source_si
     the same arguments continues a killed search (what STORE holds is not trained again).
     The end prints the best architecture (appendix-C JSON) and OUT holds the trajectory
     (evaluations and training time), a summary and a best-so-far plot against both.
-    --executor ray or slurm trains each batch's architectures as tasks on a cluster (the
-    dataset root at the same path on every node); this process writes STORE and OUT.
+    --executor ray or slurm trains each architecture as a task on a cluster (the dataset
+    root at the same path on every node); this process writes STORE and OUT.
     """
     from ..evaluate.live_search import LiveSearchSpec, parse_sources, run_live_search
     from ..harness.runner import RunError

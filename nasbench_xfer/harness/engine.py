@@ -34,6 +34,7 @@ accuracies stay on the device and are read once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -319,49 +320,80 @@ class ArchTrainer:
         }
 
 
+class InFlight:
+    """Trainings in flight on one device, each on its own CUDA stream, advanced round-robin
+    from this thread: :meth:`start` adds one, :meth:`advance` runs one unit of work of each
+    and returns those that ended.  The scheduler behind :func:`train_concurrently` and the
+    live search's asynchronous batches (a new training starts whenever one ends).  On CPU the
+    trainings interleave step by step with the same results as one after another.
+    """
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self._active: list[list[Any]] = []   # [trainer, generator, stream, state]
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def start(self, build: Callable[[], tuple[ArchTrainer | None, Any]]
+              ) -> tuple[Any, ArchTrainer | None, BaseException | None] | None:
+        """Build a training (``build()`` returns ``(trainer, state)``, ``(None, state)`` when building
+        failed) on a new stream; a failed build comes back at once as ``(state, None, None)``."""
+        stream = None
+        if self.cuda:
+            stream = torch.cuda.Stream(self.device)
+            # pool streams do not wait for the default stream by themselves: the task's
+            # images were copied to the device there
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream) if self.cuda else contextlib.nullcontext():
+            trainer, state = build()
+        if trainer is None:
+            return state, None, None
+        self._active.append([trainer, trainer.steps(), stream, state])
+        return None
+
+    def advance(self) -> list[tuple[Any, ArchTrainer | None, BaseException | None]]:
+        """One unit of device work of every training in flight; ``(state, trainer, error)`` of
+        those that ended (``error`` set when the training raised), in the order they ended."""
+        ended: list[tuple[Any, ArchTrainer | None, BaseException | None]] = []
+        for entry in list(self._active):
+            trainer, gen, stream, state = entry
+            try:
+                with torch.cuda.stream(stream) if self.cuda else contextlib.nullcontext():
+                    next(gen)
+            except StopIteration:
+                self._active.remove(entry)
+                ended.append((state, trainer, None))
+            except Exception as exc:  # noqa: BLE001 - one failed training must not stop the others
+                self._active.remove(entry)
+                ended.append((state, trainer, exc))
+        return ended
+
+
 def train_concurrently(jobs: Iterable[Any], start: Callable[[Any], tuple[ArchTrainer | None, Any]],
                        finish: Callable[[Any, ArchTrainer | None, BaseException | None], None],
                        k: int, device: torch.device | str) -> None:
-    """Keep ``k`` trainings in flight, each on its own CUDA stream, round-robin from this thread.
+    """Keep ``k`` trainings in flight (:class:`InFlight`), taking the next job from ``jobs``
+    whenever one ends (``jobs`` may be a lazy generator).
 
     ``start(job)`` builds a job's trainer (``(None, state)`` when building failed);
     ``finish(state, trainer, error)`` is called once per job, in the order the jobs
-    finish, with ``error`` set when the training raised.  On CPU the trainings
-    interleave step by step with the same results as one after another.
+    finish, with ``error`` set when the training raised.
     """
-    device = torch.device(device)
-    cuda = device.type == "cuda"
+    pool = InFlight(device)
     it = iter(jobs)
-    active: list[list[Any]] = []   # [trainer, generator, stream, state]
     exhausted = False
-    while active or not exhausted:
-        while not exhausted and len(active) < max(int(k), 1):
+    while len(pool) or not exhausted:
+        while not exhausted and len(pool) < max(int(k), 1):
             try:
                 job = next(it)
             except StopIteration:
                 exhausted = True
                 break
-            stream = None
-            if cuda:
-                stream = torch.cuda.Stream(device)
-                # pool streams do not wait for the default stream by themselves: the task's
-                # images were copied to the device there
-                stream.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-                trainer, state = start(job)
-            if trainer is None:
-                finish(state, None, None)
-                continue
-            active.append([trainer, trainer.steps(), stream, state])
-        for entry in list(active):
-            trainer, gen, stream, state = entry
-            try:
-                with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-                    next(gen)
-            except StopIteration:
-                active.remove(entry)
-                finish(state, trainer, None)
-            except Exception as exc:  # noqa: BLE001 - one failed training must not stop the others
-                active.remove(entry)
-                finish(state, trainer, exc)
+            failed = pool.start(functools.partial(start, job))
+            if failed is not None:
+                finish(*failed)
+        for ended in pool.advance():
+            finish(*ended)
 
