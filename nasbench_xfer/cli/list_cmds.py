@@ -32,26 +32,29 @@ def _plain(doc: str) -> str:
     return re.sub(r":\w+:`~?([^`]+)`", r"\1", doc).replace("``", "")
 
 
-def register(cli: click.Group) -> None:
-    @cli.command("list")
-    @click.argument("kind", type=click.Choice(list(REGISTRIES)))
-    @click.argument("pattern", default="*")
-    @click.option("--json", "as_json", is_flag=True, help="Print name, origin and doc as JSON lines.")
-    def list_cmd(kind: str, pattern: str, as_json: bool) -> None:
-        """List the registered KIND (optionally only names matching the glob PATTERN).
+@click.command("list")
+@click.argument("kind", type=click.Choice(list(REGISTRIES)))
+@click.argument("pattern", default="*")
+@click.option("--json", "as_json", is_flag=True, help="Print name, origin and doc as JSON lines.")
+def list_cmd(kind: str, pattern: str, as_json: bool) -> None:
+    """List the registered KIND (optionally only names matching the glob PATTERN).
 
-        Built-ins come first, then plugins installed through the entry-point group
-        nasbench_xfer.<kind> (surrogate-models: nasbench_xfer.surrogate_models).
-        """
-        entries = get_registry(kind).describe(pattern)
-        if as_json:
-            for e in entries:
-                click.echo(json.dumps({"name": e.name, "origin": e.origin, "doc": _plain(e.doc)}))
-            return
-        if not entries:
-            click.echo(f"no {kind} match {pattern!r}")
-            return
-        width = max(len(e.name) for e in entries)
+    Built-ins come first, then plugins installed through the entry-point group
+    nasbench_xfer.<kind> (surrogate-models: nasbench_xfer.surrogate_models).
+    """
+    entries = get_registry(kind).describe(pattern)
+    if as_json:
         for e in entries:
-            origin = "" if e.origin == "builtin" else f"  [{e.origin}]"
-            click.echo(f"{e.name:<{width}}  {_plain(e.doc)}{origin}")
+            click.echo(json.dumps({"name": e.name, "origin": e.origin, "doc": _plain(e.doc)}))
+        return
+    if not entries:
+        click.echo(f"no {kind} match {pattern!r}")
+        return
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        origin = "" if e.origin == "builtin" else f"  [{e.origin}]"
+        click.echo(f"{e.name:<{width}}  {_plain(e.doc)}{origin}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(list_cmd)
