@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,14 +98,23 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
                             probe=probes[0] if probes else None,
                             probe_scores={s: float(v[0]) for s, v in probe_table.items()},
                             task_similarity=similarity)
+        t0 = time.perf_counter()
         opt.setup(ctx)
+        overhead = [time.perf_counter() - t0]  # optimizer seconds not yet charged to an evaluation
         stale = 0
         while oracle.used < spec.budget:
             n = min(spec.batch_size, spec.budget - oracle.used)
+            t0 = time.perf_counter()
             archs = list(opt.ask(n))[:n]
+            overhead[0] += time.perf_counter() - t0
             before = oracle.used
             results = [oracle.evaluate(a) for a in archs]
+            for rec in oracle.trajectory[before:]:  # setup, ask (and the last tell) shared by the new ones
+                rec["optimizer_seconds"] = overhead[0] / (oracle.used - before)
+            overhead[0] = 0.0
+            t0 = time.perf_counter()
             opt.tell(archs, results)
+            overhead[0] += time.perf_counter() - t0
             stale = stale + 1 if oracle.used == before else 0
             if stale >= 3:
                 raise OptimizerError(f"optimizer {optimizer!r} proposed no new architecture three "
@@ -210,6 +220,7 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
             traj["score"] = oracle.sign * traj["val_metric"]
             traj["best_score"] = traj.groupby(["optimizer", "seed"])["score"].cummax()
         traj = add_regret(traj, oracle.scores(), oracle.best_score())
+    traj = add_times(traj)
     traj.to_csv(out / "trajectories.csv", index=False)
     try:
         traj.to_parquet(out / "trajectories.parquet", index=False)
@@ -224,10 +235,34 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
         info = st.task_info(spec.target)
     metric = info.get("metric") or "metric"
     sources = ", ".join(spec.sources) if len(spec.sources) <= 4 else f"{len(spec.sources)} source tasks"
-    plot_best_so_far(traj, out / "best_so_far", metric=metric,
-                     title=f"{Path(spec.store).stem}: target {spec.target} (sources: {sources}; "
-                           f"{spec.source_size or 'all'} per source; budget {spec.budget})")
+    title = (f"{Path(spec.store).stem}: target {spec.target} (sources: {sources}; "
+             f"{spec.source_size or 'all'} per source; budget {spec.budget})")
+    plot_best_so_far(traj, out / "best_so_far", metric=metric, title=title)
+    if traj["sim_seconds"].notna().any():
+        plot_regret_by_time(traj, out / "regret_by_time", metric=metric, title=title)
     return {"trajectories": traj, "summary": summary, "tests": tests}
+
+
+def add_times(traj: pd.DataFrame) -> pd.DataFrame:
+    """Comparisons by time: per search, the running sums of the evaluations' training seconds
+    (from the table, where it records them: ``train_seconds``) and of the optimizer's own
+    seconds (``optimizer_seconds``: setup, ask and tell, measured in the search process), and
+    ``sim_seconds``, the simulated time at which each evaluation was known: both sums (only
+    the optimizer's when the table records no training time, said by ``time_basis``).  Run
+    files written before these were recorded get NaN."""
+    traj = traj.copy()
+    for col in ("train_seconds", "optimizer_seconds"):
+        if col not in traj:
+            traj[col] = np.nan
+    g = traj.groupby(["optimizer", "seed"], sort=False)
+    traj["train_seconds_cum"] = g["train_seconds"].transform(lambda x: x.fillna(0.0).cumsum())
+    traj["optimizer_seconds_cum"] = g["optimizer_seconds"].transform(lambda x: x.fillna(0.0).cumsum())
+    has_train = g["train_seconds"].transform(lambda x: bool(x.notna().all()))
+    has_opt = g["optimizer_seconds"].transform(lambda x: bool(x.notna().all()))
+    traj["sim_seconds"] = np.where(has_opt, traj["optimizer_seconds_cum"] +
+                                   np.where(has_train, traj["train_seconds_cum"], 0.0), np.nan)
+    traj["time_basis"] = np.where(~has_opt, "", np.where(has_train, "training + optimizer", "optimizer only"))
+    return traj
 
 
 def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
@@ -255,6 +290,8 @@ def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
             key = f"top{int(frac * 100)}%"
             row[f"evals_to_{key}_median"] = km_median(times, events)
             row[f"reached_{key}"] = float(np.mean(events))
+        if "optimizer_seconds" in g:  # the optimizer's own time per search (mean over seeds)
+            row["optimizer_seconds_mean"] = g.groupby("seed")["optimizer_seconds"].sum(min_count=1).mean()
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -332,6 +369,11 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
         lines.insert(1, "")
     head = ["optimizer"] + [f"val@{b}" for b in budgets] + [f"test@{b}" for b in tests_b] + \
            [f"regret@{b}" for b in budgets] + ["evals to top 1%", "evals to top 5%"]
+    timed = "optimizer_seconds_mean" in summary and bool(summary["optimizer_seconds_mean"].notna().any())
+    if timed:
+        head.append("optimizer s/search")
+        lines[0] += (" optimizer s/search: the optimizer's own time per search (setup, ask, tell; mean over "
+                     "seeds), measured in the search process: it depends on the machine and its load.")
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary.iterrows():
         cells = [r["optimizer"]]
@@ -340,6 +382,8 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
         cells += [f"{r[f'regret@{b}_mean']:.4g} ± {r[f'regret@{b}_std']:.2g}" for b in budgets]
         for key in ("top1%", "top5%"):
             cells.append(_fmt_evals(r[f"evals_to_{key}_median"], r[f"reached_{key}"]))
+        if timed:
+            cells.append(f"{r['optimizer_seconds_mean']:.3g}")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if tests is not None and len(tests):
         lines += ["", "Paired comparison of `xfernas` with each optimizer: two-sided Wilcoxon "
@@ -358,6 +402,56 @@ def is_reference_line(optimizer: str) -> bool:
     """An optimizer that knows the target's table (named ``*-oracle``): a reference line drawn
     beside the searches, not a competitor."""
     return optimizer.endswith("-oracle")
+
+
+def plot_regret_by_time(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
+    """Regret against simulated time (``sim_seconds`` of :func:`add_times`), log-log, step lines:
+    each search's best-so-far regret as a step function of time, the mean over seeds on a common
+    grid with a band of one standard error (a finished search keeps its last regret).  The x
+    label says whether the time includes training (the table records it) or is the optimizers'
+    own time only.  PNG + PDF."""
+    fig, ax = new_figure(figsize=(6.4, 4.2))
+    d = traj[traj["sim_seconds"].notna()]
+    positive = d.loc[d["regret"] > 0, "regret"]
+    floor = float(positive.min()) / 2 if len(positive) else 1e-6
+    t_lo = max(float(d.loc[d["sim_seconds"] > 0, "sim_seconds"].min()), 1e-6) if (d["sim_seconds"] > 0).any() else 1e-6
+    grid = np.geomspace(t_lo, max(float(d["sim_seconds"].max()), t_lo * 10), 300)
+    seeds = set()
+    for opt, g in d.groupby("optimizer", sort=False):
+        curves = []
+        for _, sd in g.groupby("seed"):
+            sd = sd.sort_values("step")
+            i = np.searchsorted(sd["sim_seconds"].to_numpy(), grid, side="right") - 1
+            r = sd["regret"].to_numpy()
+            curves.append(np.where(i >= 0, r[np.clip(i, 0, None)], np.nan))
+        m = np.vstack(curves)
+        n = m.shape[0]
+        seeds.add(n)
+        ok = ~np.isnan(m).any(axis=0)  # from the time every seed has its first result
+        mean = m[:, ok].mean(axis=0)
+        se = m[:, ok].std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else mean * 0
+        x = grid[ok]
+        ref = is_reference_line(opt)
+        line, = ax.step(x, np.clip(mean, floor, None), where="post", label=f"{opt} (n={n})",
+                        linestyle="--" if ref else "-", linewidth=1.2 if ref else 1.6)
+        ax.fill_between(x, np.clip(mean - se, floor, None), np.clip(mean + se, floor, None), step="post",
+                        alpha=0.15, color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    basis = sorted(set(d["time_basis"]) - {""})
+    what = ("simulated time: the table's training seconds plus the optimizer's own seconds"
+            if basis == ["training + optimizer"] else
+            "the optimizers' own seconds only (the table records no training time)"
+            if basis == ["optimizer only"] else "simulated seconds (" + "; ".join(basis) + ")")
+    ax.set_xlabel(f"seconds, log scale: {what}", fontsize=8)
+    ax.set_ylabel(f"regret ({metric}; log scale)")
+    n_txt = "/".join(str(k) for k in sorted(seeds))
+    caption = (f"line: mean over {n_txt} seeds; band: ± 1 standard error of the mean; "
+               f"regret 0 drawn at {floor:.2g}")
+    ax.set_title("\n".join(textwrap.wrap(title, 80) + textwrap.wrap(caption, 95)), fontsize=7.5)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save_figure(fig, stem)
 
 
 def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
@@ -393,5 +487,6 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
     save_figure(fig, stem)
 
 
-__all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at",
+__all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at", "add_times",
+           "plot_regret_by_time",
            "summary_markdown", "plot_best_so_far", "check_spec", "is_reference_line", "OracleError"]

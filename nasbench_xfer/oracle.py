@@ -103,6 +103,9 @@ class TabularOracle(Oracle):
         self.sign = 1.0 if store.task_info(target)["higher_is_better"] else -1.0
         self.val = store.metric_table(target, "val_metric")
         self.test = store.metric_table(target, "test_metric")
+        #: training seconds per architecture (mean over seeds; NaN where the table has none):
+        #: the simulated cost of an evaluation, for comparisons by time
+        self.seconds = store.metric_table(target, "train_seconds")
         self.pool_ids = np.flatnonzero(~np.isnan(self.val))
         if len(self.pool_ids) == 0:
             raise OracleError(f"target task {target!r} has no evaluations in {store.path}")
@@ -140,7 +143,8 @@ class TabularOracle(Oracle):
                 f"architectures evaluated on {self.target!r} ({kind} table); "
                 f"optimizers must choose from ctx.candidates")
         return {"arch_id": i, "spec": self.space.to_string(self.store.archs([i])[0]),
-                "val_metric": float(self.val[i]), "test_metric": float(self.test[i])}
+                "val_metric": float(self.val[i]), "test_metric": float(self.test[i]),
+                "train_seconds": float(self.seconds[i])}
 
 
 def load_task_data(store: Store, tasks: Sequence[str], max_per_task: int | None = None,

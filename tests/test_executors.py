@@ -217,7 +217,8 @@ def test_ray_compare_equals_local(ray_cluster, store_path, tmp_path):
     mine = pd.read_csv(tmp_path / "local" / "trajectories.csv")
     assert len(remote) == len(local["trajectories"]) == 40
     np.testing.assert_array_equal(remote["regret"].to_numpy(), mine["regret"].to_numpy())
-    pd.testing.assert_frame_equal(remote, mine)
+    timing = ["optimizer_seconds", "optimizer_seconds_cum", "sim_seconds"]  # measured where each search ran
+    pd.testing.assert_frame_equal(remote.drop(columns=timing), mine.drop(columns=timing))
 
 
 def test_ray_ablation_equals_local(ray_cluster, store_path, tmp_path):

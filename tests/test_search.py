@@ -173,7 +173,8 @@ def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
     (out / "runs" / "tapas__seed1.csv").unlink()
     res2 = compare(s, out, jobs=1, progress=False)
     assert kept.stat().st_mtime_ns == mtime
-    pd.testing.assert_frame_equal(res["trajectories"], res2["trajectories"])
+    timing = ["optimizer_seconds", "optimizer_seconds_cum", "sim_seconds"]  # measured: differ by run
+    pd.testing.assert_frame_equal(res["trajectories"].drop(columns=timing), res2["trajectories"].drop(columns=timing))
     with pytest.raises(OptimizerError, match="holds results of another comparison"):
         compare(spec(store_path, budget=5), out, progress=False)
 
@@ -201,6 +202,11 @@ def test_compare_cli_runs(store_path, tmp_path):
     assert "| random |" in result.output and "| tapas |" in result.output
 
 
+def searched(folder):
+    """A comparison's summary without the optimizers' measured seconds (they differ run to run)."""
+    return pd.read_csv(folder / "summary.csv").drop(columns=["optimizer_seconds_mean"])
+
+
 def test_compare_config_file_round_trips_a_spec_and_the_command_line_overrides_it(store_path, tmp_path):
     import json
 
@@ -217,7 +223,7 @@ def test_compare_config_file_round_trips_a_spec_and_the_command_line_overrides_i
     r = CliRunner().invoke(cli, ["compare", "--config", str(spec_file), "-o", str(again), "-j", "1"])
     assert r.exit_code == 0, r.output
     assert json.loads((again / "spec.json").read_text()) == written
-    assert (again / "summary.csv").read_text() == (first / "summary.csv").read_text()
+    pd.testing.assert_frame_equal(searched(again), searched(first))
     # command-line values override the file's; TOML works too
     toml = tmp_path / "exp.toml"
     toml.write_text(f'store = "{store_path}"\ntarget = "target"\noptimizers = ["random"]\nbudget = 6\n'
@@ -292,7 +298,7 @@ def test_every_command_takes_the_store_as_argument_or_option(store_path, tmp_pat
     b = CliRunner().invoke(cli, ["compare", "-s", str(store_path), "-t", "target", "-O", "random", "--budget", "5",
                                  "--seeds", "1", "-o", str(tmp_path / "b"), "-j", "1"])
     assert a.exit_code == b.exit_code == 0, a.output + b.output
-    assert (tmp_path / "a" / "summary.csv").read_text() == (tmp_path / "b" / "summary.csv").read_text()
+    pd.testing.assert_frame_equal(searched(tmp_path / "a"), searched(tmp_path / "b"))
     r = CliRunner().invoke(cli, ["info"])
     assert r.exit_code != 0 and "missing the store: give it as the first argument STORE or with -s/--store" in r.output
     r = CliRunner().invoke(cli, ["info", str(store_path), "-s", str(tmp_path / "other.h5")])
@@ -489,3 +495,41 @@ def test_heatmap_order_puts_related_tasks_together():
     pos = {t: i for i, t in enumerate(order)}
     assert abs(pos["a"] - pos["c"]) == 1 and abs(pos["b"] - pos["d"]) == 1
     assert cluster_order(mat.loc[["a", "b"], ["a", "b"]]) == ["a", "b"]
+
+
+def test_compare_records_time_and_plots_regret_by_time(store_path, tmp_path):
+    """Comparisons by time: each evaluation's training seconds come from the table (this one records
+    them for the target), the optimizer's own seconds are measured, and their running sums give the
+    simulated time of the regret-by-time plot; a table without training times says so."""
+    import numpy as np
+
+    from nasbench_xfer.evaluate.search import add_times
+    from nasbench_xfer.store import Store
+
+    with Store.open(store_path) as st:
+        secs = st.metric_table("target", "train_seconds")
+    res = compare(spec(store_path, optimizers=["random", "tapas"]), tmp_path / "t", jobs=1, progress=False)
+    traj = res["trajectories"]
+    if np.isnan(secs).all():
+        assert set(traj["time_basis"]) == {"optimizer only"}
+        assert np.allclose(traj["sim_seconds"], traj["optimizer_seconds_cum"])
+    else:
+        assert set(traj["time_basis"]) == {"training + optimizer"}
+        np.testing.assert_allclose(traj["train_seconds"], secs[traj["arch_id"].to_numpy()])
+    assert (traj["optimizer_seconds"] >= 0).all() and traj["sim_seconds"].notna().all()
+    for _, g in traj.groupby(["optimizer", "seed"]):
+        assert g["sim_seconds"].is_monotonic_increasing
+        np.testing.assert_allclose(g["sim_seconds"].iloc[-1], g["optimizer_seconds"].sum()
+                                   + np.nan_to_num(g["train_seconds"]).sum())
+    assert (tmp_path / "t" / "regret_by_time.png").exists()
+    assert "optimizer s/search" in (tmp_path / "t" / "summary.md").read_text()
+    # run files written before time was recorded: NaN, no time basis, no plot data
+    old = add_times(traj.drop(columns=["train_seconds", "optimizer_seconds", "sim_seconds", "time_basis",
+                                       "train_seconds_cum", "optimizer_seconds_cum"]))
+    assert old["sim_seconds"].isna().all() and set(old["time_basis"]) == {""}
+    # a table that records training seconds: they are the evaluations' cost
+    timed = traj.assign(train_seconds=2.0)
+    t = add_times(timed)
+    assert set(t["time_basis"]) == {"training + optimizer"}
+    one = t[(t["optimizer"] == "random") & (t["seed"] == 0)]
+    np.testing.assert_allclose(one["sim_seconds"], 2.0 * one["step"] + one["optimizer_seconds"].cumsum())
