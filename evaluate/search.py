@@ -404,6 +404,36 @@ def is_reference_line(optimizer: str) -> bool:
     return optimizer.endswith("-oracle")
 
 
+def _draw_regret(ax: Any, x: Any, mean: np.ndarray, lo: np.ndarray, hi: np.ndarray, opt: str, n: int,
+                 floor: float) -> None:
+    """One optimizer's mean regret (step line, dashed for a reference line) and its band."""
+    ref = is_reference_line(opt)
+    line, = ax.step(x, np.clip(mean, floor, None), where="post", label=f"{opt} (n={n})",
+                    linestyle="--" if ref else "-", linewidth=1.2 if ref else 1.6)
+    ax.fill_between(x, np.clip(lo, floor, None), np.clip(hi, floor, None), step="post", alpha=0.15,
+                    color=line.get_color())
+
+
+def _finish_regret_plot(fig: Any, ax: Any, stem: Path, *, title: str, metric: str, seeds: set[int],
+                        floor: float, xlabel: str) -> None:
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(f"regret ({metric}; log scale)")
+    n_txt = "/".join(str(k) for k in sorted(seeds))
+    caption = (f"line: mean over {n_txt} seeds; band: ± 1 standard error of the mean; "
+               f"regret 0 drawn at {floor:.2g}; dashed: a reference line, not a search")
+    ax.set_title("\n".join(textwrap.wrap(title, 80) + textwrap.wrap(caption, 95)), fontsize=7.5)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save_figure(fig, stem)
+
+
+def _floor(regret: pd.Series) -> float:
+    """Where a regret of 0 is drawn on a log axis: half the smallest positive regret."""
+    positive = regret[regret > 0]
+    return float(positive.min()) / 2 if len(positive) else 1e-6
+
+
 def plot_regret_by_time(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
     """Regret against simulated time (``sim_seconds`` of :func:`add_times`), log-log, step lines:
     each search's best-so-far regret as a step function of time, the mean over seeds on a common
@@ -412,8 +442,7 @@ def plot_regret_by_time(traj: pd.DataFrame, stem: Path, title: str = "", metric:
     own time only.  PNG + PDF."""
     fig, ax = new_figure(figsize=(6.4, 4.2))
     d = traj[traj["sim_seconds"].notna()]
-    positive = d.loc[d["regret"] > 0, "regret"]
-    floor = float(positive.min()) / 2 if len(positive) else 1e-6
+    floor = _floor(d["regret"])
     t_lo = max(float(d.loc[d["sim_seconds"] > 0, "sim_seconds"].min()), 1e-6) if (d["sim_seconds"] > 0).any() else 1e-6
     grid = np.geomspace(t_lo, max(float(d["sim_seconds"].max()), t_lo * 10), 300)
     seeds = set()
@@ -430,28 +459,15 @@ def plot_regret_by_time(traj: pd.DataFrame, stem: Path, title: str = "", metric:
         ok = ~np.isnan(m).any(axis=0)  # from the time every seed has its first result
         mean = m[:, ok].mean(axis=0)
         se = m[:, ok].std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else mean * 0
-        x = grid[ok]
-        ref = is_reference_line(opt)
-        line, = ax.step(x, np.clip(mean, floor, None), where="post", label=f"{opt} (n={n})",
-                        linestyle="--" if ref else "-", linewidth=1.2 if ref else 1.6)
-        ax.fill_between(x, np.clip(mean - se, floor, None), np.clip(mean + se, floor, None), step="post",
-                        alpha=0.15, color=line.get_color())
+        _draw_regret(ax, grid[ok], mean, mean - se, np.minimum(mean + se, np.nanmax(m)), str(opt), n, floor)
     ax.set_xscale("log")
-    ax.set_yscale("log")
     basis = sorted(set(d["time_basis"]) - {""})
     what = ("simulated time: the table's training seconds plus the optimizer's own seconds"
             if basis == ["training + optimizer"] else
             "the optimizers' own seconds only (the table records no training time)"
             if basis == ["optimizer only"] else "simulated seconds (" + "; ".join(basis) + ")")
-    ax.set_xlabel(f"seconds, log scale: {what}", fontsize=8)
-    ax.set_ylabel(f"regret ({metric}; log scale)")
-    n_txt = "/".join(str(k) for k in sorted(seeds))
-    caption = (f"line: mean over {n_txt} seeds; band: ± 1 standard error of the mean; "
-               f"regret 0 drawn at {floor:.2g}")
-    ax.set_title("\n".join(textwrap.wrap(title, 80) + textwrap.wrap(caption, 95)), fontsize=7.5)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    save_figure(fig, stem)
+    _finish_regret_plot(fig, ax, stem, title=title, metric=metric, seeds=seeds, floor=floor,
+                        xlabel=f"seconds, log scale: {what}")
 
 
 def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
@@ -460,8 +476,7 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
     the mean, kept within the achievable range (regret >= 0).  A regret of 0 (the table's best
     found) is drawn at the floor of the axis, which the caption states.  PNG + PDF."""
     fig, ax = new_figure(figsize=(6.4, 4.2))
-    positive = traj.loc[traj["regret"] > 0, "regret"]
-    floor = float(positive.min()) / 2 if len(positive) else 1e-6
+    floor = _floor(traj["regret"])
     seeds = set()
     for opt, g in traj.groupby("optimizer", sort=False):
         piv = g.pivot(index="step", columns="seed", values="regret").ffill()
@@ -469,22 +484,11 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
         seeds.add(n)
         mean = piv.mean(axis=1)
         se = piv.sem(axis=1, ddof=1) if n > 1 else mean * 0
-        lo = np.maximum(mean - se, 0.0).clip(lower=floor)
         hi = (mean + se).clip(upper=float(piv.max().max()) if n else None)
-        ref = is_reference_line(opt)
-        line, = ax.step(piv.index, mean.clip(lower=floor), where="post", label=f"{opt} (n={n})",
-                        linestyle="--" if ref else "-", linewidth=1.2 if ref else 1.6)
-        ax.fill_between(piv.index, lo, hi.clip(lower=floor), step="post", alpha=0.15, color=line.get_color())
-    ax.set_yscale("log")
-    ax.set_xlabel("evaluations on the target")
-    ax.set_ylabel(f"regret ({metric}; log scale)")
-    n_txt = "/".join(str(k) for k in sorted(seeds))
-    caption = (f"line: mean over {n_txt} seeds; band: ± 1 standard error of the mean; "
-               f"regret 0 drawn at {floor:.2g}; dashed: a reference line, not a search")
-    ax.set_title("\n".join(textwrap.wrap(title, 80) + textwrap.wrap(caption, 95)), fontsize=7.5)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    save_figure(fig, stem)
+        _draw_regret(ax, piv.index, mean.to_numpy(), np.maximum(mean - se, 0.0).to_numpy(), hi.to_numpy(),
+                     str(opt), n, floor)
+    _finish_regret_plot(fig, ax, stem, title=title, metric=metric, seeds=seeds, floor=floor,
+                        xlabel="evaluations on the target")
 
 
 __all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at", "add_times",
