@@ -94,7 +94,7 @@ class Oracle:
 class TabularOracle(Oracle):
     """Answers from a store's evaluations of ``target`` (mean over seeds)."""
 
-    def __init__(self, store: Store, target: str, budget: int | None = None):
+    def __init__(self, store: Store, target: str, budget: int | None = None, *, epoch_budget: int | None = None):
         if target not in store.tasks:
             raise OracleError(f"target task {target!r} is not in {store.path} "
                               f"(tasks: {', '.join(store.tasks)})")
@@ -116,6 +116,53 @@ class TabularOracle(Oracle):
             raise OracleError(f"budget {budget} is larger than the {len(self.pool_ids)} architectures "
                               f"evaluated on {target!r}")
         self._candidates: list | None = None
+        if epoch_budget is not None and (isinstance(epoch_budget, bool) or int(epoch_budget) < 1):
+            raise OracleError(f"epoch_budget must be a positive number of epochs, got {epoch_budget!r}")
+        #: multi-fidelity accounting (see :meth:`evaluate_at`): the training epochs spent, the
+        #: limit, the epochs already paid per architecture, and every query at a fidelity
+        self.epoch_budget = None if epoch_budget is None else int(epoch_budget)
+        self.epochs_used = 0
+        self._paid: dict[str, int] = {}
+        self._at_epoch: dict[int, np.ndarray] = {}
+        self.fidelity_trajectory: list[dict[str, Any]] = []
+
+    # -- multi-fidelity: budget in epochs ------------------------------------
+    def max_epochs(self) -> int:
+        """Length of the target's learning curves (0: the table stores none)."""
+        return int(self.store.max_epochs(self.target))
+
+    def evaluate_at(self, arch: Hashable, epoch: int) -> float:
+        """Score of ``arch`` after ``epoch`` training epochs: its validation curve (mean over
+        seeds) at that epoch, oriented higher-is-better.  Costs the epochs not yet paid for this
+        architecture, as if its training were continued from the furthest epoch asked before
+        (the accounting of multi-fidelity benchmarks such as LCBench and NAS-Bench-201's
+        curves); asking a lower epoch again is free.  Raises :class:`BudgetExhausted` past
+        ``epoch_budget`` (nothing is charged then), :class:`OracleError` for an epoch the
+        curves do not have.  Every query is kept in :attr:`fidelity_trajectory`."""
+        width = self.max_epochs()
+        if width == 0:
+            raise OracleError(f"target task {self.target!r} stores no learning curves: "
+                              f"there is no fidelity below the full training to ask")
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or not 1 <= epoch <= width:
+            raise OracleError(f"epoch must be an integer from 1 to {width} (the curves' length), got {epoch!r}")
+        i = self._lookup(arch)["arch_id"]
+        h = self.space.hash(arch)
+        cost = max(int(epoch) - self._paid.get(h, 0), 0)
+        if self.epoch_budget is not None and self.epochs_used + cost > self.epoch_budget:
+            raise BudgetExhausted(f"{cost} more epochs asked with {self.epoch_budget - self.epochs_used} "
+                                  f"of the budget of {self.epoch_budget} epochs left")
+        if epoch not in self._at_epoch:
+            self._at_epoch[epoch] = self.store.metric_table(self.target, epoch=int(epoch))
+        value = float(self._at_epoch[epoch][i])
+        if np.isnan(value):
+            raise OracleError(f"architecture {h} has no curve value after {epoch} epochs on {self.target!r}")
+        self.epochs_used += cost
+        self._paid[h] = max(self._paid.get(h, 0), int(epoch))
+        score = self.sign * value
+        self.fidelity_trajectory.append({"query": len(self.fidelity_trajectory) + 1, "hash": h, "epoch": int(epoch),
+                                         "val_metric": value, "score": score, "epochs_cost": cost,
+                                         "epochs_used": self.epochs_used})
+        return score
 
     @property
     def candidates(self) -> list:  # type: ignore[override]

@@ -533,3 +533,41 @@ def test_compare_records_time_and_plots_regret_by_time(store_path, tmp_path):
     assert set(t["time_basis"]) == {"training + optimizer"}
     one = t[(t["optimizer"] == "random") & (t["seed"] == 0)]
     np.testing.assert_allclose(one["sim_seconds"], 2.0 * one["step"] + one["optimizer_seconds"].cumsum())
+
+
+def test_tabular_oracle_counts_a_budget_in_epochs(tmp_path):
+    """Multi-fidelity queries: the curve's value after k epochs, each architecture charged only the
+    epochs beyond those already paid for it, a budget in epochs that refuses to be overspent, and
+    clear errors for an epoch the curves lack or a table without curves."""
+    import numpy as np
+
+    from nasbench_xfer.oracle import BudgetExhausted, OracleError, TabularOracle
+    from nasbench_xfer.space import NASNetSpace
+    from nasbench_xfer.store import Store
+
+    space = NASNetSpace()
+    archs = space.sample_many(3, np.random.default_rng(0))
+    path = tmp_path / "curves.h5"
+    with Store.create(path, space) as st:
+        st.add_task("t", dataset="t", num_classes=10)
+        st.add_task("flat", dataset="f", num_classes=10)
+        st.append("t", [dict(arch=a, seed=s, val_metric=0.5 + i / 10, curve=[0.1 * (i + 1) + s / 100, 0.2 * (i + 1),
+                                                                            0.5 + i / 10])
+                        for i, a in enumerate(archs) for s in (0, 2)])
+        st.append("flat", [dict(arch=a, val_metric=0.5) for a in archs])
+    with Store.open(path) as st:
+        o = TabularOracle(st, "t", epoch_budget=6)
+        assert o.max_epochs() == 3
+        assert o.evaluate_at(archs[1], 1) == pytest.approx((0.2 + 0.22) / 2)  # mean over the two seeds
+        assert o.evaluate_at(archs[1], 3) == pytest.approx(0.6) and o.epochs_used == 3  # 2 more epochs
+        assert o.evaluate_at(archs[1], 2) == pytest.approx(0.4) and o.epochs_used == 3  # already paid
+        o.evaluate_at(archs[0], 2)
+        with pytest.raises(BudgetExhausted, match="2 more epochs asked with 1 of the budget of 6"):
+            o.evaluate_at(archs[2], 2)
+        assert o.epochs_used == 5 and [q["epochs_cost"] for q in o.fidelity_trajectory] == [1, 2, 0, 2]
+        with pytest.raises(OracleError, match="epoch must be an integer from 1 to 3"):
+            o.evaluate_at(archs[0], 4)
+        with pytest.raises(OracleError, match="stores no learning curves"):
+            TabularOracle(st, "flat").evaluate_at(archs[0], 1)
+        with pytest.raises(OracleError, match="epoch_budget must be a positive"):
+            TabularOracle(st, "t", epoch_budget=0)

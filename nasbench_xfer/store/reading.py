@@ -153,6 +153,11 @@ class ReadingMixin(StoreState):
             out[i, : len(c)] = c
         return out
 
+    def max_epochs(self, task: str) -> int:
+        """Length of ``task``'s learning curves (the longest stored; 0 if it stores none)."""
+        self._check_task(task)
+        return self._max_epochs(task)
+
     def _max_epochs(self, task: str) -> int:
         """Width of :meth:`curves` without reading them."""
         more = self._ov.curves.get(task) or []
