@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,58 @@ def target_dip(runs: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
             rows.append({"source_size": int(s), "target_size": int(m), "zero": z.mean(),
                          "value": v.mean(), "change": v.mean() - z.mean(), "p": res.pvalue})
     return pd.DataFrame(rows, columns=["source_size", "target_size", "zero", "value", "change", "p"])
+
+
+def plot_overlay(tables: Mapping[str, pd.DataFrame], stem: str | os.PathLike, metric: str = "spearman",
+                 source_sizes: Sequence[int] | None = None, title: str | None = None) -> None:
+    """Figure 3 of several ablations on one axis (e.g. predictors on one target): one colour per
+    ablation (labelled by the key of ``tables``), one line style per source size; mean over
+    splits with a band of ± 1 std over splits.  ``source_sizes``: only those (default: every size
+    all the ablations share).  PNG + PDF."""
+    if not tables:
+        raise ValueError("no ablation tables to overlay")
+    for label, t in tables.items():
+        missing = {f"{metric}_mean", f"{metric}_std", "source_size", "target_size"} - set(t.columns)
+        if missing:
+            raise ValueError(f"ablation {label!r} has no {', '.join(sorted(missing))} (metric {metric!r})")
+    shared = sorted(set.intersection(*(set(int(x) for x in t["source_size"]) for t in tables.values())))
+    sizes = [int(x) for x in source_sizes] if source_sizes is not None else shared
+    absent = [x for x in sizes if x not in shared]
+    if absent or not sizes:
+        raise ValueError(f"source sizes {absent or sizes} are not in every ablation (shared: {shared})")
+    styles = ["-", "--", ":", "-."]
+    fig, ax = new_figure()
+    colours = _colours(len(tables))
+    splits: set[int] = set()
+    for (label, t), colour in zip(tables.items(), colours):
+        if "splits" in t:
+            splits.update(int(k) for k in t["splits"].unique())
+        for j, size in enumerate(sizes):
+            g = t[t["source_size"] == size].sort_values("target_size")
+            m, sd = g[f"{metric}_mean"].to_numpy(), g[f"{metric}_std"].fillna(0).to_numpy()
+            ax.plot(g["target_size"], m, marker="o", ms=3, color=colour, linestyle=styles[j % len(styles)],
+                    label=f"{label}, {size} per source")
+            ax.fill_between(g["target_size"], m - sd, m + sd, alpha=0.10, color=colour)
+    ax.set_xlabel("target knowledge (evaluated target architectures)")
+    ax.set_ylabel(f"{metric} correlation on held-out architectures")
+    ax.axhline(0, color="grey", lw=0.5)
+    n = "/".join(str(k) for k in sorted(splits)) or "?"
+    targets = sorted({str(v) for t in tables.values() if "target" in t for v in t["target"].unique()})
+    caption = (f"line: mean over {n} splits; band: ± 1 std over splits; colour: ablation, "
+               f"line style: source knowledge")
+    ax.set_title("\n".join(textwrap.wrap(title or "target " + ", ".join(targets), 80) + textwrap.wrap(caption, 80)),
+                 fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_figure(fig, stem)
+
+
+def _colours(n: int) -> list:
+    """``n`` distinct colours of matplotlib's default cycle (tab10), repeating past ten."""
+    import matplotlib.pyplot as plt
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [cycle[i % len(cycle)] for i in range(n)]
 
 
 def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pearson",

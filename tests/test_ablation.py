@@ -89,6 +89,22 @@ def test_ablation_cli_with_a_scikit_learn_surrogate(store_path, tmp_path):
     table = json.loads((out / "table.json").read_text())
     by_size = {r["target_size"]: r["pearson_mean"] for r in table}
     assert by_size[60] > by_size[20] and by_size[60] > 0.3
+    # figure3 overlays ablations (here: ridge against an ablation with another predictor)
+    other = tmp_path / "abl2"
+    result = CliRunner().invoke(cli, ["ablation", "-s", str(store_path), "-t", "target", "--predictor", "random-forest",
+                                      "--source-sizes", "0", "--target-sizes", "0,20,60", "--splits", "3",
+                                      "--holdout", "30", "-o", str(other), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    stem = tmp_path / "overlay"
+    r = CliRunner().invoke(cli, ["figure3", str(out), str(other), "--metric", "kendall", "-o", str(stem)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "overlay.png").exists() and (tmp_path / "overlay.pdf").exists()
+    for args, message in ((["--source-sizes", "150"], "source sizes [150] are not in every ablation (shared: [0])"),
+                          (["--label", "one"], "1 --label for 2 ablation folders"),
+                          ([], "")):
+        folders = [str(out), str(tmp_path)] if not args else [str(out), str(other)]
+        r = CliRunner().invoke(cli, ["figure3", *folders, *args, "-o", str(stem)])
+        assert r.exit_code == 1 and (message or "has no table.csv") in r.output, r.output
 
 
 @pytest.mark.parametrize("args, message", [

@@ -135,6 +135,46 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     click.echo(f"wrote {path}/runs.jsonl, table.csv, table.json, figure3_{{spearman,kendall,pearson}}.png/.pdf")
 
 
+@click.command("figure3")
+@click.argument("ablations", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--label", "labels", multiple=True,
+              help="A label per ABLATION, in order (default: its predictor, else the folder name).")
+@click.option("--metric", type=click.Choice(["spearman", "kendall", "pearson"]), default="spearman",
+              show_default=True, help="Correlation plotted.")
+@click.option("--source-sizes", default=None,
+              help="Comma-separated source sizes to draw (default: every size all ABLATIONS share).")
+@click.option("--title", default=None, help="Figure title (default: the target).")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Output path without extension: OUT.png and OUT.pdf.")
+def figure3_cmd(ablations, labels, metric, source_sizes, title, out) -> None:
+    """Overlay the Figure 3 curves of several `ablation` output folders (e.g. predictors on one
+    target) on one axis: a colour per folder, a line style per source size, mean with a band of
+    ± 1 std over splits."""
+    import pandas as pd
+
+    from ..evaluate.ablation import plot_overlay
+
+    if labels and len(labels) != len(ablations):
+        raise click.ClickException(f"{len(labels)} --label for {len(ablations)} ablation folders: give one per folder")
+    tables = {}
+    for k, folder in enumerate(ablations):
+        f = Path(folder) / "table.csv"
+        if not f.exists():
+            raise click.ClickException(f"{folder} has no table.csv: is it an `nasbench-xfer ablation` output folder?")
+        t = pd.read_csv(f)
+        label = labels[k] if labels else (str(t["predictor"].iloc[0]) if "predictor" in t and len(t)
+                                          else Path(folder).name)
+        if label in tables:
+            label = f"{label} ({Path(folder).name})"
+        tables[label] = t
+    try:
+        plot_overlay(tables, out, metric, parse_ints(source_sizes) if source_sizes else None, title)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out}.png, {out}.pdf")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(transferability_cmd)
     cli.add_command(ablation_cmd)
+    cli.add_command(figure3_cmd)
