@@ -165,11 +165,13 @@ def _job(spec_dict: dict[str, Any], optimizer: str, seed: int, path: str) -> tup
     return path, run_search(SearchSpec(**spec_dict), optimizer, seed)
 
 
-def _write_run(done: tuple[str, pd.DataFrame]) -> None:
+def _write_run(done: tuple[str, pd.DataFrame]) -> int:
+    """Write a finished search's run file; its number of evaluations (the progress bar's step)."""
     path, traj = done
     tmp = path + f".tmp-{os.getpid()}"
     traj.to_csv(tmp, index=False)
     os.replace(tmp, path)
+    return len(traj)
 
 
 def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress: bool = True,
@@ -209,9 +211,10 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     write_json_atomic(spec_file, {**spec_dict, "data": data, "package_version": __version__})
     todo = [(spec_dict, o, s, str(_run_file(out, o, s))) for o in spec.optimizers for s in spec.seeds
             if not _run_file(out, o, s).exists()]
-    total = len(spec.optimizers) * len(spec.seeds)
+    total = len(spec.optimizers) * len(spec.seeds) * spec.budget  # progress in evaluations, as each search ends
     run_jobs(_job, todo, workers=jobs, executor=executor, on_done=_write_run, describe=lambda a: f"{a[1]} seed {a[2]}",
-             progress=dict(total=total, initial=total - len(todo), desc="searches", unit="run") if progress else None)
+             progress=dict(total=total, initial=total - len(todo) * spec.budget, desc="evaluations", unit="eval")
+             if progress else None)
     traj = pd.concat([pd.read_csv(_run_file(out, o, s)) for o in spec.optimizers for s in spec.seeds],
                      ignore_index=True)
     with open_benchmark(spec.store) as st:  # derived columns always from the current definitions

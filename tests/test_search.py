@@ -497,6 +497,16 @@ def test_heatmap_order_puts_related_tasks_together():
     assert cluster_order(mat.loc[["a", "b"], ["a", "b"]]) == ["a", "b"]
 
 
+def test_compare_progress_counts_evaluations(store_path, tmp_path, capsys):
+    """The progress bar counts evaluations (budget per finished search), not whole runs."""
+    from nasbench_xfer import logs
+
+    logs.configure(0)
+    compare(spec(store_path, optimizers=["random"], budget=5, seeds=[0, 1]), tmp_path / "p", jobs=1, progress=True)
+    err = capsys.readouterr().err
+    assert "evaluations" in err and "10/10" in err and "eval" in err, err[-500:]
+
+
 def test_compare_records_time_and_plots_regret_by_time(store_path, tmp_path):
     """Comparisons by time: each evaluation's training seconds come from the table (this one records
     them for the target), the optimizer's own seconds are measured, and their running sums give the
