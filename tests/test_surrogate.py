@@ -270,3 +270,110 @@ def test_compare_runs_on_a_surrogate_file_like_on_a_store(transnas, tmp_path):
                                    "--source-sizes", "0", "--target-sizes", "20", "--splits", "2",
                                    "--holdout", "100", "-o", str(tmp_path / "abl-cli"), "-j", "1"])
     assert res.exit_code == 0, res.output
+
+
+# ---------------------------------------------------------------- multi-task kinds
+TINY_XFER = {"members": 2, "max_steps": 150, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def multitask(transnas):
+    """The transfer predictor as a multi-task surrogate, fitted on 20% of two real tasks."""
+    return fit_surrogate(transnas, ["jigsaw", "class_object"], model="xfer", params=TINY_XFER,
+                         holdout=0.8, seed=0)
+
+
+def test_xfer_kind_answers_every_task_from_one_model_and_round_trips(multitask, tmp_path):
+    info = multitask.info()
+    assert info["multitask"] and info["model"] == "xfer" and info["model_params"]["members"] == 2
+    for task in ("jigsaw", "class_object"):
+        v = multitask.validation(task)
+        assert v["fitted_on"] == 819 and v["held_out"] == v["n"] == 4096 - 819
+        assert v["spearman"] > 0.3      # a 150-step fit on 819 archs per task; measured about 0.6
+    space = multitask.space
+    archs = space.sample_many(40, np.random.default_rng(2))
+    tokens = multitask.features.arch_tokens(archs)
+    # one shared model: its members' mean in each task's units, spread = their std
+    members = multitask.shared_model.member_predictions("jigsaw", tokens)
+    assert members.shape == (2, 40)
+    np.testing.assert_allclose(multitask.predict("jigsaw", archs), members.mean(axis=0))
+    assert not np.allclose(multitask.predict("jigsaw", archs), multitask.predict("class_object", archs))
+    path = multitask.save(tmp_path / "x.surr")
+    with h5py.File(path) as f:
+        assert int(f.attrs["version"]) == 2 and "model" in f and "model" not in f["tasks/jigsaw"]
+    back = SurrogateBenchmark.load(path)
+    np.testing.assert_array_equal(back.predict("jigsaw", archs), multitask.predict("jigsaw", archs))
+    draw = back.predict("class_object", archs, seed=1)
+    assert np.array_equal(draw, multitask.predict("class_object", archs, seed=1))
+    assert not np.array_equal(draw, back.predict("class_object", archs))
+    with pytest.raises(SurrogateError, match="task 'normal' is not in this surrogate"):
+        back.predict("normal", archs)
+
+
+def test_xfer_kind_orients_a_lower_is_better_task(tmp_path):
+    """A loss task and an accuracy task of the same architectures share the universal network:
+    the loss is turned to higher-is-better for the fit and back for the answer."""
+    space = NASNetSpace()
+    rng = np.random.default_rng(0)
+    archs = space.sample_many(120, rng)
+    score = np.asarray([sum(b.op_a.startswith("sep_conv") for b in a.normal) for a in archs], dtype=float)
+    path = tmp_path / "two.h5"
+    with Store.create(path, space) as st:
+        st.add_task("acc", dataset="toy", num_classes=10)
+        st.add_task("loss", dataset="toy", num_classes=10, metric="loss", higher_is_better=False)
+        st.append("acc", [dict(arch=a, seed=0, val_metric=0.5 + 0.05 * s, status="ok") for a, s in zip(archs, score)])
+        st.append("loss", [dict(arch=a, seed=0, val_metric=2.0 - 0.1 * s, status="ok") for a, s in zip(archs, score)])
+    sb = fit_surrogate(path, model="xfer", params={"members": 1, "max_steps": 400, "device": "cpu"},
+                       holdout=0.25, seed=0)
+    assert sb.shared_model.sign == {"acc": 1.0, "loss": -1.0}
+    from scipy.stats import spearmanr
+    test = space.sample_many(60, np.random.default_rng(9))
+    s = np.asarray([sum(b.op_a.startswith("sep_conv") for b in a.normal) for a in test], dtype=float)
+    acc, loss = sb.predict("acc", test), sb.predict("loss", test)
+    assert spearmanr(acc, s)[0] > 0.2 and spearmanr(loss, s)[0] < -0.2   # measured 0.30 / -0.30
+    assert spearmanr(acc, loss)[0] < -0.8       # one shared ranking, turned back for the loss
+    assert 1.0 < np.median(sb.predict("loss", test)) < 2.0   # in the loss's own units
+
+
+def test_ensemble_kind_averages_trees_and_transfer_networks(transnas, tmp_path):
+    sb = fit_surrogate(transnas, ["jigsaw", "class_object"], model="ensemble",
+                       params={"lgb": {"members": 2, "n_estimators": 30}, "xfer": {"members": 1, "max_steps": 100,
+                                                                                   "device": "cpu"}},
+                       holdout=0.9, seed=0)
+    m = sb.shared_model
+    archs = sb.space.sample_many(30, np.random.default_rng(4))
+    tokens = sb.features.arch_tokens(archs)
+    trees = np.stack([b.predict(sb.features.token_features(tokens)) for b in m.trees["class_object"].boosters])
+    nets = m.xfer.member_predictions("class_object", tokens)
+    np.testing.assert_allclose(sb.predict("class_object", archs), 0.5 * (trees.mean(0) + nets.mean(0)))
+    _, spread = m.predict_task("class_object", tokens)
+    np.testing.assert_allclose(spread, np.concatenate([trees, nets]).std(axis=0))
+    back = SurrogateBenchmark.load(sb.save(tmp_path / "e.surr"))
+    np.testing.assert_allclose(back.predict("class_object", archs), sb.predict("class_object", archs))
+    assert back.info()["model"] == "ensemble" and back.validation("jigsaw")["fitted_on"] == 410
+
+
+def test_multitask_kind_errors(transnas, fitted, tmp_path):
+    with pytest.raises(ValueError, match="unknown ensemble parameters"):
+        fit_surrogate(transnas, ["jigsaw"], model="ensemble", params={"members": 3})
+    with pytest.raises(ValueError, match="ensemble parameter lgb must be a dict"):
+        fit_surrogate(transnas, ["jigsaw"], model="ensemble", params={"lgb": 3})
+    with pytest.raises(ValueError, match=r"unknown xfer parameters \['n_estimators'\]"):
+        fit_surrogate(transnas, ["jigsaw"], model="xfer", params={"n_estimators": 3})
+    r = CliRunner().invoke(cli, ["surrogate", "fit", "-s", str(transnas), "-t", "jigsaw", "-m", "ensemble",
+                                 "--param", "lgb=4", "-o", str(tmp_path / "bad.surr")])
+    assert r.exit_code == 1 and "must be a dict" in r.output and not (tmp_path / "bad.surr").exists()
+    # a version-1 file (per-task kinds only, before multi-task kinds existed) still loads
+    p = fitted.save(tmp_path / "v1.surr")
+    with h5py.File(p, "a") as f:
+        f.attrs["version"] = 1
+    assert SurrogateBenchmark.load(p).tasks == ["jigsaw"]
+    # a damaged multi-task model is reported as such
+    sb = fit_surrogate(transnas, ["jigsaw"], model="xfer", params={"members": 1, "max_steps": 20, "device": "cpu"},
+                       holdout=0.5, seed=0)
+    p = sb.save(tmp_path / "broken.surr")
+    with h5py.File(p, "a") as f:
+        del f["model"]
+        f.create_dataset("model", data=np.frombuffer(b"not a model", dtype=np.uint8))
+    with pytest.raises(SurrogateError, match="is damaged"):
+        SurrogateBenchmark.load(p)

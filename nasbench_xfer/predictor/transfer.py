@@ -401,6 +401,19 @@ class TransferPredictor:
         """Predicted scores of ``archs`` for ``task`` (float64 array, task scale; see module doc)."""
         return self._to_scale(task, self.predict_normalised(task, archs))
 
+    def predict_tokens(self, task: str, tokens: np.ndarray) -> np.ndarray:
+        """:meth:`predict` of token rows ``(N, seq_len)`` (``space.encode`` of each
+        architecture): the batched path of callers that already hold tokens."""
+        arr = np.asarray(tokens, dtype=np.int64)
+        if arr.ndim != 2 or arr.shape[1] != self.space.seq_len:
+            raise ValueError(f"predict_tokens: expected token rows of shape (N, {self.space.seq_len}), "
+                             f"got {arr.shape}")
+        if len(arr) and (arr.min() < 0 or arr.max() >= self.space.vocab_size
+                         or not self._mask[np.arange(arr.shape[1]), arr].all()):
+            raise ValueError(f"predict_tokens: tokens outside {self.space.name}'s token_mask()")
+        idx = self._task_index(task, "predict_tokens")
+        return self._to_scale(task, self._predict_norm(torch.from_numpy(arr), idx))
+
     def predict_normalised(self, task: str, archs: Sequence[Hashable]) -> np.ndarray:
         """:meth:`predict` before the task's scale is applied: normalised units (z-scores of
         the task's evaluations)."""

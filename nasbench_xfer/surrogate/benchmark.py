@@ -1,8 +1,9 @@
 """Surrogate benchmarks: models fitted on a store that answer any architecture of its space.
 
-:func:`fit_surrogate` fits one model per task of a store (:mod:`.models`, on the features
-of :mod:`.features`) and validates it the way NAS-Bench-301 validated its own: the
-architectures are split once (seeded) into a training part and a held-out part
+:func:`fit_surrogate` fits a model kind of :mod:`.models` on a store's tasks (a per-task
+kind, e.g. ``lgb`` on the features of :mod:`.features`, once per task; a multi-task kind,
+e.g. ``xfer``, once on every task's training part together) and validates it the way
+NAS-Bench-301 validated its own: the architectures are split once (seeded) into a training part and a held-out part
 (``holdout``, 20% by default), the model is fitted on the per-architecture mean metric
 of the training part, and the held-out part gives R², Spearman's rho, Kendall's tau,
 Kendall's tau among the held-out top 10%, and, where the store has architectures
@@ -21,8 +22,10 @@ deviation for that architecture (``"ensemble"``).  The choice is stored per task
 Cost: where the store records training seconds for at least 20 architectures of a
 task, a single LightGBM model of log seconds answers :meth:`SurrogateBenchmark.cost`.
 
-File: one HDF5 file (``format = "nasbench_xfer.surrogate"``, ``version = 1``) with the
-space, the model kind and parameters, per task the serialised models, the noise model,
+File: one HDF5 file (``format = "nasbench_xfer.surrogate"``, ``version = 2``; version-1
+files, which only had per-task kinds, are read) with the space, the model kind and
+parameters, the serialised model (per task, or one ``model`` dataset for a multi-task
+kind), per task the noise model,
 the validation figures, and the store's provenance (path, SHA-256, per-task row counts,
 the store's own provenance) and the package version.  Written atomically.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -44,12 +48,12 @@ from .. import __version__
 from ..space import get_space
 from ..space.base import EnumerableSpace, SearchSpace
 from .features import FeatureMap
-from .models import LGBEnsemble, get_surrogate_model
+from .models import LGBEnsemble, TaskData, get_surrogate_model
 
 __all__ = ["SurrogateBenchmark", "SurrogateError", "fit_surrogate", "FORMAT", "VERSION"]
 
 FORMAT = "nasbench_xfer.surrogate"
-VERSION = 1
+VERSION = 2
 MIN_REPEATED_ARCHS = 10
 MIN_COST_ARCHS = 20
 
@@ -82,12 +86,13 @@ class SurrogateBenchmark:
     or :meth:`load`."""
 
     def __init__(self, space: SearchSpace, model_kind: str, model_params: dict[str, Any],
-                 tasks: dict[str, dict[str, Any]], provenance: dict[str, Any]):
+                 tasks: dict[str, dict[str, Any]], provenance: dict[str, Any], shared_model: Any = None):
         self.space = space
         self.features = FeatureMap(space)
         self.model_kind = model_kind
         self.model_params = model_params
-        self._tasks = tasks          # task -> {"model", "cost_model", "noise", "validation", "metric", ...}
+        self._tasks = tasks          # task -> {"model" (per-task kinds), "cost_model", "noise", "validation", ...}
+        self.shared_model = shared_model   # a multi-task kind: one model answers every task
         self.provenance = provenance
         self._dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # task -> (mean, spread) by dense index
 
@@ -102,16 +107,24 @@ class SurrogateBenchmark:
         except KeyError:
             raise SurrogateError(f"task {task!r} is not in this surrogate (tasks: {', '.join(self.tasks)})") from None
 
-    def _X(self, archs: Sequence[Hashable] | None, tokens: np.ndarray | None) -> np.ndarray:
+    def _inputs(self, archs: Sequence[Hashable] | None, tokens: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(token rows, feature matrix) of a query, checked against the space."""
         if (archs is None) == (tokens is None):
             raise SurrogateError("give exactly one of archs and tokens")
         try:
             if archs is not None:
-                return self.features(archs)
+                tokens = self.features.arch_tokens(archs)
             assert tokens is not None
-            return self.features.token_features(tokens)
+            tokens = np.asarray(tokens, dtype=np.int64)
+            return tokens, self.features.token_features(tokens)
         except ValueError as exc:
             raise SurrogateError(str(exc)) from None
+
+    def _model_predict(self, task: str, tokens: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = self._task(task)
+        if self.shared_model is not None:
+            return self.shared_model.predict_task(task, tokens)
+        return t["model"].predict(X)
 
     def predict(self, task: str, archs: Sequence[Hashable] | None = None, *, tokens: np.ndarray | None = None,
                 seed: int | None = None) -> np.ndarray:
@@ -144,7 +157,7 @@ class SurrogateBenchmark:
                 archs_all = [space.canonical(a) for a in space.enumerate()]
                 all_tokens = np.asarray([space.encode(a) for a in archs_all], dtype=np.int64)
                 where = space.dense_index_tokens(all_tokens)
-                m, s = self._task(task)["model"].predict(self.features.token_features(all_tokens))
+                m, s = self._model_predict(task, all_tokens, self.features.token_features(all_tokens))
                 mean, spread = np.full(space.dense_size, np.nan), np.full(space.dense_size, np.nan)
                 mean[where], spread[where] = m, s
                 self._dense[task] = (mean, spread)
@@ -154,13 +167,13 @@ class SurrogateBenchmark:
                 raise SurrogateError(str(exc)) from None
             mean, spread = self._dense[task]
             return mean[idx], spread[idx]
-        return self._task(task)["model"].predict(self._X(archs, tokens))
+        return self._model_predict(task, *self._inputs(archs, tokens))
 
     def cost(self, task: str, archs: Sequence[Hashable] | None = None, *,
              tokens: np.ndarray | None = None) -> np.ndarray:
         """Predicted training seconds per architecture (NaN when the store had no times)."""
         t = self._task(task)
-        X = self._X(archs, tokens)
+        _, X = self._inputs(archs, tokens)
         if t["cost_model"] is None:
             return np.full(len(X), np.nan)
         return np.exp(t["cost_model"].predict(X)[0])
@@ -170,6 +183,7 @@ class SurrogateBenchmark:
 
     def info(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "space": self.space.name, "model": self.model_kind,
+                "multitask": self.shared_model is not None,
                 "model_params": self.model_params, "provenance": self.provenance,
                 "tasks": {k: {kk: v[kk] for kk in ("metric", "higher_is_better", "noise", "validation",
                                                    "num_archs", "num_evaluations", "has_cost")}
@@ -193,12 +207,15 @@ class SurrogateBenchmark:
                 f.attrs["model"] = self.model_kind
                 f.attrs["model_params"] = json.dumps(self.model_params)
                 f.attrs["provenance"] = json.dumps(self.provenance, default=str)
+                if self.shared_model is not None:
+                    f.create_dataset("model", data=np.frombuffer(self.shared_model.to_bytes(), dtype=np.uint8))
                 for task, t in self._tasks.items():
                     g = f.create_group(f"tasks/{task}")
                     meta = {k: t[k] for k in ("metric", "higher_is_better", "noise", "validation", "num_archs",
                                               "num_evaluations", "has_cost")}
                     g.attrs["meta"] = json.dumps(meta)
-                    g.create_dataset("model", data=np.frombuffer(t["model"].to_bytes(), dtype=np.uint8))
+                    if self.shared_model is None:
+                        g.create_dataset("model", data=np.frombuffer(t["model"].to_bytes(), dtype=np.uint8))
                     if t["cost_model"] is not None:
                         g.create_dataset("cost_model", data=np.frombuffer(t["cost_model"].to_bytes(), dtype=np.uint8))
                 f.flush()
@@ -231,32 +248,39 @@ class SurrogateBenchmark:
                 space = get_space(sp["name"], sp["config"])
                 kind = str(f.attrs["model"])
                 model_cls: Any = get_surrogate_model(kind)
+                multitask = bool(getattr(model_cls, "multitask", False))
+                shared = model_cls.from_bytes(f["model"][()].tobytes(), space) if multitask else None
                 tasks: dict[str, dict[str, Any]] = {}
                 for task, g in f["tasks"].items():
                     t = json.loads(g.attrs["meta"])
-                    t["model"] = model_cls.from_bytes(g["model"][()].tobytes())
+                    t["model"] = shared if multitask else model_cls.from_bytes(g["model"][()].tobytes())
                     t["cost_model"] = (LGBEnsemble.from_bytes(g["cost_model"][()].tobytes())
                                        if "cost_model" in g else None)
                     tasks[task] = t
                 return cls(space, kind, json.loads(f.attrs["model_params"]), tasks,
-                           json.loads(f.attrs["provenance"]))
-            except (KeyError, ValueError, TypeError) as exc:
+                           json.loads(f.attrs["provenance"]), shared_model=shared)
+            except (KeyError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
                 raise SurrogateError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None
 
 
 def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = None, *, model: str = "lgb",
                   params: dict[str, Any] | None = None, holdout: float = 0.2, seed: int = 0,
                   noise: str = "auto", log=None) -> SurrogateBenchmark:
-    """Fit and validate a surrogate benchmark on the ``ok`` evaluations of a store (module doc)."""
+    """Fit and validate a surrogate benchmark on the ``ok`` evaluations of a store (module doc).
+
+    ``holdout`` is the fraction of each task's architectures held out (0.8 fits on 20%);
+    the split of a task depends on ``seed`` only, so kinds fitted with the same seed are
+    validated on the same architectures.
+    """
     from ..store import Store
     if not 0 <= holdout < 1:
         raise SurrogateError(f"holdout must be in [0, 1), got {holdout}")
     if noise not in ("auto", "seeds", "ensemble"):
         raise SurrogateError(f"noise must be auto, seeds or ensemble, got {noise!r}")
     model_cls: Any = get_surrogate_model(model)
+    multitask = bool(getattr(model_cls, "multitask", False))
     params = dict(params or {})
     store_path = Path(store_path)
-    out: dict[str, dict[str, Any]] = {}
     with Store.open(store_path) as st:
         space = st.space
         fmap = FeatureMap(space)
@@ -267,70 +291,97 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
         counts = {t: st.num_evaluations(t) for t in chosen}
         provenance = {"store": str(store_path.resolve()), "store_sha256": _sha256(store_path),
                       "store_attrs": st.attrs, "num_evaluations": counts, "holdout": holdout, "seed": seed}
-        for task in chosen:
-            t0 = time.perf_counter()
-            info = st.task_info(task)
-            ev = st.evaluations(task)
-            ev = ev[(ev["status"] == "ok") & np.isfinite(ev["val_metric"].astype(float))]
-            if ev["arch_id"].nunique() < 10:
-                raise SurrogateError(f"task {task!r}: {ev['arch_id'].nunique()} evaluated architectures; "
-                                     "a surrogate needs at least 10")
-            # one row per architecture: mean metric over seeds, its count and variance, mean seconds
-            per_arch = ev.groupby("arch_id").agg(val=("val_metric", "mean"), count=("val_metric", "count"),
-                                                 var=("val_metric", "var"), secs=("train_seconds", "mean"))
-            ids = np.asarray(per_arch.index, dtype=np.int64)
-            y = per_arch["val"].to_numpy(dtype=np.float64)
-            tokens = np.asarray([space.encode(a) for a in st.archs(ids)], dtype=np.int64)
-            X = fmap.token_features(tokens)
-            rng = np.random.default_rng(seed)
-            perm = rng.permutation(len(ids))
-            n_test = int(round(holdout * len(ids)))
-            test, train = perm[:n_test], perm[n_test:]
-            m = model_cls(**params).fit(X[train], y[train], seed=seed)
-            validation: dict[str, Any] = {"fitted_on": int(len(train)), "held_out": int(n_test)}
-            if n_test >= 5:
-                pred, _ = m.predict(X[test])
-                validation.update(_validation(y[test], pred))
-            # noise from repeated seeds
-            reps = per_arch[["count", "var"]]
-            rep_ids = reps.index[reps["count"] >= 2]
-            noise_model: dict[str, Any]
-            use_seeds = noise == "seeds" or (noise == "auto" and len(rep_ids) >= MIN_REPEATED_ARCHS)
-            if noise == "seeds" and len(rep_ids) < 2:
-                raise SurrogateError(f"task {task!r}: noise='seeds' needs architectures evaluated with "
-                                     f"several seeds; the store has {len(rep_ids)}")
-            if use_seeds:
-                r = reps.loc[rep_ids]
-                pooled = float(np.sqrt(np.sum(r["var"] * (r["count"] - 1)) / np.sum(r["count"] - 1)))
-                noise_model = {"kind": "seeds", "sigma": pooled, "repeated_archs": int(len(rep_ids))}
-            else:
-                noise_model = {"kind": "ensemble", "repeated_archs": int(len(rep_ids))}
-            if len(rep_ids) >= MIN_REPEATED_ARCHS and n_test >= 5:
-                # noise ceiling on repeated architectures of the held-out part
-                held = set(ids[test].tolist())
-                rep_test = [a for a in rep_ids if a in held]
-                if len(rep_test) >= 5:
-                    sub = ev[ev["arch_id"].isin(rep_test)].sort_values(["arch_id", "seed"])
-                    first = sub.groupby("arch_id")["val_metric"].nth(0).to_numpy()
-                    second = sub.groupby("arch_id")["val_metric"].nth(1).to_numpy()
-                    pos = {a: i for i, a in enumerate(ids)}
-                    pr, _ = m.predict(X[[pos[a] for a in rep_test]])
-                    validation["noise_ceiling"] = {
-                        "archs": len(rep_test),
-                        "kendall_seed_vs_seed": float(stats.kendalltau(first, second)[0]),
-                        "kendall_surrogate_vs_mean": float(stats.kendalltau(
-                            y[[pos[a] for a in rep_test]], pr)[0])}
-            secs = per_arch["secs"].to_numpy(dtype=np.float64)
-            ok = np.isfinite(secs) & (secs > 0)
-            cost = None
-            if ok.sum() >= MIN_COST_ARCHS:
-                cost = LGBEnsemble(members=1, n_estimators=200).fit(X[ok], np.log(secs[ok]), seed=seed)
-            out[task] = {"model": m, "cost_model": cost, "noise": noise_model, "validation": validation,
-                         "metric": info["metric"], "higher_is_better": info["higher_is_better"],
-                         "num_archs": int(len(ids)), "num_evaluations": int(len(ev)), "has_cost": cost is not None}
-            if log:
-                v = validation
-                log(f"{task}: {len(ids)} archs, fit {time.perf_counter() - t0:.1f} s"
-                    + (f", held-out spearman {v['spearman']:.3f} kendall {v['kendall']:.3f} r2 {v['r2']:.3f}"
-                       if "spearman" in v else "") + f", noise {noise_model['kind']}")
-    return SurrogateBenchmark(space, model, {**model_cls.DEFAULTS, **params}, out, provenance)
+        prep = {task: _prepare_task(st, task, fmap, holdout, seed) for task in chosen}
+    t0 = time.perf_counter()
+    shared = None
+    if multitask:
+        shared = model_cls(**params).fit_tasks(
+            space, {task: TaskData([d["archs"][i] for i in d["train"]], d["tokens"][d["train"]],
+                                   d["y"][d["train"]], d["higher_is_better"]) for task, d in prep.items()},
+            seed=seed)
+        if log:
+            log(f"{model} on {len(prep)} tasks together: fit {time.perf_counter() - t0:.1f} s")
+    out: dict[str, dict[str, Any]] = {}
+    for task, d in prep.items():
+        t0 = time.perf_counter()
+        X, y, train, test = d["X"], d["y"], d["train"], d["test"]
+        m = shared if multitask else model_cls(**params).fit(X[train], y[train], seed=seed)
+
+        def predict(rows: np.ndarray, task=task, m=m, d=d) -> np.ndarray:
+            return (m.predict_task(task, d["tokens"][rows]) if multitask else m.predict(d["X"][rows]))[0]
+
+        validation: dict[str, Any] = {"fitted_on": int(len(train)), "held_out": int(len(test))}
+        if len(test) >= 5:
+            validation.update(_validation(y[test], predict(test)))
+        noise_model = _noise_model(task, d, noise)
+        if d["ceiling"] is not None:
+            first, second, rows = d["ceiling"]
+            validation["noise_ceiling"] = {
+                "archs": len(rows),
+                "kendall_seed_vs_seed": float(stats.kendalltau(first, second)[0]),
+                "kendall_surrogate_vs_mean": float(stats.kendalltau(y[rows], predict(rows))[0])}
+        secs = d["secs"]
+        ok = np.isfinite(secs) & (secs > 0)
+        cost = None
+        if ok.sum() >= MIN_COST_ARCHS:
+            cost = LGBEnsemble(members=1, n_estimators=200).fit(X[ok], np.log(secs[ok]), seed=seed)
+        out[task] = {"model": m, "cost_model": cost, "noise": noise_model, "validation": validation,
+                     "metric": d["metric"], "higher_is_better": d["higher_is_better"],
+                     "num_archs": int(len(y)), "num_evaluations": d["num_evaluations"], "has_cost": cost is not None}
+        if log:
+            v = validation
+            log(f"{task}: {len(y)} archs, {'validated' if multitask else 'fit'} {time.perf_counter() - t0:.1f} s"
+                + (f", held-out spearman {v['spearman']:.3f} kendall {v['kendall']:.3f} r2 {v['r2']:.3f}"
+                   if "spearman" in v else "") + f", noise {noise_model['kind']}")
+    return SurrogateBenchmark(space, model, {**model_cls.DEFAULTS, **params}, out, provenance, shared_model=shared)
+
+
+def _prepare_task(st, task: str, fmap: FeatureMap, holdout: float, seed: int) -> dict[str, Any]:
+    """One task's per-architecture data, its seeded train/held-out split, and what the noise
+    model and the noise ceiling need."""
+    space = st.space
+    info = st.task_info(task)
+    ev = st.evaluations(task)
+    ev = ev[(ev["status"] == "ok") & np.isfinite(ev["val_metric"].astype(float))]
+    if ev["arch_id"].nunique() < 10:
+        raise SurrogateError(f"task {task!r}: {ev['arch_id'].nunique()} evaluated architectures; "
+                             "a surrogate needs at least 10")
+    # one row per architecture: mean metric over seeds, its count and variance, mean seconds
+    per_arch = ev.groupby("arch_id").agg(val=("val_metric", "mean"), count=("val_metric", "count"),
+                                         var=("val_metric", "var"), secs=("train_seconds", "mean"))
+    ids = np.asarray(per_arch.index, dtype=np.int64)
+    archs = st.archs(ids)
+    tokens = np.asarray([space.encode(a) for a in archs], dtype=np.int64)
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    n_test = int(round(holdout * len(ids)))
+    test, train = perm[:n_test], perm[n_test:]
+    reps = per_arch[["count", "var"]]
+    rep_ids = reps.index[reps["count"] >= 2]
+    ceiling = None
+    if len(rep_ids) >= MIN_REPEATED_ARCHS and n_test >= 5:
+        # noise ceiling on repeated architectures of the held-out part
+        held = set(ids[test].tolist())
+        rep_test = [a for a in rep_ids if a in held]
+        if len(rep_test) >= 5:
+            sub = ev[ev["arch_id"].isin(rep_test)].sort_values(["arch_id", "seed"])
+            pos = {a: i for i, a in enumerate(ids)}
+            ceiling = (sub.groupby("arch_id")["val_metric"].nth(0).to_numpy(),
+                       sub.groupby("arch_id")["val_metric"].nth(1).to_numpy(),
+                       np.asarray([pos[a] for a in rep_test], dtype=np.int64))
+    return {"archs": archs, "tokens": tokens, "X": fmap.token_features(tokens),
+            "y": per_arch["val"].to_numpy(dtype=np.float64), "train": train, "test": test,
+            "reps": reps.loc[rep_ids], "ceiling": ceiling, "secs": per_arch["secs"].to_numpy(dtype=np.float64),
+            "metric": info["metric"], "higher_is_better": info["higher_is_better"],
+            "num_evaluations": int(len(ev))}
+
+
+def _noise_model(task: str, d: dict[str, Any], noise: str) -> dict[str, Any]:
+    """``seeds`` (pooled within-architecture std over repeated seeds) or ``ensemble``."""
+    r = d["reps"]
+    if noise == "seeds" and len(r) < 2:
+        raise SurrogateError(f"task {task!r}: noise='seeds' needs architectures evaluated with "
+                             f"several seeds; the store has {len(r)}")
+    if noise == "seeds" or (noise == "auto" and len(r) >= MIN_REPEATED_ARCHS):
+        pooled = float(np.sqrt(np.sum(r["var"] * (r["count"] - 1)) / np.sum(r["count"] - 1)))
+        return {"kind": "seeds", "sigma": pooled, "repeated_archs": int(len(r))}
+    return {"kind": "ensemble", "repeated_archs": int(len(r))}

@@ -1,25 +1,45 @@
-"""Surrogate model kinds, by name: what a surrogate benchmark fits per task.
+"""Surrogate model kinds, by name: what a surrogate benchmark fits.
 
-A model kind is a class with ``fit(X, y, seed) -> self``, ``predict(X) -> (mean, spread)``
-(``spread``: the members' standard deviation, 0 for a single model), ``to_bytes()`` and
-``from_bytes(data)``; register it with :func:`register_surrogate_model` to make it
-available to ``nasbench-xfer surrogate fit --model NAME``.
+Two shapes of kind, both registered with :func:`register_surrogate_model` (then available
+to ``nasbench-xfer surrogate fit --model NAME``):
 
-``lgb`` (default): an ensemble of LightGBM gradient-boosted regression trees (members
-differ in seed, row bagging and feature subsampling), on the features of
-:mod:`.features`.  LightGBM is used as it is: its text model format is what is stored.
+* **per task** (``multitask = False``, the default): ``fit(X, y, seed) -> self`` on one
+  task's feature matrix (:mod:`.features`), ``predict(X) -> (mean, spread)``,
+  ``to_bytes()``, ``from_bytes(data)``; the benchmark fits one per task.
+* **multi-task** (``multitask = True``): ``fit_tasks(space, data, seed) -> self`` once on
+  every task together (``data``: ``{task: TaskData}``), ``predict_task(task, tokens) ->
+  (mean, spread)`` on token rows, ``to_bytes()``, ``from_bytes(data, space)``.  Such a
+  model answers the same architecture on several tasks from one shared representation,
+  which is what transfer NAS needs from a surrogate.
+
+``spread`` is the members' standard deviation per architecture (0 for a single model): the
+``ensemble`` noise model draws from it.
+
+Kinds:
+
+* ``lgb`` (default): an ensemble of LightGBM gradient-boosted regression trees per task
+  (members differ in seed, row bagging and feature subsampling), on the features of
+  :mod:`.features`.  LightGBM is used as it is: its text model format is what is stored.
+* ``xfer``: the package's transfer predictor (:class:`~nasbench_xfer.predictor.transfer.TransferPredictor`,
+  a universal network plus a calibrated residual per task on NAO's encoder) fitted on all
+  tasks jointly; ``members`` predictors with different seeds.  Each task's metric is
+  oriented higher-is-better for the fit (the universal network is shared) and turned back.
+* ``ensemble``: ``lgb`` and ``xfer`` together; the mean is the average of the two kinds'
+  means, the spread the standard deviation over all their members' predictions.
 """
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..registry import Registry
 
-__all__ = ["SURROGATE_MODELS", "register_surrogate_model", "get_surrogate_model", "LGBEnsemble"]
+__all__ = ["SURROGATE_MODELS", "register_surrogate_model", "get_surrogate_model", "LGBEnsemble",
+           "TaskData", "XferSurrogate", "KindEnsemble"]
 
 #: every surrogate model kind by name (plugins: entry-point group ``nasbench_xfer.surrogate_models``)
 SURROGATE_MODELS: Registry[type] = Registry("surrogate model", "surrogate_models")
@@ -85,4 +105,154 @@ class LGBEnsemble:
         d = json.loads(bytes(data).decode())
         obj = cls(**d["params"])
         obj.boosters = [lgb.Booster(model_str=s) for s in d["boosters"]]
+        return obj
+
+
+class TaskData(NamedTuple):
+    """One task's training part, as a multi-task kind receives it."""
+
+    archs: list          # architecture objects (canonical)
+    tokens: np.ndarray   # (N, seq_len) int64, space.encode of each
+    y: np.ndarray        # (N,) the metric, per-architecture mean over seeds
+    higher_is_better: bool
+
+
+def _check_params(kind: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown {kind} parameters {sorted(unknown)}; known: {sorted(defaults)}")
+    out = {**defaults, **params}
+    if int(out["members"]) < 1:
+        raise ValueError("members must be >= 1")
+    return out
+
+
+@register_surrogate_model("xfer")
+class XferSurrogate:
+    """``members`` transfer predictors fitted on every task jointly (module doc).
+
+    ``epochs`` passes over all tasks' rows, at most ``max_steps`` Adam steps (the cap keeps a
+    fit on a large table to minutes on a CPU); ``device`` as the predictor's (``auto``: CUDA
+    when available).
+    """
+
+    multitask = True
+    DEFAULTS: dict[str, Any] = {"members": 2, "epochs": 40, "max_steps": 4000, "device": "auto"}
+
+    def __init__(self, **params: Any):
+        self.params = _check_params("xfer", params, self.DEFAULTS)
+        self.predictors: list = []
+        self.sign: dict[str, float] = {}
+
+    def fit_tasks(self, space, data: Mapping[str, TaskData], seed: int = 0) -> XferSurrogate:
+        from ..predictor.transfer import TransferPredictor
+        p = self.params
+        self.sign = {t: 1.0 if d.higher_is_better else -1.0 for t, d in data.items()}
+        history = {t: (list(d.archs), self.sign[t] * np.asarray(d.y, dtype=np.float64)) for t, d in data.items()}
+        rows = sum(len(d.y) for d in data.values())
+        self.predictors = []
+        for m in range(int(p["members"])):
+            pred = TransferPredictor(space, seed=int(seed) * 1000 + m, device=str(p["device"]),
+                                     epochs=int(p["epochs"]))
+            cfg = pred.config
+            steps = max(int(p["epochs"]) * -(-rows // cfg.batch_size), cfg.min_steps)
+            pred.fit(history, steps=min(steps, int(p["max_steps"])))
+            self.predictors.append(pred)
+        return self
+
+    def predict_task(self, task: str, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        preds = self.member_predictions(task, tokens)
+        return preds.mean(axis=0), preds.std(axis=0)
+
+    def member_predictions(self, task: str, tokens: np.ndarray) -> np.ndarray:
+        """(members, N): each member's prediction in the task's units."""
+        if not self.predictors:
+            raise RuntimeError("the model is not fitted")
+        if task not in self.sign:
+            raise ValueError(f"task {task!r} was not fitted (tasks: {', '.join(sorted(self.sign))})")
+        return np.stack([self.sign[task] * p.predict_tokens(task, tokens) for p in self.predictors])
+
+    def to_bytes(self) -> bytes:
+        import torch
+        buf = io.BytesIO()
+        torch.save({"params": self.params, "sign": self.sign,
+                    "predictors": [p.state() for p in self.predictors]}, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, space=None) -> XferSurrogate:
+        import torch
+
+        from ..predictor.transfer import TransferPredictor
+        d = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+        obj = cls(**d["params"])
+        obj.sign = {str(k): float(v) for k, v in d["sign"].items()}
+        # a model fitted on a GPU answers on a machine without one ("auto": CUDA when available)
+        device = "cpu" if str(d["params"]["device"]) == "cpu" else "auto"
+        obj.predictors = [TransferPredictor.from_state(s, device=device) for s in d["predictors"]]
+        return obj
+
+
+@register_surrogate_model("ensemble")
+class KindEnsemble:
+    """``lgb`` per task and ``xfer`` on all tasks, averaged (module doc); ``lgb`` and ``xfer``
+    are the parameter dicts of the two kinds (e.g. ``--param 'xfer={"members": 1}'``)."""
+
+    multitask = True
+    DEFAULTS: dict[str, Any] = {"lgb": {}, "xfer": {}}
+
+    def __init__(self, **params: Any):
+        unknown = set(params) - set(self.DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown ensemble parameters {sorted(unknown)}; known: lgb, xfer (dicts of "
+                             "the two kinds' parameters)")
+        for k, v in params.items():
+            if not isinstance(v, Mapping):
+                raise ValueError(f"ensemble parameter {k} must be a dict of {k}'s parameters, got {v!r}")
+        self.params = {k: dict(params.get(k, {})) for k in self.DEFAULTS}
+        self.lgb_params = {**LGBEnsemble.DEFAULTS, **self.params["lgb"]}
+        LGBEnsemble(**self.params["lgb"])              # validate now
+        self.xfer = XferSurrogate(**self.params["xfer"])
+        self.trees: dict[str, LGBEnsemble] = {}
+        self.space: Any = None
+        self._features: Any = None
+
+    def _X(self, space, tokens: np.ndarray) -> np.ndarray:
+        from .features import FeatureMap
+        if self._features is None or self._features.space is not space:
+            self._features = FeatureMap(space)
+        return self._features.token_features(tokens)
+
+    def fit_tasks(self, space, data: Mapping[str, TaskData], seed: int = 0) -> KindEnsemble:
+        self.trees = {t: LGBEnsemble(**self.params["lgb"]).fit(self._X(space, d.tokens), np.asarray(d.y), seed=seed)
+                      for t, d in data.items()}
+        self.xfer.fit_tasks(space, data, seed=seed)
+        self.space = space
+        return self
+
+    def predict_task(self, task: str, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if task not in self.trees:
+            raise ValueError(f"task {task!r} was not fitted (tasks: {', '.join(sorted(self.trees))})")
+        X = self._X(self.space, tokens)
+        trees = np.stack([b.predict(X, num_threads=1 if len(X) < 2048 else 2)
+                          for b in self.trees[task].boosters])
+        nets = self.xfer.member_predictions(task, tokens)
+        mean = 0.5 * (trees.mean(axis=0) + nets.mean(axis=0))
+        return mean, np.concatenate([trees, nets]).std(axis=0)
+
+    def to_bytes(self) -> bytes:
+        import torch
+        buf = io.BytesIO()
+        torch.save({"params": self.params, "trees": {t: m.to_bytes() for t, m in self.trees.items()},
+                    "xfer": self.xfer.to_bytes()}, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, space=None) -> KindEnsemble:
+        import torch
+        d = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+        obj = cls(**d["params"])
+        obj.trees = {str(t): LGBEnsemble.from_bytes(b) for t, b in d["trees"].items()}
+        obj.xfer = XferSurrogate.from_bytes(d["xfer"])
+        obj.space = space
         return obj
