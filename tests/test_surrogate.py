@@ -308,6 +308,21 @@ def test_xfer_kind_answers_every_task_from_one_model_and_round_trips(multitask, 
     assert not np.array_equal(draw, back.predict("class_object", archs))
     with pytest.raises(SurrogateError, match="task 'normal' is not in this surrogate"):
         back.predict("normal", archs)
+    # the held-out architectures are recorded: the validation figures are recomputable from them
+    held = back.held_out("class_object")
+    np.testing.assert_array_equal(held, multitask.held_out("class_object"))
+    assert len(held) == len(np.unique(held)) == 4096 - 819
+
+
+def test_validation_figures_recompute_from_the_recorded_held_out_architectures(fitted, transnas):
+    from nasbench_xfer.surrogate import validation_figures
+    held = fitted.held_out("jigsaw")
+    with Store.open(transnas) as st:
+        archs = st.archs(held)
+        truth = st.lookup("jigsaw", archs)
+    again = validation_figures(truth, fitted.predict("jigsaw", archs))
+    for k in ("n", "spearman", "kendall", "r2", "kendall_top10"):
+        assert again[k] == pytest.approx(fitted.validation("jigsaw")[k]), k
 
 
 def test_xfer_kind_orients_a_lower_is_better_task(tmp_path):

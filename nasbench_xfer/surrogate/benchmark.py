@@ -50,7 +50,7 @@ from ..space.base import EnumerableSpace, SearchSpace
 from .features import FeatureMap
 from .models import LGBEnsemble, TaskData, get_surrogate_model
 
-__all__ = ["SurrogateBenchmark", "SurrogateError", "fit_surrogate", "FORMAT", "VERSION"]
+__all__ = ["SurrogateBenchmark", "SurrogateError", "fit_surrogate", "validation_figures", "FORMAT", "VERSION"]
 
 FORMAT = "nasbench_xfer.surrogate"
 VERSION = 2
@@ -70,7 +70,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _validation(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+def validation_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """The held-out figures of a surrogate: n, R², Spearman, Kendall, Kendall among the true top 10%."""
     ss_res = float(np.sum((y_true - y_pred) ** 2))
     ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
     top = y_true >= np.quantile(y_true, 0.9)
@@ -181,6 +182,12 @@ class SurrogateBenchmark:
     def validation(self, task: str) -> dict[str, Any]:
         return dict(self._task(task)["validation"])
 
+    def held_out(self, task: str) -> np.ndarray:
+        """The store's arch ids of the task's held-out architectures (the validation figures'
+        architectures, never seen by the model); empty for ``holdout=0`` or a version-1 file."""
+        ids = self._task(task).get("held_out_ids")
+        return np.zeros(0, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+
     def info(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "space": self.space.name, "model": self.model_kind,
                 "multitask": self.shared_model is not None,
@@ -214,6 +221,7 @@ class SurrogateBenchmark:
                     meta = {k: t[k] for k in ("metric", "higher_is_better", "noise", "validation", "num_archs",
                                               "num_evaluations", "has_cost")}
                     g.attrs["meta"] = json.dumps(meta)
+                    g.create_dataset("held_out_ids", data=self.held_out(task))
                     if self.shared_model is None:
                         g.create_dataset("model", data=np.frombuffer(t["model"].to_bytes(), dtype=np.uint8))
                     if t["cost_model"] is not None:
@@ -254,6 +262,7 @@ class SurrogateBenchmark:
                 for task, g in f["tasks"].items():
                     t = json.loads(g.attrs["meta"])
                     t["model"] = shared if multitask else model_cls.from_bytes(g["model"][()].tobytes())
+                    t["held_out_ids"] = g["held_out_ids"][()] if "held_out_ids" in g else None
                     t["cost_model"] = (LGBEnsemble.from_bytes(g["cost_model"][()].tobytes())
                                        if "cost_model" in g else None)
                     tasks[task] = t
@@ -312,7 +321,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
 
         validation: dict[str, Any] = {"fitted_on": int(len(train)), "held_out": int(len(test))}
         if len(test) >= 5:
-            validation.update(_validation(y[test], predict(test)))
+            validation.update(validation_figures(y[test], predict(test)))
         noise_model = _noise_model(task, d, noise)
         if d["ceiling"] is not None:
             first, second, rows = d["ceiling"]
@@ -326,6 +335,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
         if ok.sum() >= MIN_COST_ARCHS:
             cost = LGBEnsemble(members=1, n_estimators=200).fit(X[ok], np.log(secs[ok]), seed=seed)
         out[task] = {"model": m, "cost_model": cost, "noise": noise_model, "validation": validation,
+                     "held_out_ids": d["ids"][test],
                      "metric": d["metric"], "higher_is_better": d["higher_is_better"],
                      "num_archs": int(len(y)), "num_evaluations": d["num_evaluations"], "has_cost": cost is not None}
         if log:
@@ -368,7 +378,7 @@ def _prepare_task(st, task: str, fmap: FeatureMap, holdout: float, seed: int) ->
             ceiling = (sub.groupby("arch_id")["val_metric"].nth(0).to_numpy(),
                        sub.groupby("arch_id")["val_metric"].nth(1).to_numpy(),
                        np.asarray([pos[a] for a in rep_test], dtype=np.int64))
-    return {"archs": archs, "tokens": tokens, "X": fmap.token_features(tokens),
+    return {"ids": ids, "archs": archs, "tokens": tokens, "X": fmap.token_features(tokens),
             "y": per_arch["val"].to_numpy(dtype=np.float64), "train": train, "test": test,
             "reps": reps.loc[rep_ids], "ceiling": ceiling, "secs": per_arch["secs"].to_numpy(dtype=np.float64),
             "metric": info["metric"], "higher_is_better": info["higher_is_better"],
