@@ -74,6 +74,21 @@ def test_features_of_equivalent_specs_are_equal_and_counts_add_up():
         fm.token_features(np.zeros((2, 7), dtype=int))
 
 
+def test_sparse_features_equal_the_dense_ones_and_answer_the_same():
+    space = NASNetSpace()
+    fmap = FeatureMap(space)
+    rng = np.random.default_rng(3)
+    tokens = np.asarray([space.encode(space.canonical(a)) for a in space.sample_many(300, rng)])
+    dense = fmap.token_features(tokens)
+    sparse = fmap.token_features(tokens, sparse=True)
+    assert sparse.shape == dense.shape and np.array_equal(sparse.toarray(), dense)
+    assert sparse.nnz == (dense != 0).sum()
+    from nasbench_xfer.surrogate.models import LGBEnsemble
+    m = LGBEnsemble(members=2, n_estimators=20).fit(dense, dense[:, :40].sum(axis=1), seed=0)
+    for a, b in zip(m.predict(dense), m.predict(sparse)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fit_validates_on_held_out_architectures_of_a_real_table(fitted, transnas):
     v = fitted.validation("jigsaw")
     assert v["held_out"] == v["n"] == 819 and v["fitted_on"] == 4096 - 819

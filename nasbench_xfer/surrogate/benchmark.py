@@ -117,7 +117,8 @@ class SurrogateBenchmark:
                 tokens = self.features.arch_tokens(archs)
             assert tokens is not None
             tokens = np.asarray(tokens, dtype=np.int64)
-            return tokens, self.features.token_features(tokens)
+            # a large batch goes to the trees in sparse form (same answers, faster)
+            return tokens, self.features.token_features(tokens, sparse=len(tokens) >= self.SPARSE_MIN_BATCH)
         except ValueError as exc:
             raise SurrogateError(str(exc)) from None
 
@@ -145,6 +146,7 @@ class SurrogateBenchmark:
     #: token batches at least this large are answered from a table of the whole space
     #: where the space is small and enumerable (dense_index_tokens + enumerate)
     DENSE_MIN_BATCH = 2048
+    SPARSE_MIN_BATCH = 512
     DENSE_MAX_SIZE = 100_000
 
     def _mean_spread(self, task: str, archs, tokens) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +160,7 @@ class SurrogateBenchmark:
                 archs_all = [space.canonical(a) for a in space.enumerate()]
                 all_tokens = np.asarray([space.encode(a) for a in archs_all], dtype=np.int64)
                 where = space.dense_index_tokens(all_tokens)
-                m, s = self._model_predict(task, all_tokens, self.features.token_features(all_tokens))
+                m, s = self._model_predict(task, all_tokens, self.features.token_features(all_tokens, sparse=True))
                 mean, spread = np.full(space.dense_size, np.nan), np.full(space.dense_size, np.nan)
                 mean[where], spread[where] = m, s
                 self._dense[task] = (mean, spread)

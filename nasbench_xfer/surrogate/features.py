@@ -16,6 +16,7 @@ speed: pass canonical tokens (a store's tokens are canonical).
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,16 +37,17 @@ class FeatureMap:
         self._onehot_col[pos, tok] = np.arange(len(pos))
         self.n_onehot = len(pos)
         used = np.nonzero(mask.any(axis=0))[0]
+        self._used = used
         self.n_features = self.n_onehot + len(used)
-        # counts = one-hot @ G: column j of G marks the one-hot columns of token used[j]
-        self._G = np.zeros((self.n_onehot, len(used)), dtype=np.float32)
-        self._G[np.arange(len(pos)), np.searchsorted(used, tok)] = 1.0
         vocab_names = space.vocabulary() if hasattr(space, "vocabulary") else [str(t) for t in range(self.vocab)]
         self.names = [f"pos{p}={vocab_names[t]}" for p, t in zip(pos, tok)] + \
                      [f"count({vocab_names[t]})" for t in used]
 
-    def token_features(self, tokens: np.ndarray) -> np.ndarray:
-        """Feature matrix (N, n_features) float32 of token rows (N, seq_len)."""
+    def token_features(self, tokens: np.ndarray, sparse: bool = False) -> Any:
+        """Feature matrix (N, n_features) float32 of token rows (N, seq_len); ``sparse=True``
+        gives the same matrix as a ``scipy.sparse.csr_matrix`` (a row holds ``seq_len`` one-hot
+        entries and its distinct tokens' counts, so a large batch is mostly zeros: the trees
+        answer it faster from the sparse form)."""
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.ndim != 2 or tokens.shape[1] != self.seq_len:
             raise ValueError(f"expected token rows of shape (N, {self.seq_len}) for space {self.space.name}, "
@@ -58,10 +60,31 @@ class FeatureMap:
             r, c = np.argwhere(cols < 0)[0]
             raise ValueError(f"row {r}: token {tokens[r, c]} is not valid at position {c} "
                              f"({self.space.describe_position(int(c))})")
+        if sparse:
+            return self._sparse(tokens, cols)
         X = np.zeros((n, self.n_features), dtype=np.float32)
         X[np.repeat(np.arange(n), self.seq_len), cols.ravel()] = 1.0
-        X[:, self.n_onehot:] = X[:, :self.n_onehot] @ self._G
+        X[:, self.n_onehot:] = self._counts(tokens)   # one bincount over (row, token) pairs
         return X
+
+    def _counts(self, tokens: np.ndarray) -> np.ndarray:
+        n = len(tokens)
+        counts = np.bincount((tokens + self.vocab * np.arange(n)[:, None]).ravel(), minlength=n * self.vocab)
+        return counts.reshape(n, self.vocab)[:, self._used]
+
+    def _sparse(self, tokens: np.ndarray, cols: np.ndarray) -> Any:
+        from scipy.sparse import csr_matrix
+        n = len(tokens)
+        counts = self._counts(tokens)                                              # (N, U)
+        nz = counts > 0
+        # per row: the seq_len one-hot columns (increasing with the position), then the
+        # columns of the tokens it holds (increasing too)
+        idx = np.concatenate([cols, np.broadcast_to(self.n_onehot + np.arange(counts.shape[1]), counts.shape)], axis=1)
+        val = np.concatenate([np.ones_like(cols, dtype=np.float32), counts.astype(np.float32)], axis=1)
+        keep = np.concatenate([np.ones_like(cols, dtype=bool), nz], axis=1)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(keep.sum(axis=1), out=indptr[1:])
+        return csr_matrix((val[keep], idx[keep], indptr), shape=(n, self.n_features))
 
     def arch_tokens(self, archs: Sequence[Hashable]) -> np.ndarray:
         """Canonical token rows of architectures (or spec strings)."""
