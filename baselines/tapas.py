@@ -83,7 +83,7 @@ class TapasLike(Optimizer):
         if ctx.candidates is not None:
             cands = list(ctx.candidates)
         else:
-            cands = ctx.space.sample_many(self.n_samples, ctx.rng)
+            cands = ctx.space.candidate_pool(self.n_samples, ctx.rng)
         x = ctx.space.one_hot(cands)
         desc = probe_descriptor(target_probe_scores)
         pred = model.predict(np.hstack([x, np.tile(desc, (len(x), 1))]))

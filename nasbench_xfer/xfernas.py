@@ -233,7 +233,7 @@ class SurrogateSearch(Optimizer):
         without the evaluated architectures, the hashes in ``taken`` and repeats."""
         cands = self.ctx.candidates
         if cands is None:
-            cands = self.ctx.space.sample_many(self.n_screen, self.ctx.rng)
+            cands = self.ctx.space.candidate_pool(self.n_screen, self.ctx.rng)
         rest, seen = [], set(taken)
         for a in cands:
             h = self.ctx.hash(a)

@@ -407,3 +407,32 @@ def test_multitask_kind_errors(transnas, fitted, tmp_path):
         f.create_dataset("model", data=np.frombuffer(b"not a model", dtype=np.uint8))
     with pytest.raises(SurrogateError, match="is damaged"):
         SurrogateBenchmark.load(p)
+
+
+def test_cli_fits_a_multitask_surrogate_and_compare_reads_it(transnas, tmp_path):
+    out = tmp_path / "m.surr"
+    r = CliRunner().invoke(cli, ["surrogate", "fit", "-s", str(transnas), "-m", "ensemble", "--holdout", "0.9",
+                                 "--param", 'xfer={"members": 1, "max_steps": 30, "device": "cpu"}',
+                                 "--param", 'lgb={"members": 1, "n_estimators": 20}', "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["surrogate", "info", str(out), "--json"])
+    info = json.loads(r.output)
+    assert info["model"] == "ensemble" and info["multitask"] and sorted(info["tasks"]) == ["class_object", "jigsaw"]
+    assert info["model_params"]["xfer"]["max_steps"] == 30
+    # tapas screens 5,000 candidates: on a surrogate of the 4,096-architecture space that is the whole space
+    r = CliRunner().invoke(cli, ["compare", "-s", str(out), "-t", "jigsaw", "-O", "random,tapas", "--budget", "5",
+                                 "--seeds", "1", "--source-size", "10", "-o", str(tmp_path / "cmp")])
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+    assert sorted(pd.read_csv(tmp_path / "cmp" / "summary.csv")["optimizer"]) == ["random", "tapas"]
+
+
+def test_candidate_pool_is_the_whole_space_where_the_space_is_smaller():
+    space = GraphSpace()
+    rng = np.random.default_rng(0)
+    pool = space.candidate_pool(30_000, rng)
+    assert len(pool) == len({space.hash(a) for a in pool}) == space.size == 26206
+    most = space.candidate_pool(20_000, rng)      # drawn from the enumeration: distinct, no retries
+    assert len(most) == len({space.hash(a) for a in most}) == 20_000
+    few = space.candidate_pool(50, rng)
+    assert len(few) == len({space.hash(a) for a in few}) == 50

@@ -17,8 +17,12 @@ def surrogate_group() -> None:
 @surrogate_group.command("fit")
 @store_input("Store to fit on.")
 @click.option("--tasks", "-t", default=None, help="Comma-separated tasks (default: all).")
-@click.option("--model", "-m", default="lgb", show_default=True, help="Surrogate model kind.")
-@click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. members=5.")
+@click.option("--model", "-m", default="lgb", show_default=True,
+              help="Surrogate model kind: lgb (trees per task), xfer (the transfer predictor on all tasks "
+                   "together), ensemble (both averaged), or a plugin (`nasbench-xfer list surrogate-models`).")
+@click.option("--param", "params", multiple=True,
+              help="Model parameter KEY=VALUE (repeatable), e.g. members=5; ensemble: "
+                   "'xfer={\"max_steps\": 2000}'.")
 @click.option("--holdout", type=float, default=0.2, show_default=True,
               help="Fraction of architectures held out for validation (the saved model never saw them).")
 @click.option("--noise", type=click.Choice(["auto", "seeds", "ensemble"]), default="auto", show_default=True)

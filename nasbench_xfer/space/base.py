@@ -135,6 +135,13 @@ class SearchSpace(ABC, Generic[A]):
         """Name of each token id (documentation and debugging)."""
         return [str(i) for i in range(self.vocab_size)]
 
+    def candidate_pool(self, n: int, rng: np.random.Generator) -> list[A]:
+        """``n`` distinct sampled architectures: the pool an optimizer screens when no table
+        lists the candidates (a surrogate or a live search).  An enumerable space with at
+        most ``2 n`` architectures gives its distinct architectures in random order instead
+        (at most ``n``), so a pool larger than the space is the whole space, not an error."""
+        return self.sample_many(n, rng)
+
     # ------------------------------------------------------------ identity
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> A:
@@ -199,6 +206,18 @@ class EnumerableSpace(SearchSpace[A]):
 
     #: number of raw specs (dense indices run over ``range(dense_size)``)
     dense_size: int = 0
+
+    def candidate_pool(self, n: int, rng: np.random.Generator) -> list[A]:
+        if int(self.size or 0) > 2 * n:
+            return self.sample_many(n, rng)
+        seen: set[str] = set()
+        distinct = []
+        for a in self.enumerate():
+            h = self.hash(a)
+            if h not in seen:
+                seen.add(h)
+                distinct.append(a)
+        return [distinct[i] for i in rng.permutation(len(distinct))[:n]]
 
     @abstractmethod
     def enumerate(self) -> Iterator[A]:

@@ -235,8 +235,9 @@ class KindEnsemble:
         if task not in self.trees:
             raise ValueError(f"task {task!r} was not fitted (tasks: {', '.join(sorted(self.trees))})")
         X = self._X(self.space, tokens, sparse=len(tokens) >= 512)   # same answers, faster
-        trees = np.stack([b.predict(X, num_threads=1 if X.shape[0] < 2048 else 2)
-                          for b in self.trees[task].boosters])
+        # one thread, as the networks: after a parallel region with torch loaded, a forked
+        # worker (compare -j N) hung in its first multi-threaded LightGBM call
+        trees = np.stack([b.predict(X, num_threads=1) for b in self.trees[task].boosters])
         nets = self.xfer.member_predictions(task, tokens)
         mean = 0.5 * (trees.mean(axis=0) + nets.mean(axis=0))
         return mean, np.concatenate([trees, nets]).std(axis=0)
