@@ -210,14 +210,19 @@ class EnumerableSpace(SearchSpace[A]):
     def candidate_pool(self, n: int, rng: np.random.Generator) -> list[A]:
         if int(self.size or 0) > 2 * n:
             return self.sample_many(n, rng)
+        distinct = self.distinct_archs()
+        return [distinct[i] for i in rng.permutation(len(distinct))[:n]]
+
+    def distinct_archs(self) -> list[A]:
+        """The architectures of :meth:`enumerate` that are distinct under :meth:`hash`, in order."""
         seen: set[str] = set()
-        distinct = []
+        out = []
         for a in self.enumerate():
             h = self.hash(a)
             if h not in seen:
                 seen.add(h)
-                distinct.append(a)
-        return [distinct[i] for i in rng.permutation(len(distinct))[:n]]
+                out.append(a)
+        return out
 
     @abstractmethod
     def enumerate(self) -> Iterator[A]:

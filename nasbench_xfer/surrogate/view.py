@@ -58,13 +58,7 @@ def _reference_set(space: Any, size: int) -> tuple[list, str]:
     from ..space import EnumerableSpace
 
     if isinstance(space, EnumerableSpace) and space.dense_size <= 20 * size:
-        seen: set[str] = set()
-        archs = []
-        for a in space.enumerate():
-            h = space.hash(a)
-            if h not in seen:
-                seen.add(h)
-                archs.append(a)
+        archs = space.distinct_archs()
         if len(archs) <= size:
             return archs, "the whole space"
     return space.sample_many(size, np.random.default_rng(0)), "sampled with seed 0"
