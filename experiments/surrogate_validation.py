@@ -43,11 +43,9 @@ KINDS = ("lgb", "xfer", "ensemble")
 
 def part_predictions(sb, task: str, tokens: np.ndarray) -> dict[str, np.ndarray]:
     """Mean prediction of the ensemble's tree part, network part and the ensemble itself."""
-    m = sb.shared_model
-    X = sb.features.token_features(tokens)
-    trees = np.stack([b.predict(X) for b in m.trees[task].boosters]).mean(axis=0)
-    nets = m.xfer.member_predictions(task, tokens).mean(axis=0)
-    return {"lgb": trees, "xfer": nets, "ensemble": 0.5 * (trees + nets)}
+    trees, nets = sb.shared_model.members(task, tokens)
+    lgb, xfer = trees.mean(axis=0), nets.mean(axis=0)
+    return {"lgb": lgb, "xfer": xfer, "ensemble": 0.5 * (lgb + xfer)}   # the ensemble's mean (predict_task)
 
 
 def per_arch_means(st: Store, task: str) -> pd.Series:

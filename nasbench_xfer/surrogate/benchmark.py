@@ -3,8 +3,8 @@
 :func:`fit_surrogate` fits a model kind of :mod:`.models` on a store's tasks (a per-task
 kind, e.g. ``lgb`` on the features of :mod:`.features`, once per task; a multi-task kind,
 e.g. ``xfer``, once on every task's training part together) and validates it the way
-NAS-Bench-301 validated its own: the architectures are split once (seeded) into a training part and a held-out part
-(``holdout``, 20% by default), the model is fitted on the per-architecture mean metric
+NAS-Bench-301 validated its own: the architectures are split once (seeded) into a
+training part and a held-out part (``holdout``, 20% by default), the model is fitted on the per-architecture mean metric
 of the training part, and the held-out part gives R², Spearman's rho, Kendall's tau,
 Kendall's tau among the held-out top 10%, and, where the store has architectures
 evaluated with several seeds, the *noise ceiling*: Kendall's tau between two seeds of
@@ -123,10 +123,7 @@ class SurrogateBenchmark:
             raise SurrogateError(str(exc)) from None
 
     def _model_predict(self, task: str, tokens: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        t = self._task(task)
-        if self.shared_model is not None:
-            return self.shared_model.predict_task(task, tokens)
-        return t["model"].predict(X)
+        return _predict(self._task(task)["model"], self.shared_model is not None, task, tokens, X)
 
     def predict(self, task: str, archs: Sequence[Hashable] | None = None, *, tokens: np.ndarray | None = None,
                 seed: int | None = None) -> np.ndarray:
@@ -319,7 +316,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
         m = shared if multitask else model_cls(**params).fit(X[train], y[train], seed=seed)
 
         def predict(rows: np.ndarray, task=task, m=m, d=d) -> np.ndarray:
-            return (m.predict_task(task, d["tokens"][rows]) if multitask else m.predict(d["X"][rows]))[0]
+            return _predict(m, multitask, task, d["tokens"][rows], d["X"][rows])[0]
 
         validation: dict[str, Any] = {"fitted_on": int(len(train)), "held_out": int(len(test))}
         if len(test) >= 5:
@@ -346,6 +343,12 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
                 + (f", held-out spearman {v['spearman']:.3f} kendall {v['kendall']:.3f} r2 {v['r2']:.3f}"
                    if "spearman" in v else "") + f", noise {noise_model['kind']}")
     return SurrogateBenchmark(space, model, {**model_cls.DEFAULTS, **params}, out, provenance, shared_model=shared)
+
+
+def _predict(model: Any, multitask: bool, task: str, tokens: np.ndarray, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, spread) from a per-task model (reads ``X``) or a multi-task one (``tokens``, and
+    ``X`` so it need not featurise again)."""
+    return model.predict_task(task, tokens, X) if multitask else model.predict(X)
 
 
 def _prepare_task(st, task: str, fmap: FeatureMap, holdout: float, seed: int) -> dict[str, Any]:

@@ -7,10 +7,11 @@ to ``nasbench-xfer surrogate fit --model NAME``):
   task's feature matrix (:mod:`.features`), ``predict(X) -> (mean, spread)``,
   ``to_bytes()``, ``from_bytes(data)``; the benchmark fits one per task.
 * **multi-task** (``multitask = True``): ``fit_tasks(space, data, seed) -> self`` once on
-  every task together (``data``: ``{task: TaskData}``), ``predict_task(task, tokens) ->
-  (mean, spread)`` on token rows, ``to_bytes()``, ``from_bytes(data, space)``.  Such a
-  model answers the same architecture on several tasks from one shared representation,
-  which is what transfer NAS needs from a surrogate.
+  every task together (``data``: ``{task: TaskData}``), ``predict_task(task, tokens, X=None)
+  -> (mean, spread)`` on token rows (``X``: their features, when the caller has them),
+  ``to_bytes()``, ``from_bytes(data, space)``.  Such a model answers the same architecture
+  on several tasks from one shared representation, which is what transfer NAS needs from
+  a surrogate.
 
 ``spread`` is the members' standard deviation per architecture (0 for a single model): the
 ``ensemble`` noise model draws from it.
@@ -58,6 +59,16 @@ def get_surrogate_model(name: str) -> type:
     return SURROGATE_MODELS.get(name)
 
 
+def _check_params(kind: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown {kind} parameters {sorted(unknown)}; known: {sorted(defaults)}")
+    out = {**defaults, **params}
+    if int(out["members"]) < 1:
+        raise ValueError("members must be >= 1")
+    return out
+
+
 @register_surrogate_model("lgb")
 class LGBEnsemble:
     """``members`` LightGBM regressors; the mean of their predictions and their spread."""
@@ -66,12 +77,7 @@ class LGBEnsemble:
                                 "min_child_samples": 5, "subsample": 0.8, "colsample_bytree": 0.8}
 
     def __init__(self, **params: Any):
-        unknown = set(params) - set(self.DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown lgb parameters {sorted(unknown)}; known: {sorted(self.DEFAULTS)}")
-        self.params = {**self.DEFAULTS, **params}
-        if int(self.params["members"]) < 1:
-            raise ValueError("members must be >= 1")
+        self.params = _check_params("lgb", params, self.DEFAULTS)
         self.boosters: list = []
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int = 0) -> LGBEnsemble:
@@ -117,16 +123,6 @@ class TaskData(NamedTuple):
     higher_is_better: bool
 
 
-def _check_params(kind: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown {kind} parameters {sorted(unknown)}; known: {sorted(defaults)}")
-    out = {**defaults, **params}
-    if int(out["members"]) < 1:
-        raise ValueError("members must be >= 1")
-    return out
-
-
 @register_surrogate_model("xfer")
 class XferSurrogate:
     """``members`` transfer predictors fitted on every task jointly (module doc).
@@ -160,8 +156,8 @@ class XferSurrogate:
             self.predictors.append(pred)
         return self
 
-    def predict_task(self, task: str, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        preds = self.member_predictions(task, tokens)
+    def predict_task(self, task: str, tokens: np.ndarray, X: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        preds = self.member_predictions(task, tokens)       # the networks read tokens, not X
         return preds.mean(axis=0), preds.std(axis=0)
 
     def member_predictions(self, task: str, tokens: np.ndarray) -> np.ndarray:
@@ -210,7 +206,6 @@ class KindEnsemble:
             if not isinstance(v, Mapping):
                 raise ValueError(f"ensemble parameter {k} must be a dict of {k}'s parameters, got {v!r}")
         self.params = {k: dict(params.get(k, {})) for k in self.DEFAULTS}
-        self.lgb_params = {**LGBEnsemble.DEFAULTS, **self.params["lgb"]}
         LGBEnsemble(**self.params["lgb"])              # validate now
         self.xfer = XferSurrogate(**self.params["xfer"])
         self.trees: dict[str, LGBEnsemble] = {}
@@ -231,14 +226,19 @@ class KindEnsemble:
         self.space = space
         return self
 
-    def predict_task(self, task: str, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def members(self, task: str, tokens: np.ndarray, X: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """(trees, nets): each tree member's and each network member's prediction, (members, N)."""
         if task not in self.trees:
             raise ValueError(f"task {task!r} was not fitted (tasks: {', '.join(sorted(self.trees))})")
-        X = self._X(self.space, tokens, sparse=len(tokens) >= 512)   # same answers, faster
-        # one thread, as the networks: after a parallel region with torch loaded, a forked
-        # worker (compare -j N) hung in its first multi-threaded LightGBM call
+        if X is None:
+            X = self._X(self.space, tokens, sparse=len(tokens) >= 512)   # same answers, faster
+        # one thread: forked compare workers (-j N) hung in their first multi-threaded
+        # LightGBM call here once the driver had run one
         trees = np.stack([b.predict(X, num_threads=1) for b in self.trees[task].boosters])
-        nets = self.xfer.member_predictions(task, tokens)
+        return trees, self.xfer.member_predictions(task, tokens)
+
+    def predict_task(self, task: str, tokens: np.ndarray, X: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        trees, nets = self.members(task, tokens, X)
         mean = 0.5 * (trees.mean(axis=0) + nets.mean(axis=0))
         return mean, np.concatenate([trees, nets]).std(axis=0)
 
