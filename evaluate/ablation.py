@@ -18,7 +18,8 @@ Protocol (the paper's, as defaults):
   only guess: correlation 0 in expectation).
 
 Results go to a JSON-lines file, one line per finished run, so an interrupted
-ablation resumes where it stopped; :func:`aggregate` and
+ablation resumes where it stopped, and rerunning it with more splits adds only the
+new splits (split ``k`` is drawn from ``k`` and the seed alone); :func:`aggregate` and
 :func:`plot_curves` turn them into the mean/std table and the Figure-3 plot.
 """
 from __future__ import annotations
@@ -231,7 +232,11 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
     if results.exists() and results.stat().st_size:
         lines = results.read_text().splitlines()
         first = json.loads(lines[0])
-        ensure_same_spec(first.get("spec") or {}, spec_dict, str(results), "ablation")
+        old_spec = first.get("spec") or {}
+        # more splits extend an ablation (split k is seeded by k alone, so the first ones are the
+        # same); fewer would silently drop results
+        ensure_same_spec(old_spec, spec_dict, str(results), "ablation",
+                         ignore=("splits",) if spec.splits >= old_spec.get("splits", spec.splits) else ())
         made_by = first.get("implementation") or _LEGACY_IMPLEMENTATIONS.get(spec.predictor)
         if made_by is not None and made_by != header["implementation"]:
             raise ValueError(f"{results} holds results of predictor {spec.predictor!r} as implemented by "
@@ -245,6 +250,8 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
             done.add((r["source_size"], r["target_size"], r["split"]))
             rows.append(r)
         tmp = results.with_name(results.name + ".tmp")  # drop any torn tail, atomically
+        if old_spec.get("splits") != spec.splits:  # the header states the grid as it now is
+            lines[0] = json.dumps({**first, "spec": spec_dict})
         with open(tmp, "w") as fh:
             fh.write("\n".join([lines[0]] + [json.dumps(r) for r in rows]) + "\n")
             fh.flush()

@@ -70,6 +70,18 @@ def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
     assert {"pearson_mean", "pearson_std", "kendall_mean", "precision@5_mean", "splits"} <= set(table.columns)
     with pytest.raises(ValueError, match="holds results of another ablation"):
         run_ablation(AblationSpec(**{**spec.__dict__, "holdout": 20}), results, progress=False)
+    # more splits extend it: only split 2's four cells are fitted, the header says 3 splits,
+    # and the first two splits are those of a fresh 3-split run (split k is drawn from k)
+    more = AblationSpec(**{**spec.__dict__, "splits": 3})
+    extended = run_ablation(more, results, jobs=1, progress=False)
+    assert len(extended) == 12 and sorted(set(extended.split)) == [0, 1, 2]
+    assert json.loads(results.read_text().splitlines()[0])["spec"]["splits"] == 3
+    assert len(results.read_text().splitlines()) == 1 + 12
+    fresh = run_ablation(more, tmp_path / "fresh.jsonl", jobs=1, progress=False)
+    cols = ["source_size", "target_size", "split", "spearman", "kendall"]
+    pd.testing.assert_frame_equal(extended[cols], fresh[cols])
+    with pytest.raises(ValueError, match="differs in: splits"):  # fewer would drop results
+        run_ablation(spec, results, progress=False)
     # results written before the header named the implementation, when "xfernas" meant the
     # jointly fitted model: never resumed with the hedged default
     legacy = tmp_path / "legacy.jsonl"
