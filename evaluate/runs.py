@@ -135,11 +135,15 @@ def new_figure(figsize: tuple[float, float] = (6, 4), ncols: int = 1) -> tuple[A
     return plt.subplots(1, ncols, figsize=figsize)
 
 
-def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"), dpi: int = 130) -> None:
-    """Write ``stem.png`` and ``stem.pdf`` (tight layout) and close the figure."""
+def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"), dpi: int = 130,
+                tight_layout: bool = True) -> None:
+    """Write ``stem.png`` and ``stem.pdf`` and close the figure: laid out by ``tight_layout``,
+    or (``tight_layout=False``, for figures that place their own axes, such as seaborn's
+    clustermap) cropped to what is drawn."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if tight_layout:
+        fig.tight_layout()
     for ext in formats:
-        fig.savefig(f"{stem}.{ext}", dpi=dpi)
+        fig.savefig(f"{stem}.{ext}", dpi=dpi, **({} if tight_layout else {"bbox_inches": "tight"}))
     plt.close(fig)

@@ -14,7 +14,7 @@ import os
 import textwrap
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -234,16 +234,54 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     tests = paired_tests(traj)
     tests.to_csv(out / "paired_tests.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(summary, spec, tests))
-    with open_benchmark(spec.store) as st:
-        info = st.task_info(spec.target)
-    metric = info.get("metric") or "metric"
+    plot_comparison(traj, spec, out)
+    return {"trajectories": traj, "summary": summary, "tests": tests}
+
+
+def plot_comparison(traj: pd.DataFrame, spec: SearchSpec, out: str | os.PathLike) -> list[Path]:
+    """A comparison's figures in ``out``: ``best_so_far`` (regret against evaluations) and,
+    where the trajectories have simulated times, ``regret_by_time``; the metric's name from the
+    store (``"metric"`` when the store cannot be opened).  Returns the PNG paths."""
+    out = Path(out)
+    try:
+        with open_benchmark(spec.store) as st:
+            metric = st.task_info(spec.target).get("metric") or "metric"
+    except (OSError, StoreError, ValueError):
+        metric = "metric"
     sources = ", ".join(spec.sources) if len(spec.sources) <= 4 else f"{len(spec.sources)} source tasks"
     title = (f"{Path(spec.store).stem}: target {spec.target} (sources: {sources}; "
              f"{spec.source_size or 'all'} per source; budget {spec.budget})")
     plot_best_so_far(traj, out / "best_so_far", metric=metric, title=title)
-    if traj["sim_seconds"].notna().any():
+    written = [out / "best_so_far.png"]
+    if "sim_seconds" in traj and traj["sim_seconds"].notna().any():
         plot_regret_by_time(traj, out / "regret_by_time", metric=metric, title=title)
-    return {"trajectories": traj, "summary": summary, "tests": tests}
+        written.append(out / "regret_by_time.png")
+    return written
+
+
+def replot_comparison(out: str | os.PathLike) -> list[Path]:
+    """Redraw the figures of a ``compare`` output folder from its ``spec.json`` and
+    ``trajectories.parquet`` (or ``.csv``), without running anything: e.g. after a package
+    update changed the figures' style.  Returns the PNG paths written."""
+    out = Path(out)
+    spec_file = out / "spec.json"
+    if not spec_file.exists():
+        raise OptimizerError(f"{out} is not a compare output folder: it has no spec.json")
+    try:
+        raw = json.loads(spec_file.read_text())
+    except json.JSONDecodeError:
+        raise OptimizerError(f"{spec_file} is not valid JSON") from None
+    names = {f.name for f in fields(SearchSpec)}
+    spec = SearchSpec(**{k: v for k, v in raw.items() if k in names})
+    if (out / "trajectories.parquet").exists():
+        traj = pd.read_parquet(out / "trajectories.parquet")
+    elif (out / "trajectories.csv").exists():
+        traj = pd.read_csv(out / "trajectories.csv")
+    else:
+        raise OptimizerError(f"{out} has no trajectories.parquet or trajectories.csv to plot")
+    if "regret" not in traj:
+        raise OptimizerError(f"the trajectories in {out} have no regret column (written by another tool?)")
+    return plot_comparison(add_times(traj), spec, out)
 
 
 def add_times(traj: pd.DataFrame) -> pd.DataFrame:
@@ -407,93 +445,125 @@ def is_reference_line(optimizer: str) -> bool:
     return optimizer.endswith("-oracle")
 
 
-def _draw_regret(ax: Any, x: Any, mean: np.ndarray, lo: np.ndarray, hi: np.ndarray, opt: str, n: int,
-                 floor: float) -> None:
-    """One optimizer's mean regret (step line, dashed for a reference line) and its band."""
-    ref = is_reference_line(opt)
-    line, = ax.step(x, np.clip(mean, floor, None), where="post", label=f"{opt} (n={n})",
-                    linestyle="--" if ref else "-", linewidth=1.2 if ref else 1.6)
-    ax.fill_between(x, np.clip(lo, floor, None), np.clip(hi, floor, None), step="post", alpha=0.15,
-                    color=line.get_color())
+#: the band of the regret plots (seaborn's ``errorbar``): one standard error of the mean over
+#: seeds; the axis starts at a regret of 0, so the band never shows below what is achievable.
+#: (seaborn's bootstrap interval, ``("ci", 95)``, stays inside the seeds' range by construction,
+#: but its resampling loop takes ~20 s per figure of a 6-optimizer, 100-step comparison.)
+REGRET_BAND = ("se", 1)
+
+
+def _regret_lines(ax: Any, long: pd.DataFrame, x: str) -> set[int]:
+    """Mean regret per optimizer against ``x`` as step lines (dashed: a reference line) with
+    seaborn's band (:data:`REGRET_BAND`); ``long`` has columns optimizer, seed,
+    ``x`` and regret.  Returns the seed counts drawn."""
+    import seaborn as sns
+
+    counts = long.groupby("optimizer", sort=False)["seed"].nunique()
+    label = {o: f"{o} (n={n})" for o, n in counts.items()}
+    long = long.assign(label=long["optimizer"].map(label))
+    order = [label[o] for o in counts.index]
+    dashes = {label[o]: (4, 2) if is_reference_line(str(o)) else "" for o in counts.index}
+    sns.lineplot(data=long, x=x, y="regret", hue="label", hue_order=order, style="label",
+                 style_order=order, dashes=dashes, estimator="mean", errorbar=REGRET_BAND,
+                 drawstyle="steps-post", linewidth=1.5,
+                 err_kws={"step": "post", "alpha": 0.15, "linewidth": 0}, ax=ax)
+    return set(int(n) for n in counts)
 
 
 def _finish_regret_plot(fig: Any, ax: Any, stem: Path, *, title: str, metric: str, seeds: set[int],
                         floor: float, xlabel: str) -> None:
-    ax.set_yscale("log")
+    ax.set_yscale("symlog", linthresh=floor, linscale=0.5)
+    ax.set_ylim(bottom=0)
+    top = ax.get_ylim()[1]
+    decades = 10.0 ** np.arange(np.ceil(np.log10(floor)), np.floor(np.log10(max(top, floor))) + 1)
+    ax.set_yticks([0.0, *decades])  # no decade ticks inside the linear part
+    ax.yaxis.set_minor_locator(_symlog_minor(floor, top))
     ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(f"regret ({metric}; log scale)")
+    ax.set_ylabel(f"regret ({metric}; log scale above {floor:.2g})")
     n_txt = "/".join(str(k) for k in sorted(seeds))
-    caption = (f"line: mean over {n_txt} seeds; band: ± 1 standard error of the mean; "
-               f"regret 0 drawn at {floor:.2g}; dashed: a reference line, not a search")
+    caption = (f"line: mean over {n_txt} seeds; band: ± 1 standard error of the mean (seaborn); "
+               f"axis linear below {floor:.2g} so that a regret of 0 shows; dashed: a reference "
+               "line, not a search")
     ax.set_title("\n".join(textwrap.wrap(title, 80) + textwrap.wrap(caption, 95)), fontsize=7.5)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="major")
+    ax.grid(alpha=0.08, which="minor")
+    ax.legend(fontsize=8, title=None)
     save_figure(fig, stem)
 
 
+def _symlog_minor(floor: float, top: float) -> Any:
+    """Minor ticks 2..9 x each decade from ``floor`` up (none in the linear part near 0)."""
+    from matplotlib.ticker import FixedLocator
+
+    lo, hi = int(np.floor(np.log10(floor))), int(np.ceil(np.log10(max(top, floor))))
+    ticks = [m * 10.0 ** e for e in range(lo, hi + 1) for m in range(2, 10)]
+    return FixedLocator([t for t in ticks if floor <= t <= top])
+
+
 def _floor(regret: pd.Series) -> float:
-    """Where a regret of 0 is drawn on a log axis: half the smallest positive regret."""
+    """Where the regret axis turns from linear (around 0) to logarithmic: half the smallest
+    positive regret."""
     positive = regret[regret > 0]
     return float(positive.min()) / 2 if len(positive) else 1e-6
 
 
-def plot_regret_by_time(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
-    """Regret against simulated time (``sim_seconds`` of :func:`add_times`), log-log, step lines:
-    each search's best-so-far regret as a step function of time, the mean over seeds on a common
-    grid with a band of one standard error (a finished search keeps its last regret).  The x
-    label says whether the time includes training (the table records it) or is the optimizers'
-    own time only.  PNG + PDF."""
-    fig, ax = new_figure(figsize=(6.4, 4.2))
+def regret_by_time_frame(traj: pd.DataFrame, points: int = 300) -> pd.DataFrame:
+    """Each search's best-so-far regret as a step function of simulated time
+    (``sim_seconds``), read off one log-spaced grid shared by all searches, from the time
+    every seed of an optimizer has its first result (a finished search keeps its last
+    regret): columns optimizer, seed, seconds, regret."""
     d = traj[traj["sim_seconds"].notna()]
-    floor = _floor(d["regret"])
-    t_lo = max(float(d.loc[d["sim_seconds"] > 0, "sim_seconds"].min()), 1e-6) if (d["sim_seconds"] > 0).any() else 1e-6
-    grid = np.geomspace(t_lo, max(float(d["sim_seconds"].max()), t_lo * 10), 300)
-    seeds = set()
+    pos = d.loc[d["sim_seconds"] > 0, "sim_seconds"]
+    t_lo = max(float(pos.min()), 1e-6) if len(pos) else 1e-6
+    grid = np.geomspace(t_lo, max(float(d["sim_seconds"].max()), t_lo * 10), points)
+    parts = []
     for opt, g in d.groupby("optimizer", sort=False):
-        curves = []
-        for _, sd in g.groupby("seed"):
+        curves = {}
+        for seed, sd in g.groupby("seed"):
             sd = sd.sort_values("step")
             i = np.searchsorted(sd["sim_seconds"].to_numpy(), grid, side="right") - 1
             r = sd["regret"].to_numpy()
-            curves.append(np.where(i >= 0, r[np.clip(i, 0, None)], np.nan))
-        m = np.vstack(curves)
-        n = m.shape[0]
-        seeds.add(n)
-        ok = ~np.isnan(m).any(axis=0)  # from the time every seed has its first result
-        mean = m[:, ok].mean(axis=0)
-        se = m[:, ok].std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else mean * 0
-        _draw_regret(ax, grid[ok], mean, mean - se, np.minimum(mean + se, np.nanmax(m)), str(opt), n, floor)
+            curves[seed] = np.where(i >= 0, r[np.clip(i, 0, None)], np.nan)
+        ok = ~np.isnan(np.vstack(list(curves.values()))).any(axis=0)
+        for seed, c in curves.items():
+            parts.append(pd.DataFrame({"optimizer": opt, "seed": seed, "seconds": grid[ok], "regret": c[ok]}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def plot_regret_by_time(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
+    """Regret against simulated time (``sim_seconds`` of :func:`add_times`), log time axis, step
+    lines: the mean over seeds of :func:`regret_by_time_frame` with seaborn's band.
+    The x label says whether the time includes training (the table records it) or is the
+    optimizers' own time only.  PNG + PDF."""
+    fig, ax = new_figure(figsize=(6.4, 4.2))
+    long = regret_by_time_frame(traj)
+    seeds = _regret_lines(ax, long, "seconds")
     ax.set_xscale("log")
-    basis = sorted(set(d["time_basis"]) - {""})
+    basis = sorted(set(traj.loc[traj["sim_seconds"].notna(), "time_basis"]) - {""})
     what = ("simulated time: the table's training seconds plus the optimizer's own seconds"
             if basis == ["training + optimizer"] else
             "the optimizers' own seconds only (the table records no training time)"
             if basis == ["optimizer only"] else "simulated seconds (" + "; ".join(basis) + ")")
-    _finish_regret_plot(fig, ax, stem, title=title, metric=metric, seeds=seeds, floor=floor,
+    _finish_regret_plot(fig, ax, stem, title=title, metric=metric, seeds=seeds, floor=_floor(long["regret"]),
                         xlabel=f"seconds, log scale: {what}")
 
 
 def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: str = "metric") -> None:
     """Regret (the table's best minus the best found so far, in ``metric``'s units) against
-    evaluations, log scale, step lines: mean over seeds with a band of one standard error of
-    the mean, kept within the achievable range (regret >= 0).  A regret of 0 (the table's best
-    found) is drawn at the floor of the axis, which the caption states.  PNG + PDF."""
+    evaluations, step lines: the mean over seeds with seaborn's band
+    (:data:`REGRET_BAND`), on an axis that is logarithmic above the smallest positive regret
+    and linear below it, so that a regret of 0 (the table's best found) shows.  PNG + PDF."""
     fig, ax = new_figure(figsize=(6.4, 4.2))
-    floor = _floor(traj["regret"])
-    seeds = set()
+    parts = []  # a search that ended early (a small table exhausted) keeps its last regret
     for opt, g in traj.groupby("optimizer", sort=False):
         piv = g.pivot(index="step", columns="seed", values="regret").ffill()
-        n = piv.shape[1]
-        seeds.add(n)
-        mean = piv.mean(axis=1)
-        se = piv.sem(axis=1, ddof=1) if n > 1 else mean * 0
-        hi = (mean + se).clip(upper=float(piv.max().max()) if n else None)
-        _draw_regret(ax, piv.index, mean.to_numpy(), np.maximum(mean - se, 0.0).to_numpy(), hi.to_numpy(),
-                     str(opt), n, floor)
-    _finish_regret_plot(fig, ax, stem, title=title, metric=metric, seeds=seeds, floor=floor,
+        parts.append(piv.reset_index().melt(id_vars="step", var_name="seed", value_name="regret")
+                     .assign(optimizer=opt))
+    seeds = _regret_lines(ax, pd.concat(parts, ignore_index=True), "step")
+    _finish_regret_plot(fig, ax, stem, title=title, metric=metric, seeds=seeds, floor=_floor(traj["regret"]),
                         xlabel="evaluations on the target")
 
 
 __all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at", "add_times",
-           "plot_regret_by_time",
+           "plot_regret_by_time", "regret_by_time_frame", "plot_comparison", "replot_comparison",
            "summary_markdown", "plot_best_so_far", "check_spec", "is_reference_line", "OracleError"]

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nasbench_xfer.evaluate.runs import new_figure, save_figure
+from nasbench_xfer.evaluate.runs import save_figure
 from nasbench_xfer.store import Store
 
 
@@ -49,50 +49,61 @@ def best_sources(corr: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cluster_order(mat: pd.DataFrame) -> list[str]:
-    """Tasks ordered by average-linkage clustering on ``1 - correlation`` (optimal leaf order),
-    so tasks that transfer to each other sit together; the given order if fewer than 3."""
-    from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+def _linkage(mat: pd.DataFrame) -> np.ndarray:
+    """Average-linkage clustering of the tasks on ``1 - correlation`` (symmetrised; a missing
+    value counts as 0), leaves in optimal order."""
+    from scipy.cluster.hierarchy import linkage, optimal_leaf_ordering
     from scipy.spatial.distance import squareform
 
-    names = list(mat.index)
-    if len(names) < 3:
-        return names
     sym = mat.to_numpy(dtype=float)
     sym = np.where(np.isfinite(sym), sym, 0.0)
     sym = (sym + sym.T) / 2
     dist = np.clip(1.0 - sym, 0.0, 2.0)
     np.fill_diagonal(dist, 0.0)
     condensed = squareform(dist, checks=False)
-    z = optimal_leaf_ordering(linkage(condensed, method="average"), condensed)
-    return [names[i] for i in leaves_list(z)]
+    return optimal_leaf_ordering(linkage(condensed, method="average"), condensed)
+
+
+def cluster_order(mat: pd.DataFrame) -> list[str]:
+    """Tasks ordered by average-linkage clustering on ``1 - correlation`` (optimal leaf order),
+    so tasks that transfer to each other sit together; the given order if fewer than 3."""
+    from scipy.cluster.hierarchy import leaves_list
+
+    names = list(mat.index)
+    if len(names) < 3:
+        return names
+    return [names[i] for i in leaves_list(_linkage(mat))]
 
 
 def plot_heatmap(corr: pd.DataFrame, stem: Path, metric: str = "spearman", title: str = "") -> None:
-    """Heatmap of the task-by-task matrix, tasks ordered by clustering (PNG + PDF).  A
-    sequential colour scale from 0 when no value is negative, a diverging one around 0
-    otherwise."""
+    """The task-by-task matrix as a seaborn ``clustermap`` (PNG + PDF): tasks ordered by the
+    clustering of :func:`cluster_order`, its dendrogram drawn beside; a sequential colour scale
+    from 0 when no value is negative, a diverging one around 0 otherwise; values written in the
+    cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     mat = corr.pivot(index="task_a", columns="task_b", values=metric)
     order = list(dict.fromkeys(corr["task_a"]))
-    order = cluster_order(mat.loc[order, order])
-    mat = mat.loc[order, order]
-    vals = mat.to_numpy(dtype=float)
+    mat = mat.loc[order, order].astype(float)
+    vals = mat.to_numpy()
     negative = bool(np.nanmin(vals) < 0) if np.isfinite(vals).any() else False
     cmap, vmin = ("RdBu_r", -1.0) if negative else ("viridis", 0.0)
-    fig, ax = new_figure((1.4 + 0.75 * len(order), 1.0 + 0.65 * len(order)))
-    im = ax.imshow(vals, vmin=vmin, vmax=1, cmap=cmap)
-    ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
-    ax.set_yticks(range(len(order)), order)
-    ax.set_xlabel("task")
-    ax.set_ylabel("task")
-    mid = (vmin + 1.0) / 2
-    for i in range(len(order)):
-        for j in range(len(order)):
-            v = mat.iat[i, j]
-            if np.isfinite(v):
-                dark = (abs(v) > 0.6) if negative else (v < mid)
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")
-    fig.colorbar(im, ax=ax, label=f"{metric} rank correlation")
-    ax.set_title(title or f"{metric} rank correlation between tasks (ordered by clustering)", fontsize=9)
-    save_figure(fig, stem)
+    z = _linkage(mat) if len(order) >= 3 else None
+    size = 2.4 + 0.75 * len(order)
+    grid = sns.clustermap(mat, row_linkage=z, col_linkage=z, row_cluster=z is not None,
+                          col_cluster=z is not None, cmap=cmap, vmin=vmin, vmax=1.0, annot=True, fmt=".2f",
+                          annot_kws={"fontsize": 8}, mask=~np.isfinite(vals), figsize=(size, size),
+                          dendrogram_ratio=(0.12, 0.18), cbar_pos=(0.02, 0.93, 0.16, 0.02),
+                          cbar_kws={"label": metric, "orientation": "horizontal"}, linewidths=0.5,
+                          linecolor="white")
+    grid.ax_heatmap.set_xlabel("task")
+    grid.ax_heatmap.set_ylabel("task")
+    plt.setp(grid.ax_heatmap.get_xticklabels(), rotation=45, ha="right")
+    plt.setp(grid.ax_heatmap.get_yticklabels(), rotation=0)
+    grid.ax_col_dendrogram.set_title(title or f"{metric} rank correlation between tasks "
+                                     "(ordered by clustering)", fontsize=9)
+    save_figure(grid.figure, stem, tight_layout=False)

@@ -78,9 +78,8 @@ def summarize(d: Path) -> tuple[dict, dict]:
     row[f"curves meet (source {srcs[-1]} vs none)"] = meet
     row[f"transfer - none, {srcs[-1]}/source (" + "/".join(map(str, tgts)) + ")"] = " / ".join(
         f"{v:+.3f}" for v in big["diff"])
-    if spec["splits"] < 6:
-        row["note"] = (f"{spec['splits']} splits: a two-sided Wilcoxon test cannot reach p < 0.05 "
-                       "(smallest p = 2/2^n), so no cell can be called")
+    row["note"] = (f"{spec['splits']} splits: a two-sided Wilcoxon test cannot reach p < 0.05 "
+                   "(smallest p = 2/2^n), so no cell can be called") if spec["splits"] < 6 else ""
     dip = target_dip(runs, "spearman")
     drow = dict(head)
     worst = np.inf

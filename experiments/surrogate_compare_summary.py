@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import seaborn as sns
     for name in names:
         spec = json.loads((root / f"{name}-table" / "spec.json").read_text())
         target = spec["target"]
@@ -98,20 +99,20 @@ def main(argv=None) -> int:
                          f"{best_s} | | table's winner: {best_t} |")
         lines.append("")
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        colours = plt.get_cmap("tab10")
-        for i, o in enumerate(sorted(tab["optimizer"].unique())):
-            for df, col, ls, lab in ((tab, "regret", "-", "table"), (sur, "regret", "--", "surrogate")):
-                g = df[df["optimizer"] == o].pivot_table(index="step", columns="seed", values=col)
-                m, se = g.mean(axis=1), g.std(axis=1, ddof=1) / np.sqrt(g.shape[1])
-                ax.step(m.index, np.maximum(m, 1e-3), where="post", ls=ls, color=colours(i),
-                        label=f"{o} ({lab}, n={g.shape[1]})")
-                ax.fill_between(m.index, np.maximum(m - se, 1e-3), np.maximum(m + se, 1e-3), step="post",
-                                color=colours(i), alpha=0.12, lw=0)
-        ax.set_yscale("log")
+        long = pd.concat([tab[["optimizer", "seed", "step", "regret"]].assign(on="table"),
+                          sur[["optimizer", "seed", "step", "regret"]].assign(on="surrogate")], ignore_index=True)
+        n = long.groupby(["optimizer", "on"])["seed"].nunique()
+        sns.lineplot(data=long, x="step", y="regret", hue="optimizer", hue_order=sorted(long["optimizer"].unique()),
+                     style="on", style_order=["table", "surrogate"], estimator="mean", errorbar=("se", 1),
+                     drawstyle="steps-post", err_kws={"step": "post", "alpha": 0.12, "linewidth": 0}, ax=ax)
+        ax.set_yscale("symlog", linthresh=1e-2, linscale=0.3)
+        ax.set_ylim(bottom=0)
         ax.set_xscale("log")
-        ax.set_xlabel("evaluations")
-        ax.set_ylabel("regret (mean ± s.e. over seeds; floored at 1e-3)")
-        ax.set_title(f"{name}: table (solid) vs 20% surrogate (dashed)", fontsize=10)
+        ax.set_xlabel("evaluations (log scale)")
+        ax.set_ylabel("regret (log scale above 0.01)")
+        ax.set_title(f"{name}: table (solid) vs 20% surrogate (dashed)\nline: mean over "
+                     f"{'/'.join(str(k) for k in sorted(set(n)))} seeds; band: ± 1 standard error (seaborn)",
+                     fontsize=9)
         ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         fig.savefig(root / f"{name}-regret.png", dpi=130)

@@ -177,6 +177,18 @@ def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
     pd.testing.assert_frame_equal(res["trajectories"].drop(columns=timing), res2["trajectories"].drop(columns=timing))
     with pytest.raises(OptimizerError, match="holds results of another comparison"):
         compare(spec(store_path, budget=5), out, progress=False)
+    # replot: the figures again from spec.json and the trajectories alone (no run file needed)
+    import shutil
+    shutil.rmtree(out / "runs")
+    for f in ("best_so_far.png", "best_so_far.pdf", "regret_by_time.png"):
+        (out / f).unlink()
+    r = CliRunner().invoke(cli, ["replot", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "best_so_far.png, regret_by_time.png" in r.output
+    assert (out / "best_so_far.pdf").exists() and (out / "regret_by_time.png").exists()
+    assert not (out / "runs").exists()
+    r = CliRunner().invoke(cli, ["replot", str(tmp_path)])
+    assert r.exit_code == 1 and "is not a compare output folder: it has no spec.json" in r.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -581,3 +593,53 @@ def test_tabular_oracle_counts_a_budget_in_epochs(tmp_path):
             TabularOracle(st, "flat").evaluate_at(archs[0], 1)
         with pytest.raises(OracleError, match="epoch_budget must be a positive"):
             TabularOracle(st, "t", epoch_budget=0)
+
+
+def test_regret_plots_draw_the_mean_over_seeds_with_a_standard_error_band(monkeypatch, tmp_path):
+    """The regret figures (seaborn): per optimizer a step line at the mean regret over seeds
+    (a finished search keeps its last regret), a band of one standard error of the mean, the
+    reference line dashed, n= in the legend; the time variant reads every search off one grid."""
+    import numpy as np
+
+    from nasbench_xfer.evaluate import search as S
+
+    rows = []
+    for opt, base in (("random", 4.0), ("best-on-source-oracle", 1.0)):
+        for seed in range(3):
+            steps = 4 if (opt, seed) != ("random", 2) else 3  # one search ended after 3
+            for step in range(1, steps + 1):
+                rows.append({"optimizer": opt, "seed": seed, "step": step,
+                             "regret": max(base - step - 0.5 * seed, 0.0),
+                             "sim_seconds": 10.0 * step, "time_basis": "optimizer only"})
+    traj = pd.DataFrame(rows)
+    figs = []
+    monkeypatch.setattr(S, "save_figure", lambda fig, stem: figs.append(fig))
+    S.plot_best_so_far(traj, tmp_path / "b", title="t", metric="accuracy (%)")
+    ax = figs[0].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["random (n=3)", "best-on-source-oracle (n=3)"]
+    drawn = [ln for ln in ax.get_lines() if len(ln.get_xdata())]  # in the legend's order
+    lines = dict(zip(["random (n=3)", "best-on-source-oracle (n=3)"], drawn))
+    assert len(drawn) == 2
+    x, y = (np.asarray(v, dtype=float) for v in lines["random (n=3)"].get_data())
+    # seed 2 stopped at step 3 (regret 0): carried to step 4
+    want = pd.DataFrame({s: [max(4.0 - k - 0.5 * s, 0.0) for k in (1, 2, 3, 3 if s == 2 else 4)]
+                         for s in range(3)})
+    np.testing.assert_allclose(x, [1, 2, 3, 4])
+    np.testing.assert_allclose(y, want.mean(axis=1))
+    assert lines["random (n=3)"].get_drawstyle() == "steps-post"
+    assert lines["best-on-source-oracle (n=3)"].get_linestyle() == "--"
+    assert lines["random (n=3)"].get_linestyle() == "-"
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    sem = want.sem(axis=1, ddof=1).to_numpy()
+    assert np.isclose(band.max(), (want.mean(axis=1) + sem).max())
+    assert "standard error" in ax.get_title() and "accuracy (%)" in ax.get_ylabel()
+    assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] == 0
+    # by time: each search read off one grid from the time every seed has a result
+    long = S.regret_by_time_frame(traj, points=50)
+    assert set(long.groupby("optimizer")["seed"].nunique()) == {3}
+    first = long[long.optimizer == "random"].groupby("seed")["seconds"].min()
+    assert (first >= 10.0).all() and first.nunique() == 1
+    end = long[(long.optimizer == "random") & (long.seconds == long.seconds.max())]
+    np.testing.assert_allclose(end.sort_values("seed")["regret"], [0.0, 0.0, 0.0])
+    S.plot_regret_by_time(traj, tmp_path / "t", title="t", metric="accuracy (%)")
+    assert figs[1].axes[0].get_xscale() == "log" and "optimizers' own seconds" in figs[1].axes[0].get_xlabel()

@@ -89,6 +89,39 @@ def test_sparse_features_equal_the_dense_ones_and_answer_the_same():
         np.testing.assert_array_equal(a, b)
 
 
+def test_lgb_quantile_target_stays_in_the_fitted_range_and_old_files_load_raw():
+    """target="quantile" (default): answers mapped back through the fitted values' quantiles,
+    so even a few extreme values cannot push an answer outside [min, max]; "raw" fits the metric;
+    a model written before the option loads as raw; an unknown target is refused."""
+    import json
+
+    from nasbench_xfer.surrogate.models import LGBEnsemble
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, size=(400, 12)).astype(np.float32)
+    y = X[:, :4].sum(axis=1) + 0.1 * rng.standard_normal(400)
+    y[:6] = -40.0  # a few broken architectures, as jigsaw's near-0% accuracies
+    q = LGBEnsemble(members=2, n_estimators=60).fit(X, y, seed=0)
+    assert q.params["target"] == "quantile"
+    grid = np.array([[a, b, c, d, *rng.integers(0, 2, 8)] for a in (0, 1) for b in (0, 1) for c in (0, 1)
+                     for d in (0, 1)], dtype=np.float32)
+    mean, spread = q.predict(grid)
+    members = q.member_predictions(grid)
+    assert members.shape == (2, 16) and np.allclose(members.mean(axis=0), mean)
+    assert (members >= y.min()).all() and (members <= y.max()).all()
+    from scipy.stats import spearmanr
+    assert spearmanr(mean, grid[:, :4].sum(axis=1)).statistic > 0.9
+    again = LGBEnsemble.from_bytes(q.to_bytes())
+    np.testing.assert_array_equal(again.predict(grid)[0], mean)
+    raw = LGBEnsemble(members=1, n_estimators=60, target="raw").fit(X, y, seed=0)
+    legacy = json.loads(raw.to_bytes())
+    del legacy["params"]["target"]  # as written before the option
+    old = LGBEnsemble.from_bytes(json.dumps(legacy).encode())
+    assert old.params["target"] == "raw"
+    np.testing.assert_array_equal(old.predict(grid)[0], raw.predict(grid)[0])
+    with pytest.raises(ValueError, match="lgb target must be one of quantile, raw, got 'rank'"):
+        LGBEnsemble(target="rank")
+
+
 def test_fit_validates_on_held_out_architectures_of_a_real_table(fitted, transnas):
     v = fitted.validation("jigsaw")
     assert v["held_out"] == v["n"] == 819 and v["fitted_on"] == 4096 - 819
@@ -373,7 +406,7 @@ def test_ensemble_kind_averages_trees_and_transfer_networks(transnas, tmp_path):
     m = sb.shared_model
     archs = sb.space.sample_many(30, np.random.default_rng(4))
     tokens = sb.features.arch_tokens(archs)
-    trees = np.stack([b.predict(sb.features.token_features(tokens)) for b in m.trees["class_object"].boosters])
+    trees = m.trees["class_object"].member_predictions(sb.features.token_features(tokens))
     nets = m.xfer.member_predictions("class_object", tokens)
     np.testing.assert_allclose(sb.predict("class_object", archs), 0.5 * (trees.mean(0) + nets.mean(0)))
     _, spread = m.predict_task("class_object", tokens)

@@ -90,5 +90,27 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
     return result
 
 
+@click.command("replot")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def replot_cmd(dirs):
+    """Redraw the figures of `compare` output folders DIRS from their trajectories.
+
+    Reads each folder's spec.json and trajectories.parquet (or .csv) and writes
+    best_so_far.png/.pdf (and regret_by_time.png/.pdf where the trajectories have times)
+    in the package's current style; nothing is searched again.
+
+    Example: nasbench-xfer replot docs/results/compare/*/
+    """
+    from ..evaluate.search import replot_comparison
+
+    for d in dirs:
+        try:
+            written = replot_comparison(d)
+        except OptimizerError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{d}: " + ", ".join(p.name for p in written))
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(compare_cmd)
+    cli.add_command(replot_cmd)

@@ -332,7 +332,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
         ok = np.isfinite(secs) & (secs > 0)
         cost = None
         if ok.sum() >= MIN_COST_ARCHS:
-            cost = LGBEnsemble(members=1, n_estimators=200).fit(X[ok], np.log(secs[ok]), seed=seed)
+            cost = LGBEnsemble(members=1, n_estimators=200, target="raw").fit(X[ok], np.log(secs[ok]), seed=seed)
         out[task] = {"model": m, "cost_model": cost, "noise": noise_model, "validation": validation,
                      "held_out_ids": d["ids"][test],
                      "metric": d["metric"], "higher_is_better": d["higher_is_better"],

@@ -69,20 +69,55 @@ def _check_params(kind: str, params: Mapping[str, Any], defaults: Mapping[str, A
     return out
 
 
+TARGETS = ("quantile", "raw")
+
+
 @register_surrogate_model("lgb")
 class LGBEnsemble:
-    """``members`` LightGBM regressors; the mean of their predictions and their spread."""
+    """``members`` LightGBM regressors; the mean of their predictions and their spread.
+
+    ``target``: what the trees are fitted to.  ``"quantile"`` (default): the metric's normal
+    scores (``Phi^-1`` of its mid-ranks); a prediction is mapped back through the fitted
+    metric values' empirical quantile function (linear between them), so every answer lies
+    within the fitted range and a few extreme evaluations do not dominate the fit.
+    ``"raw"``: the metric itself (the only form before this option; boosted sums can leave
+    the fitted range: on TransNAS-Bench-101 jigsaw, fitted on 20%, the mean answer reached
+    101.6% accuracy where the table's best is 95.4%; ``docs/results/surrogate/lgb_target.md``
+    has both forms' held-out figures: ``quantile`` ranks better on 13 of 15 tasks, ``raw`` has
+    the higher R^2 on all 15, the tails being pulled in).  Files without the option load as
+    ``"raw"``.  The noise draws (``mean + spread * N(0, 1)``) are not bounded by either.
+    """
 
     DEFAULTS: dict[str, Any] = {"members": 3, "n_estimators": 150, "learning_rate": 0.1, "num_leaves": 31,
-                                "min_child_samples": 5, "subsample": 0.8, "colsample_bytree": 0.8}
+                                "min_child_samples": 5, "subsample": 0.8, "colsample_bytree": 0.8,
+                                "target": "quantile"}
 
     def __init__(self, **params: Any):
         self.params = _check_params("lgb", params, self.DEFAULTS)
+        if self.params["target"] not in TARGETS:
+            raise ValueError(f"lgb target must be one of {', '.join(TARGETS)}, got {self.params['target']!r}")
         self.boosters: list = []
+        #: the fitted metric values, sorted (``target="quantile"``: the map back to metric units)
+        self.y_sorted: np.ndarray | None = None
+
+    def _levels(self) -> np.ndarray:
+        assert self.y_sorted is not None
+        n = len(self.y_sorted)
+        return (np.arange(n) + 0.5) / n
+
+    def _to_metric(self, z: np.ndarray) -> np.ndarray:
+        from scipy.special import ndtr
+        return np.interp(ndtr(z), self._levels(), self.y_sorted)
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int = 0) -> LGBEnsemble:
         import lightgbm as lgb
+        from scipy.special import ndtri
+        from scipy.stats import rankdata
         p = self.params
+        y = np.asarray(y, dtype=np.float64)
+        if p["target"] == "quantile":
+            self.y_sorted = np.sort(y)
+            y = ndtri((rankdata(y) - 0.5) / len(y))
         self.boosters = []
         for m in range(int(p["members"])):
             model = lgb.LGBMRegressor(
@@ -95,22 +130,33 @@ class LGBEnsemble:
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not self.boosters:
-            raise RuntimeError("the model is not fitted")
         threads = 1 if X.shape[0] < 2048 else 2  # waking a thread pool costs more than a small batch
-        preds = np.stack([b.predict(X, num_threads=threads) for b in self.boosters])
+        preds = self.member_predictions(X, threads)
         return preds.mean(axis=0), preds.std(axis=0)
 
+    def member_predictions(self, X: Any, threads: int = 1) -> np.ndarray:
+        """(members, N): each regressor's prediction in the metric's units."""
+        if not self.boosters:
+            raise RuntimeError("the model is not fitted")
+        preds = np.stack([b.predict(X, num_threads=threads) for b in self.boosters])
+        return self._to_metric(preds) if self.params["target"] == "quantile" else preds
+
     def to_bytes(self) -> bytes:
-        return json.dumps({"params": self.params,
-                           "boosters": [b.model_to_string() for b in self.boosters]}).encode()
+        d: dict[str, Any] = {"params": self.params, "boosters": [b.model_to_string() for b in self.boosters]}
+        if self.y_sorted is not None:
+            d["y_sorted"] = self.y_sorted.tolist()
+        return json.dumps(d).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LGBEnsemble:
         import lightgbm as lgb
         d = json.loads(bytes(data).decode())
-        obj = cls(**d["params"])
+        obj = cls(**{"target": "raw", **d["params"]})  # written before the option: raw targets
         obj.boosters = [lgb.Booster(model_str=s) for s in d["boosters"]]
+        if obj.params["target"] == "quantile":
+            if "y_sorted" not in d:
+                raise ValueError("the lgb model has target 'quantile' but no fitted values to map back to")
+            obj.y_sorted = np.asarray(d["y_sorted"], dtype=np.float64)
         return obj
 
 
@@ -234,7 +280,7 @@ class KindEnsemble:
             X = self._X(self.space, tokens, sparse=len(tokens) >= 512)   # same answers, faster
         # one thread: forked compare workers (-j N) hung in their first multi-threaded
         # LightGBM call here once the driver had run one
-        trees = np.stack([b.predict(X, num_threads=1) for b in self.trees[task].boosters])
+        trees = self.trees[task].member_predictions(X, threads=1)
         return trees, self.xfer.member_predictions(task, tokens)
 
     def predict_task(self, task: str, tokens: np.ndarray, X: Any = None) -> tuple[np.ndarray, np.ndarray]:
