@@ -107,7 +107,8 @@ class LGBEnsemble:
 
     def _to_metric(self, z: np.ndarray) -> np.ndarray:
         from scipy.special import ndtr
-        return np.interp(ndtr(z), self._levels(), self.y_sorted)
+        assert self.y_sorted is not None
+        return np.asarray(np.interp(ndtr(z), self._levels(), self.y_sorted), dtype=np.float64)
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int = 0) -> LGBEnsemble:
         import lightgbm as lgb
