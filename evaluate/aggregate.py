@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from nasbench_xfer.evaluate.runs import new_figure, save_figure
-from nasbench_xfer.evaluate.search import is_reference_line, paired_tests, regrets_at
+from nasbench_xfer.evaluate.search import is_reference_line, paired_tests, read_trajectories, regrets_at
 
 __all__ = ["load_comparisons", "aggregate", "aggregate_markdown", "plot_critical_difference", "write_aggregate",
            "BUDGETS"]
@@ -41,16 +41,7 @@ def load_comparisons(dirs: Sequence[str | os.PathLike]) -> dict[str, pd.DataFram
     """{folder name: trajectories} of `compare` output folders (clear error for anything else)."""
     out: dict[str, pd.DataFrame] = {}
     for d in map(Path, dirs):
-        pq, csv = d / "trajectories.parquet", d / "trajectories.csv"
-        if pq.exists():
-            traj = pd.read_parquet(pq)
-        elif csv.exists():
-            traj = pd.read_csv(csv)
-        else:
-            raise ValueError(f"{d} is not a compare output folder (no trajectories.parquet or .csv)")
-        missing = {"optimizer", "seed", "step", "regret"} - set(traj.columns)
-        if missing:
-            raise ValueError(f"{d}: trajectories lack the column(s) {', '.join(sorted(missing))}")
+        traj = read_trajectories(d)
         name = d.resolve().name
         if name in out:
             raise ValueError(f"two folders are named {name!r}: rename one (the folder name labels the target)")

@@ -273,15 +273,28 @@ def replot_comparison(out: str | os.PathLike) -> list[Path]:
         raise OptimizerError(f"{spec_file} is not valid JSON") from None
     names = {f.name for f in fields(SearchSpec)}
     spec = SearchSpec(**{k: v for k, v in raw.items() if k in names})
-    if (out / "trajectories.parquet").exists():
-        traj = pd.read_parquet(out / "trajectories.parquet")
-    elif (out / "trajectories.csv").exists():
-        traj = pd.read_csv(out / "trajectories.csv")
-    else:
-        raise OptimizerError(f"{out} has no trajectories.parquet or trajectories.csv to plot")
-    if "regret" not in traj:
-        raise OptimizerError(f"the trajectories in {out} have no regret column (written by another tool?)")
+    try:
+        traj = read_trajectories(out)
+    except ValueError as exc:
+        raise OptimizerError(str(exc)) from None
     return plot_comparison(add_times(traj), spec, out)
+
+
+def read_trajectories(folder: str | os.PathLike) -> pd.DataFrame:
+    """The trajectories of a ``compare`` output folder (``trajectories.parquet``, else ``.csv``);
+    ValueError naming the folder when it has neither or they lack the columns every summary reads."""
+    d = Path(folder)
+    pq, csv = d / "trajectories.parquet", d / "trajectories.csv"
+    if pq.exists():
+        traj = pd.read_parquet(pq)
+    elif csv.exists():
+        traj = pd.read_csv(csv)
+    else:
+        raise ValueError(f"{d} is not a compare output folder (no trajectories.parquet or .csv)")
+    missing = {"optimizer", "seed", "step", "regret"} - set(traj.columns)
+    if missing:
+        raise ValueError(f"{d}: trajectories lack the column(s) {', '.join(sorted(missing))}")
+    return traj
 
 
 def add_times(traj: pd.DataFrame) -> pd.DataFrame:
@@ -566,4 +579,5 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
 
 __all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at", "add_times",
            "plot_regret_by_time", "regret_by_time_frame", "plot_comparison", "replot_comparison",
+           "read_trajectories",
            "summary_markdown", "plot_best_so_far", "check_spec", "is_reference_line", "OracleError"]

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from nasbench_xfer.evaluate.search import REGRET_BAND  # noqa: E402  (the band the package draws: one s.e.)
 from nasbench_xfer.store import Store  # noqa: E402
 
 BUDGETS = (10, 33, 100)
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
                           sur[["optimizer", "seed", "step", "regret"]].assign(on="surrogate")], ignore_index=True)
         n = long.groupby(["optimizer", "on"])["seed"].nunique()
         sns.lineplot(data=long, x="step", y="regret", hue="optimizer", hue_order=sorted(long["optimizer"].unique()),
-                     style="on", style_order=["table", "surrogate"], estimator="mean", errorbar=("se", 1),
+                     style="on", style_order=["table", "surrogate"], estimator="mean", errorbar=REGRET_BAND,
                      drawstyle="steps-post", err_kws={"step": "post", "alpha": 0.12, "linewidth": 0}, ax=ax)
         ax.set_yscale("symlog", linthresh=1e-2, linscale=0.3)
         ax.set_ylim(bottom=0)
