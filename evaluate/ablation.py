@@ -20,7 +20,7 @@ Protocol (the paper's, as defaults):
 Results go to a JSON-lines file, one line per finished run, so an interrupted
 ablation resumes where it stopped, and rerunning it with more splits adds only the
 new splits (split ``k`` is drawn from ``k`` and the seed alone); :func:`aggregate` and
-:func:`plot_curves` turn them into the mean/std table and the Figure-3 plot.
+:func:`plot_figure3` turn them into the mean/std table and the Figure-3 plot.
 """
 from __future__ import annotations
 
@@ -284,6 +284,7 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
 
 
 def load_results(path: str | os.PathLike) -> pd.DataFrame:
+    """The per-split rows of an ablation's ``runs.jsonl`` (its header line skipped)."""
     lines = Path(path).read_text().splitlines()[1:]
     return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
 
@@ -355,74 +356,70 @@ def target_dip(runs: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["source_size", "target_size", "zero", "value", "change", "p"])
 
 
-def plot_overlay(tables: Mapping[str, pd.DataFrame], stem: str | os.PathLike, metric: str = "spearman",
-                 source_sizes: Sequence[int] | None = None, title: str | None = None) -> None:
-    """Figure 3 of several ablations on one axis (e.g. predictors on one target): one colour per
-    ablation (labelled by the key of ``tables``), one line style per source size; mean over
-    splits with a band of ± 1 std over splits.  ``source_sizes``: only those (default: every size
-    all the ablations share).  PNG + PDF."""
-    if not tables:
-        raise ValueError("no ablation tables to overlay")
-    for label, t in tables.items():
-        missing = {f"{metric}_mean", f"{metric}_std", "source_size", "target_size"} - set(t.columns)
+#: Figure 3's bands (seaborn's ``errorbar`` over splits) and how the caption names them.
+FIGURE3_BANDS = {"sd": (("sd", 1), "± 1 std over splits"),
+                 "se": (("se", 1), "± 1 standard error of the mean over splits"),
+                 "ci": (("ci", 95), "95% bootstrap interval of the mean over splits")}
+
+
+def plot_figure3(runs: Mapping[str, pd.DataFrame], stem: str | os.PathLike, metric: str = "spearman",
+                 source_sizes: Sequence[int] | None = None, title: str | None = None, band: str = "sd") -> str:
+    """The paper's Figure 3 from per-split ablation results (the rows of ``runs.jsonl``,
+    :func:`load_results`, keyed by a label such as the predictor): x = target size, the mean
+    ``metric`` over splits as a line with seaborn's band (:data:`FIGURE3_BANDS`).  One ablation:
+    a colour per source size; several (e.g. predictors on one target): a colour per ablation and
+    a line style per source size.  ``source_sizes``: only those (default: every size all the
+    ablations share).  The title names the target(s), the predictor(s), the splits and the band;
+    it is returned.  PNG + PDF."""
+    import seaborn as sns
+
+    if not runs:
+        raise ValueError("no ablation results to plot")
+    if band not in FIGURE3_BANDS:
+        raise ValueError(f"unknown band {band!r}: choose from {', '.join(FIGURE3_BANDS)}")
+    parts = []
+    for label, r in runs.items():
+        missing = {metric, "source_size", "target_size", "split"} - set(r.columns)
         if missing:
             raise ValueError(f"ablation {label!r} has no {', '.join(sorted(missing))} (metric {metric!r})")
-    shared = sorted(set.intersection(*(set(int(x) for x in t["source_size"]) for t in tables.values())))
+        ok = r[r["status"] == "ok"] if "status" in r else r
+        parts.append(ok.assign(ablation=label))
+    shared = sorted(set.intersection(*(set(int(x) for x in p["source_size"]) for p in parts)))
     sizes = [int(x) for x in source_sizes] if source_sizes is not None else shared
     absent = [x for x in sizes if x not in shared]
     if absent or not sizes:
         raise ValueError(f"source sizes {absent or sizes} are not in every ablation (shared: {shared})")
-    styles = ["-", "--", ":", "-."]
+    long = pd.concat(parts, ignore_index=True)
+    long = long[long["source_size"].isin(sizes)].copy()
+    knowledge = {s: f"{s} per source" for s in sizes}
+    long["source knowledge"] = long["source_size"].map(knowledge)
+    errorbar, band_text = FIGURE3_BANDS[band]
     fig, ax = new_figure()
-    colours = _colours(len(tables))
-    splits: set[int] = set()
-    for (label, t), colour in zip(tables.items(), colours):
-        if "splits" in t:
-            splits.update(int(k) for k in t["splits"].unique())
-        for j, size in enumerate(sizes):
-            g = t[t["source_size"] == size].sort_values("target_size")
-            m, sd = g[f"{metric}_mean"].to_numpy(), g[f"{metric}_std"].fillna(0).to_numpy()
-            ax.plot(g["target_size"], m, marker="o", ms=3, color=colour, linestyle=styles[j % len(styles)],
-                    label=f"{label}, {size} per source")
-            ax.fill_between(g["target_size"], m - sd, m + sd, alpha=0.10, color=colour)
+    common = dict(data=long, x="target_size", y=metric, estimator="mean", errorbar=errorbar, marker="o",
+                  markersize=4, err_kws={"alpha": 0.12, "linewidth": 0}, ax=ax)
+    if len(runs) == 1:
+        sns.lineplot(hue="source knowledge", hue_order=list(knowledge.values()), **common)
+        legend = "source knowledge"
+    else:
+        sns.lineplot(hue="ablation", hue_order=list(runs), style="source knowledge",
+                     style_order=list(knowledge.values()), **common)
+        legend = None
     ax.set_xlabel("target knowledge (evaluated target architectures)")
     ax.set_ylabel(f"{metric} correlation on held-out architectures")
     ax.axhline(0, color="grey", lw=0.5)
-    n = "/".join(str(k) for k in sorted(splits)) or "?"
-    targets = sorted({str(v) for t in tables.values() if "target" in t for v in t["target"].unique()})
-    caption = (f"line: mean over {n} splits; band: ± 1 std over splits; colour: ablation, "
-               f"line style: source knowledge")
-    ax.set_title("\n".join(textwrap.wrap(title or "target " + ", ".join(targets), 80) + textwrap.wrap(caption, 80)),
-                 fontsize=8)
+    n = "/".join(str(k) for k in sorted(long.groupby("ablation")["split"].nunique().unique()))
+    targets = ", ".join(sorted({str(v) for v in long["target"].unique()})) if "target" in long else "?"
+    if len(runs) > 1:
+        preds = ", ".join(runs)
+    else:
+        preds = ", ".join(dict.fromkeys(str(v) for v in long["predictor"])) if "predictor" in long else "?"
+    head = title or f"target {targets}; predictor {preds}"
+    caption = f"line: mean over {n} splits; band: {band_text} (seaborn)"
+    if len(runs) > 1:
+        caption += "; colour: ablation, line style: source knowledge"
+    text = "\n".join(textwrap.wrap(head, 80) + textwrap.wrap(caption, 80))
+    ax.set_title(text, fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, title=legend, title_fontsize=7)
     save_figure(fig, stem)
-
-
-def _colours(n: int) -> list:
-    """``n`` distinct colours of matplotlib's default cycle (tab10), repeating past ten."""
-    import matplotlib.pyplot as plt
-
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return [cycle[i % len(cycle)] for i in range(n)]
-
-
-def plot_curves(table: pd.DataFrame, stem: str | os.PathLike, metric: str = "pearson",
-                title: str | None = None) -> None:
-    """Figure-3-style plot: x = target size, one curve per source size, mean with a std band."""
-    fig, ax = new_figure()
-    for s, g in table.groupby("source_size"):
-        g = g.sort_values("target_size")
-        m, sd = g[f"{metric}_mean"].to_numpy(), g[f"{metric}_std"].fillna(0).to_numpy()
-        ax.plot(g["target_size"], m, marker="o", ms=3, label=f"{s} per source task")
-        ax.fill_between(g["target_size"], m - sd, m + sd, alpha=0.15)
-    ax.set_xlabel("target knowledge (evaluated target architectures)")
-    ax.set_ylabel(f"{metric} correlation on held-out architectures")
-    ax.axhline(0, color="grey", lw=0.5)
-    n = "/".join(str(int(k)) for k in sorted(table["splits"].unique())) if "splits" in table else "?"
-    pred = ", ".join(str(p) for p in dict.fromkeys(table["predictor"])) if "predictor" in table else "?"
-    ax.set_title(f"{title or 'target ' + str(table['target'].iloc[0])}; predictor {pred}\n"
-                 f"line: mean over {n} splits; band: ± 1 std over splits", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(title="source knowledge")
-    save_figure(fig, stem)
+    return text

@@ -116,7 +116,32 @@ def test_ablation_cli_with_a_scikit_learn_surrogate(store_path, tmp_path):
                           ([], "")):
         folders = [str(out), str(tmp_path)] if not args else [str(out), str(other)]
         r = CliRunner().invoke(cli, ["figure3", *folders, *args, "-o", str(stem)])
-        assert r.exit_code == 1 and (message or "has no table.csv") in r.output, r.output
+        assert r.exit_code == 1 and (message or "has no runs.jsonl") in r.output, r.output
+    # one folder redrawn with another band, without a refit
+    r = CliRunner().invoke(cli, ["figure3", str(out), "--band", "se", "-o", str(tmp_path / "se")])
+    assert r.exit_code == 0 and (tmp_path / "se.png").exists(), r.output
+
+
+def test_figure3_names_predictor_splits_and_band(tmp_path):
+    from nasbench_xfer.cli.analysis_cmds import FIGURE3_BAND_NAMES
+    from nasbench_xfer.evaluate.ablation import FIGURE3_BANDS, plot_figure3
+
+    assert tuple(FIGURE3_BANDS) == FIGURE3_BAND_NAMES
+    rows = [{"target": "jigsaw", "predictor": p, "source_size": s, "target_size": m, "split": k,
+             "status": "ok" if s or m else "no data", "spearman": 0.1 * m / 25 + 0.001 * s + 0.01 * k}
+            for p in ("xfernas", "nao") for s in (0, 50) for m in (0, 10, 25) for k in range(4)]
+    runs = pd.DataFrame(rows)
+    one = plot_figure3({"xfernas": runs[runs.predictor == "xfernas"]}, tmp_path / "one", band="se")
+    assert "target jigsaw; predictor xfernas" in one and "mean over 4 splits" in one
+    assert "± 1 standard error of the mean over splits" in one
+    both = plot_figure3({"a": runs[runs.predictor == "xfernas"], "b": runs[runs.predictor == "nao"]},
+                        tmp_path / "both", source_sizes=[50], band="ci")
+    assert "predictor a, b" in both and "95% bootstrap interval" in both
+    assert (tmp_path / "both.png").exists() and (tmp_path / "both.pdf").exists()
+    with pytest.raises(ValueError, match="unknown band 'iqr'"):
+        plot_figure3({"a": runs}, tmp_path / "x", band="iqr")
+    with pytest.raises(ValueError, match="ablation 'a' has no kendall"):
+        plot_figure3({"a": runs}, tmp_path / "x", metric="kendall")
 
 
 @pytest.mark.parametrize("args, message", [

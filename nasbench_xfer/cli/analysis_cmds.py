@@ -11,6 +11,9 @@ from ..store import StoreError
 from .params import config_option, executor_options, parse_ints, parse_key_values, split_csv, store_input
 from .store_cmds import open_store
 
+#: the names of evaluate.ablation.FIGURE3_BANDS (kept here so that the CLI starts without pandas)
+FIGURE3_BAND_NAMES = ("sd", "se", "ci")
+
 
 def _open_any(path: str):
     """A store or a surrogate benchmark file, bad files as clean CLI errors."""
@@ -98,11 +101,12 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     fit is appended to OUT/runs.jsonl, so an interrupted ablation resumes where it
     stopped. Writes OUT/table.csv, OUT/table.json (mean and std over splits) and
     OUT/figure3_{spearman,kendall,pearson}.png/.pdf (x = target size, one curve per source
-    size; mean over splits with a band of ± 1 std over splits). Predictors: xfernas is the
+    size; mean over splits with a band of ± 1 std over splits; `figure3` redraws them with
+    another band or overlays several folders). Predictors: xfernas is the
     default transfer model (calibrated head), xfernas-paper the paper's model exactly.
     --executor ray or slurm runs the fits on a cluster (STORE at the same path on every node).
     """
-    from ..evaluate.ablation import AblationSpec, aggregate, plot_curves, run_ablation
+    from ..evaluate.ablation import AblationSpec, aggregate, plot_figure3, run_ablation
     from ..evaluate.runs import JobsFailed
     from ..oracle import OracleError
 
@@ -125,7 +129,7 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     table.to_csv(path / "table.csv", index=False)
     table.to_json(path / "table.json", orient="records", indent=1)
     for metric in ("pearson", "spearman", "kendall"):
-        plot_curves(table, path / f"figure3_{metric}", metric)
+        plot_figure3({predictor: runs}, path / f"figure3_{metric}", metric)
     for metric in ("spearman", "kendall", "pearson"):
         piv = table.pivot(index="target_size", columns="source_size", values=f"{metric}_mean")
         click.echo(f"\n{metric.capitalize()} correlation on {holdout} held-out {target} architectures "
@@ -143,32 +147,37 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
               show_default=True, help="Correlation plotted.")
 @click.option("--source-sizes", default=None,
               help="Comma-separated source sizes to draw (default: every size all ABLATIONS share).")
-@click.option("--title", default=None, help="Figure title (default: the target).")
+@click.option("--band", type=click.Choice(FIGURE3_BAND_NAMES), default="sd", show_default=True,
+              help="The band over splits (seaborn's errorbar): sd = ± 1 std, se = ± 1 standard error "
+                   "of the mean, ci = 95% bootstrap interval of the mean.")
+@click.option("--title", default=None, help="Figure title (default: the target and the predictor).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Output path without extension: OUT.png and OUT.pdf.")
-def figure3_cmd(ablations, labels, metric, source_sizes, title, out) -> None:
-    """Overlay the Figure 3 curves of several `ablation` output folders (e.g. predictors on one
-    target) on one axis: a colour per folder, a line style per source size, mean with a band of
-    ± 1 std over splits."""
-    import pandas as pd
-
-    from ..evaluate.ablation import plot_overlay
+def figure3_cmd(ablations, labels, metric, source_sizes, band, title, out) -> None:
+    """Draw the Figure 3 curves of one `ablation` output folder, or overlay several (e.g.
+    predictors on one target) on one axis: a colour per folder, a line style per source size;
+    mean over splits with seaborn's band, from the folders' per-split runs.jsonl (no refit)."""
+    from ..evaluate.ablation import load_results, plot_figure3
 
     if labels and len(labels) != len(ablations):
         raise click.ClickException(f"{len(labels)} --label for {len(ablations)} ablation folders: give one per folder")
-    tables = {}
+    runs = {}
     for k, folder in enumerate(ablations):
-        f = Path(folder) / "table.csv"
+        f = Path(folder) / "runs.jsonl"
         if not f.exists():
-            raise click.ClickException(f"{folder} has no table.csv: is it an `nasbench-xfer ablation` output folder?")
-        t = pd.read_csv(f)
-        label = labels[k] if labels else (str(t["predictor"].iloc[0]) if "predictor" in t and len(t)
-                                          else Path(folder).name)
-        if label in tables:
-            label = f"{label} ({Path(folder).name})"
-        tables[label] = t
+            raise click.ClickException(f"{folder} has no runs.jsonl: is it an `nasbench-xfer ablation` output folder?")
+        try:
+            r = load_results(f)
+        except ValueError as exc:
+            raise click.ClickException(f"{f} is not an ablation's results file: {exc}") from None
+        if r.empty:
+            raise click.ClickException(f"{f} holds no finished fits yet")
+        label = labels[k] if labels else (str(r["predictor"].iloc[0]) if "predictor" in r else Path(folder).name)
+        if label in runs:
+            label = f"{label} ({folder})"
+        runs[label] = r
     try:
-        plot_overlay(tables, out, metric, parse_ints(source_sizes) if source_sizes else None, title)
+        plot_figure3(runs, out, metric, parse_ints(source_sizes) if source_sizes else None, title, band)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out}.png, {out}.pdf")
