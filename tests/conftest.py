@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,17 @@ def shared_data() -> Path:
 
 
 def pytest_configure(config):
+    # the tutorial notebook (run by nbmake in a kernel that inherits this environment) imports
+    # its benchmark into a data home of the test session, not into the user's
+    if "NASBENCH_XFER_HOME" not in os.environ:
+        config._test_data_home = os.environ["NASBENCH_XFER_HOME"] = tempfile.mkdtemp(prefix="nasbench-xfer-home-")
     # one thread per test process: predictable timings on the 2-core CI machine
     import torch
 
     torch.set_num_threads(1)
+
+
+def pytest_unconfigure(config):
+    home = getattr(config, "_test_data_home", None)
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
