@@ -144,12 +144,34 @@ def test_round_trip_and_noise(fitted, tmp_path):
     a = back.predict("jigsaw", archs, seed=3)
     assert np.array_equal(a, back.predict("jigsaw", archs, seed=3))
     assert not np.array_equal(a, back.predict("jigsaw", archs, seed=4))
-    assert back.info()["tasks"]["jigsaw"]["noise"]["kind"] == "ensemble"  # TransNAS has one seed
+    noise = back.info()["tasks"]["jigsaw"]["noise"]
+    assert noise["kind"] == "ensemble"  # TransNAS has one seed
+    # draws never leave the range of the evaluations it was fitted on (jigsaw accuracy, %)
+    lo, hi = noise["bounds"]
+    assert 0 < lo < hi <= 100 and hi == fitted.info()["tasks"]["jigsaw"]["noise"]["bounds"][1]
+    many = np.concatenate([back.predict("jigsaw", archs, seed=k) for k in range(20)])
+    assert lo <= many.min() and many.max() <= hi
     tokens = np.asarray([space.encode(space.canonical(x)) for x in archs])
     np.testing.assert_array_equal(back.predict("jigsaw", tokens=tokens), back.predict("jigsaw", archs))
     assert np.isnan(back.cost("jigsaw", archs)).all()  # the table has no training times
     with pytest.raises(SurrogateError, match="exists"):
         fitted.save(path)
+
+
+def test_noisy_draw_is_truncated_to_the_fitted_range():
+    from nasbench_xfer.surrogate.benchmark import noisy_draw
+
+    rng = np.random.default_rng(0)
+    mean = np.array([0.5, 0.98, 1.2, 0.3])
+    d = np.stack([noisy_draw(mean, np.array([0.01, 0.05, 0.05, 0.0]), (0.0, 1.0), rng) for _ in range(4000)])
+    assert d.min() >= 0.0 and d.max() <= 1.0
+    assert abs(d[:, 0].mean() - 0.5) < 0.001 and abs(d[:, 0].std() - 0.01) < 0.001  # far from bounds: N(mean, sigma)
+    assert d[:, 1].max() <= 1.0 and (d[:, 1] > 0.98).mean() < 0.5 < (d[:, 1] < 1.0).mean()
+    assert (d[:, 2] <= 1.0).all()                                     # a mean above the range is moved onto it
+    assert (d[:, 3] == 0.3).all()                                     # no spread: the mean
+    free = noisy_draw(np.array([0.98]), 0.05, None, np.random.default_rng(1))   # files without bounds
+    assert free.shape == (1,)
+    assert max(noisy_draw(np.full(1000, 0.98), 0.05, None, rng)) > 1.0
 
 
 def test_seed_noise_and_cost_model_from_a_store_with_repeats(noisy_store):

@@ -85,7 +85,8 @@ class LGBEnsemble:
     101.6% accuracy where the table's best is 95.4%; ``docs/results/surrogate/lgb_target.md``
     has both forms' held-out figures: ``quantile`` ranks better on 13 of 15 tasks, ``raw`` has
     the higher R^2 on all 15, the tails being pulled in).  Files without the option load as
-    ``"raw"``.  The noise draws (``mean + spread * N(0, 1)``) are not bounded by either.
+    ``"raw"``.  The benchmark's noise draws are truncated to the fitted range whatever the
+    target (:func:`~nasbench_xfer.surrogate.benchmark.noisy_draw`).
     """
 
     DEFAULTS: dict[str, Any] = {"members": 3, "n_estimators": 150, "learning_rate": 0.1, "num_leaves": 31,
