@@ -9,11 +9,14 @@
 # budget-100 searches (experiments/warmstart_summary.py checks it).
 #   bash experiments/run_warmstart.sh              # all seven TransNAS-Bench-101 targets
 #   bash experiments/run_warmstart.sh jigsaw       # one target
+#   OUT=docs/results/warmstart-rank EXTRA="--option xfernas.scores=rank" bash experiments/run_warmstart.sh
+#                                                  # the same with other options, into another folder
 source "$(dirname "$0")/common.sh"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(class_object jigsaw autoencoder class_scene room_layout segmentsemantic normal)
 for t in "${targets[@]}"; do
-  $X compare -s runs/transnas.h5 -t "$t" -O xfernas,nao,random --budget 10 --seeds 30 \
-    -o "docs/results/warmstart/transnas-$t" -j "${JOBS:-2}"
+  # shellcheck disable=SC2086  # EXTRA holds several words
+  $X compare -s runs/transnas.h5 -t "$t" -O xfernas,nao,random --budget 10 --seeds 30 ${EXTRA:-} \
+    -o "${OUT:-docs/results/warmstart}/transnas-$t" -j "${JOBS:-2}"
 done
-$X aggregate docs/results/warmstart/transnas-* -o docs/results/warmstart
+$X aggregate "${OUT:-docs/results/warmstart}"/transnas-* -o "${OUT:-docs/results/warmstart}"

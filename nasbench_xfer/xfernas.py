@@ -50,6 +50,15 @@ the search is the transfer model's.  Where the target-only model ranks better
 ``self.hedge_log`` records ``(evaluations, w, batches)`` at every refit, and the
 proposals of a hedged ranking are tagged ``screen-hedged``.
 
+Training targets (option ``scores``): ``"raw"`` (default) fits the predictors on the
+tasks' metrics (each task z-scored by the predictor, as the paper does); ``"rank"``
+fits them on each task's normal scores instead (``Phi^-1((rank - 1/2) / n)`` over the
+task's evaluations, ties sharing their mean rank).  A search only uses the order of the
+predictions, and normal scores put tasks whose metrics have different shapes (a long tail
+of very poor architectures on one, a symmetric spread on another) on the same footing,
+so the universal network learns where the tasks agree on ranks rather than on a few
+outliers.  Measured in ``docs/results/warmstart-rank/``.
+
 Every proposal records where it came from (``self.origins``: ``screen``,
 ``ascent``, ``random``, ``init``), which the search runner writes to the
 trajectory's ``origin`` column; phase-1 screening is ``screen-sources``.
@@ -67,6 +76,7 @@ import numpy as np
 from .optimizer import Optimizer, OptimizerError, SearchContext
 
 PROPOSALS = ("hybrid", "ascent")
+SCORES = ("raw", "rank")
 
 
 class SurrogateSearch(Optimizer):
@@ -78,11 +88,13 @@ class SurrogateSearch(Optimizer):
                  phase1_step: float = 10.0, step_sizes: Sequence[float] | None = None,
                  n_init: int = 0, proposal: str = "hybrid", warm_start: bool = True,
                  warm_steps: int = 50, n_screen: int = 2000, hedge: bool = True,
-                 hedge_min_batches: int = 2, **predictor_options: Any):
+                 hedge_min_batches: int = 2, scores: str = "raw", **predictor_options: Any):
         if refit_every < 1 or n_starts < 1:
             raise OptimizerError("refit_every and n_starts must be positive")
         if proposal not in PROPOSALS:
             raise OptimizerError(f"proposal must be one of {', '.join(PROPOSALS)}, got {proposal!r}")
+        if scores not in SCORES:
+            raise OptimizerError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")
         if not isinstance(warm_steps, int) or warm_steps < 1 or not isinstance(n_screen, int) or n_screen < 1:
             raise OptimizerError("warm_steps and n_screen must be positive integers")
         self.refit_every = refit_every
@@ -99,11 +111,13 @@ class SurrogateSearch(Optimizer):
             raise OptimizerError("hedge_min_batches must be a positive integer")
         self.hedge = bool(hedge)
         self.hedge_min_batches = hedge_min_batches
+        self.scores = scores
         self.predictor_options = predictor_options
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
         self._queue: list = []
+        self._sources: dict[str, tuple[list, np.ndarray]] | None = None
         self._fitted_at = -1
         self._model = None
         self.fits = 0
@@ -117,14 +131,24 @@ class SurrogateSearch(Optimizer):
                              if ctx.restricted and ctx.candidates is not None else None)
 
     # -- pieces --------------------------------------------------------------
+    def _fit_scores(self, scores: np.ndarray) -> np.ndarray:
+        """The training targets the predictors see (option ``scores``)."""
+        return _normal_scores(scores) if self.scores == "rank" else scores
+
     def _target_history(self) -> tuple[list, np.ndarray]:
-        """The target's evaluations so far: (architectures, scores)."""
+        """The target's evaluations so far as the predictors are fitted on them: (architectures,
+        scores, transformed by option ``scores``)."""
         archs = [a for a, _ in self.evaluated.values()]
         scores = np.array([s for _, s in self.evaluated.values()], dtype=float)
-        return archs, scores
+        return archs, self._fit_scores(scores)
 
     def _history(self) -> dict:
-        hist: dict[str, Any] = dict(self.ctx.sources) if self.transfer else {}
+        hist: dict[str, Any] = {}
+        if self.transfer:
+            if self._sources is None:
+                self._sources = {t: (d.archs, self._fit_scores(np.asarray(d.scores, dtype=float)))
+                                 for t, d in self.ctx.sources.items()}
+            hist.update(self._sources)
         hist[self.ctx.target] = self._target_history()
         return hist
 
@@ -341,3 +365,14 @@ def _unit_ranks(x: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
     return (rankdata(x) - 1.0) / max(len(x) - 1, 1)
+
+
+def _normal_scores(y: np.ndarray) -> np.ndarray:
+    """Normal scores of ``y``: ``Phi^-1((rank - 1/2) / n)``, ties sharing their mean rank
+    (order kept, spacing of a standard normal sample)."""
+    from scipy.stats import norm, rankdata
+
+    y = np.asarray(y, dtype=float)
+    if not len(y):
+        return y
+    return norm.ppf((rankdata(y) - 0.5) / len(y))

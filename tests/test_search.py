@@ -365,6 +365,41 @@ def test_nao_proposal_rule_and_cold_refits_stay_available(store_path):
         run_search(spec(store_path, options={"xfernas": {"proposal": "greedy"}}), "xfernas", 0)
 
 
+def test_rank_scores_fit_the_predictors_on_normal_scores(store_path):
+    """``scores="rank"``: every task's scores reach the predictor as normal scores (order kept,
+    units gone); the search runs through the same loop and an unknown choice is named."""
+    from scipy.stats import norm
+
+    from nasbench_xfer.xfernas import _normal_scores
+
+    z = _normal_scores(np.array([3.0, -1.0, 10.0, 3.0]))
+    assert z == pytest.approx(norm.ppf(np.array([2.0, 0.5, 3.5, 2.0]) / 4))   # ties share their rank
+    assert _normal_scores(np.array([])).shape == (0,)
+    fast = {"epochs": 5, "min_steps": 40, "refit_every": 4}
+    s = spec(store_path, budget=8, options={"xfernas": {**fast, "scores": "rank"}})
+    seen = []
+    from nasbench_xfer.predictor import TransferPredictor
+    fit = TransferPredictor.fit
+
+    def spy(self, history, *args, **kwargs):
+        seen.append({t: np.asarray(v[1], dtype=float) for t, v in history.items()})
+        return fit(self, history, *args, **kwargs)
+
+    TransferPredictor.fit = spy
+    try:
+        x = run_search(s, "xfernas", 0)
+    finally:
+        TransferPredictor.fit = fit
+    assert len(x) == 8 and x["hash"].nunique() == 8
+    assert x["origin"].iloc[:4].eq("screen-sources").all()
+    for hist in seen:
+        for t, v in hist.items():
+            assert _normal_scores(v) == pytest.approx(v), t     # normal scores are their own
+    assert any(len(h["target"]) == 4 for h in seen)      # the target's evaluations too
+    with pytest.raises(OptimizerError, match="scores must be one of raw, rank"):
+        run_search(spec(store_path, options={"xfernas": {"scores": "z"}}), "xfernas", 0)
+
+
 def test_xfernas_first_proposals_are_the_sources_consensus(store_path):
     """Phase 1 ranks the whole pool with the universal network: with a source that orders
     like the target, the first evaluations are already near the top of the table."""
