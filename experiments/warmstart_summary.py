@@ -10,6 +10,12 @@ signed-rank test paired by seed, Holm-corrected over the target's 2 tests (as ``
 per table) and, stricter, over all the table's tests.
 
     python experiments/warmstart_summary.py > docs/results/warmstart/summary.md
+
+``--against DIR`` adds a table of XferNAS in ``--warmstart`` against XferNAS in DIR (another
+run of ``run_warmstart.sh`` with other options), paired by seed, Holm over the targets:
+
+    python experiments/warmstart_summary.py --warmstart docs/results/warmstart-rank \
+        --full none --against docs/results/warmstart > docs/results/warmstart-rank/summary.md
 """
 from __future__ import annotations
 
@@ -49,13 +55,15 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1] / "docs" / "results"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--warmstart", default=str(root / "warmstart"))
-    ap.add_argument("--full", default=str(root / "compare"))
+    ap.add_argument("--full", default=str(root / "compare"),
+                    help="budget-100 comparisons for the prefix check ('none': no check)")
+    ap.add_argument("--against", default=None, help="another warm-start folder: XferNAS paired with its XferNAS")
     args = ap.parse_args()
     tables, checks = [], []
     for d in sorted(p for p in Path(args.warmstart).iterdir() if (p / "spec.json").exists()):
         traj = load_comparisons([d])[d.name]
         fd = Path(args.full) / d.name
-        if fd.exists():
+        if args.full != "none" and fd.exists():
             n, bad = prefix_mismatches(traj, load_comparisons([fd])[fd.name])
             checks.append((d.name, n, bad))
         tests = paired_tests(traj, "xfernas", budgets=[BUDGET])  # Holm over the target's tests
@@ -89,6 +97,34 @@ def main() -> None:
     print("Prefix check against the budget-100 comparisons (same seed, same first 10 architectures):\n")
     for name, n, bad in checks:
         print(f"* {name}: {n} runs compared, " + ("all identical" if not bad else f"DIFFERENT: {', '.join(bad)}"))
+    if not checks:
+        print("* not checked (these searches differ from the budget-100 comparisons' by their options)")
+    if args.against:
+        against(Path(args.warmstart), Path(args.against))
+
+
+def against(here: Path, other: Path) -> None:
+    """XferNAS of ``here`` against XferNAS of ``other`` after BUDGET evaluations, paired by seed."""
+    from scipy.stats import wilcoxon
+
+    rows = []
+    for d in sorted(p for p in here.iterdir() if (p / "spec.json").exists() and (other / p.name).exists()):
+        a = regrets_at(load_comparisons([d])[d.name], BUDGET)
+        b = regrets_at(load_comparisons([other / d.name])[d.name], BUDGET)
+        a = a[a.optimizer == "xfernas"].set_index("seed")["regret"]
+        b = b[b.optimizer == "xfernas"].set_index("seed")["regret"].reindex(a.index)
+        diff = (a - b).dropna()
+        p = float(wilcoxon(diff).pvalue) if (diff != 0).any() else 1.0
+        rows.append((d.name, len(diff), a.mean(), b.mean(), int((diff < 0).sum()), int((diff > 0).sum()), p,
+                     float(diff.median()), float(diff.mean())))
+    ph = holm(pd.Series([r[6] for r in rows]).to_numpy())
+    print(f"\n## XferNAS here against XferNAS of `{other.name}` after {BUDGET} evaluations\n")
+    print("Paired by seed (the same source sample); two-sided Wilcoxon signed-rank test, Holm over the targets.\n")
+    print("| target | seeds | here | there | lower / higher | p | p (Holm) | call |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r, q in zip(rows, ph):
+        print(f"| {r[0]} | {r[1]} | {r[2]:.4g} | {r[3]:.4g} | {r[4]} / {r[5]} | {r[6]:.2g} | {q:.2g} | "
+              f"{paired_call(r[7], r[8], q)} |")
 
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ def test_nao_proposal_rule_and_cold_refits_stay_available(store_path):
 
 
 def test_rank_scores_fit_the_predictors_on_normal_scores(store_path):
-    """``scores="rank"``: every task's scores reach the predictor as normal scores (order kept,
+    """``scores="rank"`` (XferNAS's default): every task's scores reach the predictor as normal scores (order kept,
     units gone); the search runs through the same loop and an unknown choice is named."""
     from scipy.stats import norm
 
@@ -396,6 +396,8 @@ def test_rank_scores_fit_the_predictors_on_normal_scores(store_path):
         for t, v in hist.items():
             assert _normal_scores(v) == pytest.approx(v), t     # normal scores are their own
     assert any(len(h["target"]) == 4 for h in seen)      # the target's evaluations too
+    from nasbench_xfer.optimizer import make_optimizer
+    assert make_optimizer("xfernas").scores == "rank" and make_optimizer("nao").scores == "raw"  # NAO: the paper's
     with pytest.raises(OptimizerError, match="scores must be one of raw, rank"):
         run_search(spec(store_path, options={"xfernas": {"scores": "z"}}), "xfernas", 0)
 
