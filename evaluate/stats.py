@@ -10,6 +10,8 @@
   has not got there within its budget is censored at the budget, not dropped.
   The Kaplan-Meier median is the first time at which at least half of the
   searches have got there; ``inf`` when fewer than half did within the budget.
+* :func:`normal_scores` - a sample's ranks mapped to a standard normal (the XferNAS search's
+  training targets and the ``lgb`` surrogate's ``quantile`` target).
 * :func:`concordance_matrix` / :func:`bootstrap_preference` - which of two predictors
   orders a task's evaluations better: pair concordance, bootstrapped over the evaluations
   (the hedges of XferNAS's search and of the default transfer predictor).
@@ -23,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["paired_wilcoxon", "holm", "kaplan_meier", "km_median", "PairedResult", "concordance_matrix",
-           "bootstrap_preference"]
+           "bootstrap_preference", "normal_scores"]
 
 
 class PairedResult(tuple):
@@ -63,6 +65,15 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> PairedResult:
         return PairedResult(n, mean, med, 0.0, 1.0)
     res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
     return PairedResult(n, mean, med, float(res.statistic), float(res.pvalue))
+
+
+def normal_scores(y: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Normal scores of ``y``: ``Phi^-1((rank - 1/2) / n)``, ties sharing their mean rank (order
+    kept, spacing of a standard normal sample; an empty ``y`` gives an empty array)."""
+    v = np.asarray(y, dtype=float)
+    if not len(v):
+        return v
+    return np.asarray(stats.norm.ppf((stats.rankdata(v) - 0.5) / len(v)), dtype=float)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:

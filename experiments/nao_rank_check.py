@@ -18,11 +18,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from scipy.stats import wilcoxon
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasbench_xfer.evaluate.search import read_trajectories, regrets_at  # noqa: E402
+from nasbench_xfer.evaluate.stats import paired_wilcoxon  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] / "docs" / "results"
 BUDGET = 33
@@ -35,8 +34,7 @@ def _regret(folder: Path, optimizer: str):
 
 def _pair(a, b) -> str:
     d = (a - b).dropna()
-    p = float(wilcoxon(d).pvalue) if (d != 0).any() else 1.0
-    return f"{int((d < 0).sum())} / {int((d > 0).sum())} | {p:.2g}"
+    return f"{int((d < 0).sum())} / {int((d > 0).sum())} | {paired_wilcoxon(a, b).pvalue:.2g}"
 
 
 def main() -> None:

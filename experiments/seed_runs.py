@@ -23,11 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasbench_xfer.evaluate.search import _run_file, read_trajectories  # noqa: E402
 
-#: the columns of a run file (what `run_search` returns); the rest are derived by `compare`
-RUN_COLUMNS = ["optimizer", "seed", "target", "step", "hash", "arch_id", "spec", "val_metric", "test_metric",
-               "train_seconds", "score", "best_score", "best_val", "test_at_best", "optimizer_seconds", "origin",
-               "regret", "top_fraction"]
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +39,7 @@ def main() -> None:
             continue
         path = _run_file(args.out, str(opt), int(seed))
         if not path.exists():
-            run.sort_values("step")[[c for c in RUN_COLUMNS if c in run]].to_csv(path, index=False)
+            run.sort_values("step").to_csv(path, index=False)  # `compare` recomputes the derived columns
             n += 1
     print(f"{args.out}: {n} runs copied from {args.base}")
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasbench_xfer.evaluate.aggregate import load_comparisons  # noqa: E402
 from nasbench_xfer.evaluate.search import paired_call, paired_tests, regrets_at  # noqa: E402
-from nasbench_xfer.evaluate.stats import holm  # noqa: E402
+from nasbench_xfer.evaluate.stats import holm, paired_wilcoxon  # noqa: E402
 
 BUDGET = 10
 OPPONENTS = ("nao", "random")
@@ -105,8 +105,6 @@ def main() -> None:
 
 def against(here: Path, other: Path) -> None:
     """XferNAS of ``here`` against XferNAS of ``other`` after BUDGET evaluations, paired by seed."""
-    from scipy.stats import wilcoxon
-
     rows = []
     for d in sorted(p for p in here.iterdir() if (p / "spec.json").exists() and (other / p.name).exists()):
         a = regrets_at(load_comparisons([d])[d.name], BUDGET)
@@ -114,9 +112,9 @@ def against(here: Path, other: Path) -> None:
         a = a[a.optimizer == "xfernas"].set_index("seed")["regret"]
         b = b[b.optimizer == "xfernas"].set_index("seed")["regret"].reindex(a.index)
         diff = (a - b).dropna()
-        p = float(wilcoxon(diff).pvalue) if (diff != 0).any() else 1.0
-        rows.append((d.name, len(diff), a.mean(), b.mean(), int((diff < 0).sum()), int((diff > 0).sum()), p,
-                     float(diff.median()), float(diff.mean())))
+        res = paired_wilcoxon(a, b)
+        rows.append((d.name, res.n, a.mean(), b.mean(), int((diff < 0).sum()), int((diff > 0).sum()), res.pvalue,
+                     res.median_diff, res.mean_diff))
     ph = holm(pd.Series([r[6] for r in rows]).to_numpy())
     print(f"\n## XferNAS here against XferNAS of `{other.name}` after {BUDGET} evaluations\n")
     print("Paired by seed (the same source sample); two-sided Wilcoxon signed-rank test, Holm over the targets.\n")

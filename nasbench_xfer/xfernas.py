@@ -135,7 +135,9 @@ class SurrogateSearch(Optimizer):
     # -- pieces --------------------------------------------------------------
     def _fit_scores(self, scores: np.ndarray) -> np.ndarray:
         """The training targets the predictors see (option ``scores``)."""
-        return _normal_scores(scores) if self.scores == "rank" else scores
+        from .evaluate.stats import normal_scores
+
+        return normal_scores(scores) if self.scores == "rank" else scores
 
     def _target_history(self) -> tuple[list, np.ndarray]:
         """The target's evaluations so far as the predictors are fitted on them: (architectures,
@@ -371,13 +373,3 @@ def _unit_ranks(x: np.ndarray) -> np.ndarray:
 
     return (rankdata(x) - 1.0) / max(len(x) - 1, 1)
 
-
-def _normal_scores(y: np.ndarray) -> np.ndarray:
-    """Normal scores of ``y``: ``Phi^-1((rank - 1/2) / n)``, ties sharing their mean rank
-    (order kept, spacing of a standard normal sample)."""
-    from scipy.stats import norm, rankdata
-
-    y = np.asarray(y, dtype=float)
-    if not len(y):
-        return y
-    return norm.ppf((rankdata(y) - 0.5) / len(y))

@@ -370,11 +370,11 @@ def test_rank_scores_fit_the_predictors_on_normal_scores(store_path):
     units gone); the search runs through the same loop and an unknown choice is named."""
     from scipy.stats import norm
 
-    from nasbench_xfer.xfernas import _normal_scores
+    from nasbench_xfer.evaluate.stats import normal_scores
 
-    z = _normal_scores(np.array([3.0, -1.0, 10.0, 3.0]))
+    z = normal_scores(np.array([3.0, -1.0, 10.0, 3.0]))
     assert z == pytest.approx(norm.ppf(np.array([2.0, 0.5, 3.5, 2.0]) / 4))   # ties share their rank
-    assert _normal_scores(np.array([])).shape == (0,)
+    assert normal_scores(np.array([])).shape == (0,)
     fast = {"epochs": 5, "min_steps": 40, "refit_every": 4}
     s = spec(store_path, budget=8, options={"xfernas": {**fast, "scores": "rank"}})
     seen = []
@@ -394,7 +394,7 @@ def test_rank_scores_fit_the_predictors_on_normal_scores(store_path):
     assert x["origin"].iloc[:4].eq("screen-sources").all()
     for hist in seen:
         for t, v in hist.items():
-            assert _normal_scores(v) == pytest.approx(v), t     # normal scores are their own
+            assert normal_scores(v) == pytest.approx(v), t     # normal scores are their own
     assert any(len(h["target"]) == 4 for h in seen)      # the target's evaluations too
     from nasbench_xfer.optimizer import make_optimizer
     assert make_optimizer("xfernas").scores == "rank" and make_optimizer("nao").scores == "raw"  # NAO: the paper's
