@@ -82,9 +82,11 @@ def test_sparse_features_equal_the_dense_ones_and_answer_the_same():
     dense = fmap.token_features(tokens)
     sparse = fmap.token_features(tokens, sparse=True)
     assert sparse.shape == dense.shape and np.array_equal(sparse.toarray(), dense)
-    assert sparse.nnz == (dense != 0).sum()
+    # every row stores its 40 one-hot entries and all count columns (zero counts included)
+    assert sparse.nnz == len(tokens) * (40 + fmap.n_features - fmap.n_onehot)
     from nasbench_xfer.surrogate.models import LGBEnsemble
-    m = LGBEnsemble(members=2, n_estimators=20).fit(dense, dense[:, :40].sum(axis=1), seed=0)
+    y = dense[:, :40].sum(axis=1) + (dense[:, fmap.n_onehot:] == 0).sum(axis=1)  # absent tokens matter
+    m = LGBEnsemble(members=2, n_estimators=20).fit(dense, y, seed=0)
     for a, b in zip(m.predict(dense), m.predict(sparse)):
         np.testing.assert_array_equal(a, b)
 

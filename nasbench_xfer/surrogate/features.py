@@ -46,8 +46,8 @@ class FeatureMap:
     def token_features(self, tokens: np.ndarray, sparse: bool = False) -> Any:
         """Feature matrix (N, n_features) float32 of token rows (N, seq_len); ``sparse=True``
         gives the same matrix as a ``scipy.sparse.csr_matrix`` (a row holds ``seq_len`` one-hot
-        entries and its distinct tokens' counts, so a large batch is mostly zeros: the trees
-        answer it faster from the sparse form)."""
+        entries and the token counts, so a large batch is mostly zeros: the trees answer it
+        faster from the sparse form)."""
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.ndim != 2 or tokens.shape[1] != self.seq_len:
             raise ValueError(f"expected token rows of shape (N, {self.seq_len}) for space {self.space.name}, "
@@ -74,17 +74,20 @@ class FeatureMap:
 
     def _sparse(self, tokens: np.ndarray, cols: np.ndarray) -> Any:
         from scipy.sparse import csr_matrix
-        n = len(tokens)
+        n, length = cols.shape
         counts = self._counts(tokens)                                              # (N, U)
-        nz = counts > 0
-        # per row: the seq_len one-hot columns (increasing with the position), then the
-        # columns of the tokens it holds (increasing too)
-        idx = np.concatenate([cols, np.broadcast_to(self.n_onehot + np.arange(counts.shape[1]), counts.shape)], axis=1)
-        val = np.concatenate([np.ones_like(cols, dtype=np.float32), counts.astype(np.float32)], axis=1)
-        keep = np.concatenate([np.ones_like(cols, dtype=bool), nz], axis=1)
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(keep.sum(axis=1), out=indptr[1:])
-        return csr_matrix((val[keep], idx[keep], indptr), shape=(n, self.n_features))
+        width = length + counts.shape[1]
+        # every row stores the same number of entries: its seq_len one-hot columns (increasing
+        # with the position), then every count column, zeros included (a stored zero reads as
+        # an absent one), so the matrix is three dense blocks and no per-row masking is needed
+        idx = np.empty((n, width), dtype=np.int32)
+        idx[:, :length] = cols
+        idx[:, length:] = self.n_onehot + np.arange(counts.shape[1])
+        val = np.empty((n, width), dtype=np.float32)
+        val[:, :length] = 1.0
+        val[:, length:] = counts
+        indptr = np.arange(0, n * width + 1, width, dtype=np.int64)
+        return csr_matrix((val.ravel(), idx.ravel(), indptr), shape=(n, self.n_features))
 
     def arch_tokens(self, archs: Sequence[Hashable]) -> np.ndarray:
         """Canonical token rows of architectures (or spec strings)."""
