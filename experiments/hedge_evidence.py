@@ -21,6 +21,8 @@ The members are the predictor's own memoised fits, so the blend grid costs no ex
 
     python experiments/hedge_evidence.py docs/results/ablation-dip/nbg-citeseer/runs.jsonl \
         > docs/results/hedge_evidence/nbg-citeseer.jsonl
+    python experiments/hedge_evidence.py --splits 5 docs/results/ablation-dip/nbg-arxiv/runs.jsonl \
+        > docs/results/hedge_evidence/nbg-arxiv.jsonl      # the files committed use 5 splits
     python experiments/hedge_evidence.py --summary docs/results/hedge_evidence/*.jsonl
     python experiments/hedge_evidence.py --rules docs/results/hedge_evidence/*.jsonl
 """
@@ -45,10 +47,10 @@ from nasbench_xfer.predictor.hedged import HedgedTransferPredictor  # noqa: E402
 GRID = (0.0, 0.1, 0.2, 0.33, 0.5, 0.75, 1.0)
 
 
-def cells(results: Path) -> None:
+def cells(results: Path, splits: int | None = None) -> None:
     spec = AblationSpec(**json.loads(results.open().readline())["spec"])
     data, target = _data(spec), spec.target
-    for k in range(spec.splits):
+    for k in range(spec.splits if splits is None else min(splits, spec.splits)):
         for s in (s for s in spec.source_sizes if s > 0):
             for m in (m for m in spec.target_sizes if m > 0):
                 history, test = cell_history(spec, s, m, k)
@@ -97,6 +99,12 @@ RULES: dict[str, tuple[str, Any]] = {
                                                                 np.asarray(r["train"]["cv"]),
                                                                 np.asarray(r["train"]["y"]))),
     "half": ("w = 0.5", lambda r, n: 0.5),
+    "source-scaled": ("max(0, 2p - 1) * n / (n + 200 * max(0, 2 c_src - 1)^2): a weak source "
+                      "model (its concordance c_src on the target's evaluations near 1/2) shrinks less",
+                      lambda r, n: max(0.0, 2 * r["p"] - 1) * n
+                      / (n + 200 * max(0.0, 2 * r["evidence"]["source"] - 1) ** 2)),
+    "confident": ("e * n / (n + 50 * (1 - e^2)), e = max(0, 2p - 1): strong evidence shrinks less",
+                  lambda r, n: max(0.0, 2 * r["p"] - 1) * n / (n + 50 * (1 - max(0.0, 2 * r["p"] - 1) ** 2))),
 }
 
 
@@ -154,6 +162,8 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true", help="tabulate outputs of this script (Markdown)")
     ap.add_argument("--rules", action="store_true",
                     help="score candidate weighting rules on outputs of this script (Markdown)")
+    ap.add_argument("--splits", type=int, default=None,
+                    help="only the first N splits of the ablation (the files committed use 5)")
     args = ap.parse_args()
     if args.summary:
         summary(args.files)
@@ -161,7 +171,7 @@ def main() -> None:
         rules(args.files)
     else:
         for f in args.files:
-            cells(f)
+            cells(f, args.splits)
 
 
 if __name__ == "__main__":
