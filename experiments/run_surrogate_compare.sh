@@ -15,7 +15,8 @@ mkdir -p "$out" runs/surrogate
   $X surrogate fit -s runs/nbg.h5 -t "$(echo $NBG_FULL | tr ' ' ,)" --holdout 0.8 --seed 0 \
     -o runs/surrogate/nbg-lgb-20.surr
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(class_object jigsaw nbg:cora)
+[ ${#targets[@]} -gt 0 ] || targets=(class_object jigsaw class_scene normal room_layout segmentsemantic autoencoder \
+                                      nbg:cora nbg:citeseer nbg:arxiv)
 for t in "${targets[@]}"; do
   if [[ $t == nbg:* ]]; then
     name=${t#nbg:}
