@@ -207,6 +207,19 @@ def test_errors(fitted, transnas, tmp_path):
         SurrogateBenchmark.load(p)
     with pytest.raises(SurrogateError, match="exactly one of archs and tokens"):
         fitted.predict("jigsaw")
+    # an architecture of another space, and its token rows
+    from nasbench_xfer.space import NASNetSpace
+    nasnet = NASNetSpace().sample_many(1, np.random.default_rng(0))
+    with pytest.raises(SurrogateError, match="transnas_micro: expected an EdgeCellArch, got NASNetArch"):
+        fitted.predict("jigsaw", nasnet)
+    with pytest.raises(SurrogateError, match=r"token rows of shape \(N, 6\) for space transnas_micro"):
+        fitted.predict("jigsaw", tokens=np.zeros((2, 40), dtype=int))
+    # a file cut in half (an interrupted copy)
+    whole = fitted.save(tmp_path / "whole.surr")
+    data = whole.read_bytes()
+    (tmp_path / "half.surr").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SurrogateError, match="half.surr is not a surrogate benchmark .*truncated file"):
+        SurrogateBenchmark.load(tmp_path / "half.surr")
 
 
 def test_cli_fit_info_query(transnas, tmp_path):
