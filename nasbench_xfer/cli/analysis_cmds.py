@@ -103,7 +103,8 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     OUT/figure3_{spearman,kendall,pearson}.png/.pdf (x = target size, one curve per source
     size; mean over splits with a band of ± 1 std over splits; `figure3` redraws them with
     another band or overlays several folders). Predictors: xfernas is the
-    default transfer model (calibrated head), xfernas-paper the paper's model exactly.
+    default transfer model (the sources' model and the target's own, blended by evidence),
+    xfernas-joint one network on sources and target, xfernas-paper the paper's model exactly.
     --executor ray or slurm runs the fits on a cluster (STORE at the same path on every node).
     """
     from ..evaluate.ablation import AblationSpec, aggregate, plot_figure3, run_ablation
