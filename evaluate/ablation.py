@@ -84,12 +84,15 @@ _LEGACY_IMPLEMENTATIONS = {"xfernas": "nasbench_xfer.predictor.transfer:Transfer
 
 
 def predictor_implementation(name: str) -> str:
-    """``module:qualname`` of the factory registered as ``name`` (recorded with the results, so
-    that a name whose meaning changed cannot resume old results)."""
+    """``module:qualname`` of the factory registered as ``name``, with ``@N`` where the factory
+    declares ``RESULTS_REVISION = N`` (a change that alters its results under the same name),
+    recorded with the results so that a name whose meaning changed cannot resume old results."""
     from nasbench_xfer.predictor.base import PREDICTORS
 
     obj = PREDICTORS.get(name)
-    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+    base = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+    revision = getattr(obj, "RESULTS_REVISION", None)
+    return f"{base}@{revision}" if revision is not None else base
 
 
 def check_spec(spec: AblationSpec) -> None:

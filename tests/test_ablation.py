@@ -10,7 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from nasbench_xfer.cli.main import cli
-from nasbench_xfer.evaluate.ablation import AblationSpec, aggregate, correlation_metrics, run_ablation
+from nasbench_xfer.evaluate.ablation import (
+    AblationSpec,
+    aggregate,
+    correlation_metrics,
+    predictor_implementation,
+    run_ablation,
+)
 from nasbench_xfer.space import OPS, NASNetSpace
 from nasbench_xfer.store import Store
 
@@ -88,6 +94,14 @@ def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
     legacy.write_text(json.dumps({"spec": dataclasses.asdict(spec)}) + "\n")
     with pytest.raises(ValueError, match="implemented by nasbench_xfer.predictor.transfer:TransferPredictor"):
         run_ablation(spec, legacy, progress=False)
+    # the hedged default's results carry its revision: those of revision 1 (the fixed prior,
+    # written without one) are not resumed by revision 2
+    assert predictor_implementation("xfernas") == "nasbench_xfer.predictor.hedged:HedgedTransferPredictor@2"
+    rev1 = tmp_path / "rev1.jsonl"
+    rev1.write_text(json.dumps({"spec": dataclasses.asdict(spec),
+                                "implementation": "nasbench_xfer.predictor.hedged:HedgedTransferPredictor"}) + "\n")
+    with pytest.raises(ValueError, match="that name now means .*HedgedTransferPredictor@2: use a new output"):
+        run_ablation(spec, rev1, progress=False)
 
 
 def test_ablation_cli_with_a_scikit_learn_surrogate(store_path, tmp_path):

@@ -445,8 +445,10 @@ def test_hedged_predictor_keeps_the_sources_ranking_when_they_agree_with_the_tar
 def test_hedged_predictor_follows_the_target_when_the_sources_mislead():
     p, held, truth, hist, kw = _hedged_case(-1.0, 100)
     assert p.p_target_better > 0.95, (p.p_target_better, p.evidence)
-    # the sources count as a prior worth 50 target evaluations: 100 outweigh them 2 to 1
-    assert p.weight == pytest.approx((2 * p.p_target_better - 1) * 100 / (100 + 50))
+    # the sources count as a prior worth 50 target evaluations; 100 evaluations that reject them
+    # retire it: e * 100 / (100 + 50 (1 - e)), nearly the whole weight
+    e = 2 * p.p_target_better - 1
+    assert p.weight == pytest.approx(e * 100 / (100 + 50 * (1 - e))) and p.weight > 0.9
     rho_src = spearmanr(p.source_model.predict_universal(held), truth)[0]
     assert rho_src < 0 and spearmanr(p.predict("t", held), truth)[0] > 0.3
     # the blend's parts: predict is (1 - w) u + w t mapped affinely to the target's scale
@@ -470,6 +472,35 @@ def test_hedged_predictor_follows_the_target_when_the_sources_mislead():
     np.testing.assert_allclose(alone.predict("t", held), plain.predict("t", held))
 
 
+def test_blend_weight_known_values():
+    """The hedge's rule: e * n / (n + k (1 - e r)), e = max(0, 2p - 1), r ramping from 0 at
+    n = k / 2 to 1 at n = k; retire=False is the fixed prior e * n / (n + k)."""
+    from nasbench_xfer.predictor.hedged import blend_weight
+
+    assert blend_weight(0.5, 100, 50) == 0.0 and blend_weight(0.3, 100, 50) == 0.0   # no preference
+    assert blend_weight(0.9, 0, 50) == 0.0
+    # up to k / 2 = 25 evaluations both rules agree (the ablation's dip grid: 10 and 25)
+    for n in (5, 10, 25):
+        for p in (0.6, 0.8, 1.0):
+            fixed = (2 * p - 1) * n / (n + 50)
+            assert blend_weight(p, n, 50) == pytest.approx(fixed)
+            assert blend_weight(p, n, 50, retire=False) == pytest.approx(fixed)
+    # from k = 50 on, decisive evidence takes the whole weight; the fixed prior caps it at n / (n + k)
+    assert blend_weight(1.0, 50, 50) == pytest.approx(1.0)
+    assert blend_weight(1.0, 50, 50, retire=False) == pytest.approx(0.5)
+    assert blend_weight(1.0, 150, 50, retire=False) == pytest.approx(0.75)
+    # e = 0.5 at 100 evaluations: 0.5 * 100 / (100 + 25) = 0.4 (fixed: 0.5 * 100 / 150)
+    assert blend_weight(0.75, 100, 50) == pytest.approx(0.4)
+    assert blend_weight(0.75, 100, 50, retire=False) == pytest.approx(1 / 3)
+    # halfway up the ramp (n = 37.5 -> r = 0.5): e = 1 gives 37.5 / (37.5 + 25)
+    assert blend_weight(1.0, 37.5, 50) == pytest.approx(37.5 / 62.5)
+    # the weight never falls as evidence or evaluations grow
+    grid = [[blend_weight(p, n, 50) for n in range(1, 200)] for p in np.linspace(0.5, 1, 11)]
+    assert np.all(np.diff(grid, axis=1) >= -1e-12) and np.all(np.diff(grid, axis=0) >= -1e-12)
+    # no prior: the evidence alone
+    assert blend_weight(0.8, 10, 0) == pytest.approx(0.6)
+
+
 def test_hedged_predictor_errors_and_registry():
     from nasbench_xfer.predictor.base import PREDICTORS
     from nasbench_xfer.predictor.hedged import HedgedTransferPredictor
@@ -481,6 +512,8 @@ def test_hedged_predictor_errors_and_registry():
         HedgedTransferPredictor(space, folds=1)
     with pytest.raises(ValueError, match="'transfer' is not an option"):
         HedgedTransferPredictor(space, transfer=False)
+    with pytest.raises(ValueError, match="retire_prior must be true or false, got 'no'"):
+        HedgedTransferPredictor(space, retire_prior="no")
     with pytest.raises(ValueError, match="PredictorConfig.epochs"):
         HedgedTransferPredictor(space, epochs=-1)
     p = HedgedTransferPredictor(space)
