@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasbench_xfer.evaluate.ablation import AblationSpec, _data, cell_history, derive_seed  # noqa: E402
 from nasbench_xfer.evaluate.stats import bootstrap_preference, concordance_matrix  # noqa: E402
-from nasbench_xfer.predictor.hedged import HedgedTransferPredictor  # noqa: E402
+from nasbench_xfer.predictor.hedged import HedgedTransferPredictor, blend_weight  # noqa: E402
 
 GRID = (0.0, 0.1, 0.2, 0.33, 0.5, 0.75, 1.0)
 
@@ -84,13 +84,14 @@ def _stacked_weight(src: np.ndarray, cv: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmax(score))])
 
 
-#: candidate weighting rules, from a row's evidence: name -> (description, w(row))
+#: candidate weighting rules, from a row's evidence: name -> (description, w(row)); the evidence files hold
+#: 10 and 25 target evaluations, where blend_weight (the predictor's rule) is max(0, 2p - 1) n / (n + prior)
 RULES: dict[str, tuple[str, Any]] = {
     "default": ("max(0, 2p - 1) * n / (n + 50): the predictor's rule",
-                lambda r, n: max(0.0, 2 * r["p"] - 1) * n / (n + 50)),
+                lambda r, n: blend_weight(r["p"], n, 50)),
     "within-fold": ("the same with p from pairs inside one fold",
-                    lambda r, n: max(0.0, 2 * r["p_within"] - 1) * n / (n + 50)),
-    "evidence": ("max(0, 2p - 1), no prior", lambda r, n: max(0.0, 2 * r["p"] - 1)),
+                    lambda r, n: blend_weight(r["p_within"], n, 50)),
+    "evidence": ("max(0, 2p - 1), no prior", lambda r, n: blend_weight(r["p"], n, 0)),
     "prior-50": ("n / (n + 50), no evidence", lambda r, n: n / (n + 50)),
     "prior-25": ("n / (n + 25), no evidence", lambda r, n: n / (n + 25)),
     "soft": ("w = p", lambda r, n: r["p"]),

@@ -37,16 +37,11 @@ from experiments.source_ceiling import top_regret  # noqa: E402
 
 
 def tables(store: str) -> dict[str, pd.Series]:
-    """Per task: the score (higher is better) of every architecture, indexed by its hash."""
+    """Per task: the store's score table (higher is better), indexed by architecture hash."""
     from nasbench_xfer.store import Store
-    out = {}
     with Store.open(store) as st:
-        for t in st.tasks:
-            ev = st.evaluations(t)
-            ev = ev[ev["status"] == "ok"]
-            sign = 1.0 if st.task_info(t)["higher_is_better"] else -1.0
-            out[t] = sign * ev.groupby("hash")["val_metric"].mean().astype(float)
-    return out
+        hashes = st.arch_hashes(np.arange(st.num_archs))
+        return {t: pd.Series(st.score_table(t), index=hashes).dropna().sort_index() for t in st.tasks}
 
 
 def pick(tab: dict[str, pd.Series], target: str, hashes: list[str]) -> str:
