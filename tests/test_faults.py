@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from killed_writers import kill_after_acks
 
 from nasbench_xfer.cli.main import cli
 from nasbench_xfer.importers import ImporterError, import_csv
@@ -748,21 +749,10 @@ def _kill_writers(tmp_path: Path, rounds: int, seed: int) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     acked_rows = 5
     start = 1
-    in_commit_write = 0
+    in_commit_write: list[bool] = []  # per kill: was its commit file being written or renamed?
     for _ in range(rounds):
-        proc = subprocess.Popen([sys.executable, str(script), str(path), str(start)],
-                                stdout=subprocess.PIPE, text=True, env=ENV)
-        assert proc.stdout.readline().strip() == "READY"
-        acks = []
-        for _ in range(int(rng.integers(1, 4))):
-            acks.append(int(proc.stdout.readline().split()[1]))
-        time.sleep(float(rng.uniform(0.0, 0.06)))
-        os.kill(proc.pid, signal.SIGKILL)
-        if (tmp_path / f"k.h5.tmp-{proc.pid}").exists():
-            in_commit_write += 1  # killed while its commit file was being written or renamed
-        rest, _ = proc.communicate()
-        # only whole lines count (the kill can cut the last "ACK i" short; the bound allows it)
-        acks += [int(line.split()[1]) for line in rest.split("\n")[:-1] if line.startswith("ACK")]
+        acks = kill_after_acks(script, [str(path), str(start)], ENV, rng,
+                               lambda pid: in_commit_write.append((tmp_path / f"k.h5.tmp-{pid}").exists()))
         acked_rows += 50 * len(acks)
         with Store.open(path) as st:
             assert st.validate() == []
@@ -773,7 +763,7 @@ def _kill_writers(tmp_path: Path, rounds: int, seed: int) -> dict[str, int]:
         start = int(seeds[-1]) + 1
     Store.open(path, "a").close()  # the next writer clears the killed writers' copies
     assert not list(tmp_path.glob("k.h5.tmp-*"))
-    return {"kills": rounds, "while_writing_commit_file": in_commit_write, "rows": acked_rows}
+    return {"kills": rounds, "while_writing_commit_file": sum(in_commit_write), "rows": acked_rows}
 
 
 def test_sigkill_writers_fast(tmp_path):

@@ -10,13 +10,13 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from killed_writers import kill_after_acks
 
 from nasbench_xfer.cli.main import cli
 from nasbench_xfer.space import NASNetSpace, get_space
@@ -329,9 +329,10 @@ KILLED_WRITER = textwrap.dedent(SETUP + """
 
 
 def _kill_journal_writers(tmp_path: Path, rounds: int, seed: int, compact_fraction: float) -> dict:
-    """Like test_faults._kill_writers, with every append going to the journal (and, with a small
-    ``compact_fraction``, compactions now and then): SIGKILL 0-60 ms after 1-3 acknowledged
-    appends; every acknowledged row must be there and the store valid."""
+    """Like test_faults._kill_writers (the same round: killed_writers.kill_after_acks), with
+    every append going to the journal (and, with a small ``compact_fraction``, compactions now
+    and then): SIGKILL 0-60 ms after 1-3 acknowledged appends; every acknowledged row must be
+    there and the store valid."""
     path = tmp_path / "k.h5"
     _make(path, n=5)
     compactions = 0
@@ -341,16 +342,7 @@ def _kill_journal_writers(tmp_path: Path, rounds: int, seed: int, compact_fracti
     rng = np.random.default_rng(seed)
     acked_rows, start, torn = 5, 1, 0
     for _ in range(rounds):
-        proc = subprocess.Popen([sys.executable, str(script), str(path), str(start)],
-                                stdout=subprocess.PIPE, text=True, env=env)
-        assert proc.stdout.readline().strip() == "READY"
-        acks = [int(proc.stdout.readline().split()[1]) for _ in range(int(rng.integers(1, 4)))]
-        time.sleep(float(rng.uniform(0.0, 0.06)))
-        os.kill(proc.pid, signal.SIGKILL)
-        rest, _ = proc.communicate()
-        # only whole lines count: the kill can cut the last "ACK i" short; that append did finish,
-        # and the bound below leaves room for it as for the append in flight
-        acks += [int(line.split()[1]) for line in rest.split("\n")[:-1] if line.startswith("ACK")]
+        acks = kill_after_acks(script, [str(path), str(start)], env, rng)
         acked_rows += 50 * len(acks)
         with Store.open(path) as st:
             notes: list[str] = []
