@@ -32,6 +32,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from nasbench_xfer.evaluate.search import REGRET_BAND  # noqa: E402  (the band the package draws: one s.e.)
+from nasbench_xfer.evaluate.stats import paired_wilcoxon  # noqa: E402
 from nasbench_xfer.store import Store  # noqa: E402
 
 BUDGETS = (10, 33, 100)
@@ -98,8 +99,7 @@ def rank_shift(ranks: pd.DataFrame) -> list[str]:
            "| optimizer | cells | mean rank on table | mean rank on surrogate | p (Wilcoxon) |",
            "|---|---|---|---|---|"]
     for o, g in ranks.groupby("optimizer"):
-        d = g["rank_surrogate"] - g["rank_table"]
-        p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+        p = paired_wilcoxon(g["rank_surrogate"].to_numpy(), g["rank_table"].to_numpy()).pvalue
         out.append(f"| {o} | {len(g)} | {g['rank_table'].mean():.2f} | {g['rank_surrogate'].mean():.2f} | {p:.2g} |")
     return out
 
