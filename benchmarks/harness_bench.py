@@ -12,7 +12,9 @@ training split (45,000 images):
 (b) **the harness with each speed feature added in turn** (a table), all in fp32:
     the engine's eager step with the data on the GPU and augmented as tensors; +
     cuDNN autotuning; + the whole step as one CUDA graph; + K architectures in
-    flight on K CUDA streams; and two side rows with bf16 autocast + channels_last,
+    flight on K CUDA streams; + horizontal fusion (``SpeedFlags(fuse=G)``: G different
+    architectures trained as one fused network, ``harness/fused.py``, one CUDA graph for
+    all G); and two side rows with bf16 autocast + channels_last,
     which change accuracy (``parity_variants.py``) and so never count as (c);
 (c) **the best configuration**: the fastest fp32 row of (b).
 
@@ -27,7 +29,8 @@ Accuracy parity: (a) and the harness with its default flags (fp32, the whole ste
 a CUDA graph, the seeds in flight together) train the same architecture for ``--parity-epochs``
 epochs on ``--parity-train`` training images with ``--parity-seeds`` seeds each and
 report validation accuracy per seed, so the seed spread is measured next to the
-difference between the two.
+difference between the two; with fusion rows, also the seeds fused into one network
+(``harness_fused``), and ``best_parity`` names the run that matches (c).
 
 Writes ``benchmarks/results/harness_bench.json`` and prints the table.  ``--tiny``
 runs the whole script on CPU in seconds (a smoke check of the script, written to
@@ -62,7 +65,15 @@ if str(REPO) not in sys.path:
 import nasbench_xfer.datasets  # noqa: E402
 from nasbench_xfer.harness.engine import ArchTrainer  # noqa: E402
 from nasbench_xfer.harness.protocols import get_protocol  # noqa: E402
-from nasbench_xfer.harness.train import DeviceTask, SpeedFlags, _prepare, build_for_task, device_name, train_concurrent  # noqa: E402
+from nasbench_xfer.harness.train import (  # noqa: E402
+    DeviceTask,
+    SpeedFlags,
+    _prepare,
+    build_for_task,
+    device_name,
+    start_fused_training,
+    train_concurrent,
+)
 from nasbench_xfer.space.nasnet import NASNetSpace  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -173,23 +184,39 @@ def reference_accuracy(arch, task, protocol, seed: int, device, loader_workers: 
 
 
 # --------------------------------------------------------------- harness
+def _build_trainer(group: list, j0: int, task, protocol, dev, fl: dict, dtask):
+    """One trainer for ``group`` (one architecture, or ``fl["fuse"]`` fused into one network)."""
+    if fl["fuse"] > 1:
+        trainer, _ = start_fused_training(group, dtask, protocol, list(range(j0, j0 + len(group))), dev, fl)
+        if trainer is None:
+            raise RuntimeError("building the fused network failed")
+        return trainer
+    torch.manual_seed(j0)
+    model = build_for_task(group[0], protocol, task).to(dev)
+    if fl["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    return ArchTrainer(model, dtask.train, dtask.val, dtask.test, protocol, j0, dev, fl)
+
+
 def harness_throughput(archs, task, protocol, device, flags: SpeedFlags, k: int, warm: int, steps: int) -> dict:
-    """(b)/(c): ``max(k, len(archs))`` trainings, ``k`` in flight on their own streams."""
+    """(b)/(c): at least ``len(archs)`` trainings, ``k`` trainers in flight on their own streams
+    (a trainer trains one architecture, or ``flags.fuse`` different ones fused into one network;
+    ``archs`` must then hold ``k * flags.fuse`` of them)."""
     dev, fl = _prepare(device, flags)
     dtask = DeviceTask(task, dev)
-    jobs = [archs[i % len(archs)] for i in range(max(k, len(archs)))]
+    per = int(fl["fuse"])
+    n_jobs = max(k * per, len(archs)) if per == 1 else k * per
+    if n_jobs > len(archs) and per > 1:
+        raise ValueError(f"{k} x {per} fused trainings need {n_jobs} architectures, got {len(archs)}")
+    jobs = [archs[i % len(archs)] for i in range(n_jobs)]
     timed_s = startup_s = 0.0
     fl_used = dict(fl)
-    for g0 in range(0, len(jobs), k):
-        group = jobs[g0:g0 + k]
+    for g0 in range(0, len(jobs), k * per):
+        group = jobs[g0:g0 + k * per]
         t0 = time.perf_counter()
         trainers, gens, streams = [], [], []
-        for j, arch in enumerate(group):
-            torch.manual_seed(j)
-            model = build_for_task(arch, protocol, task).to(dev)
-            if fl["channels_last"]:
-                model = model.to(memory_format=torch.channels_last)
-            tr = ArchTrainer(model, dtask.train, dtask.val, dtask.test, protocol, j, dev, fl)
+        for j in range(0, len(group), per):
+            tr = _build_trainer(group[j:j + per], g0 + j, task, protocol, dev, fl, dtask)
             trainers.append(tr)
             gens.append(tr.steps())
             streams.append(torch.cuda.Stream(dev) if dev.type == "cuda" else None)
@@ -214,11 +241,12 @@ def harness_throughput(archs, task, protocol, device, flags: SpeedFlags, k: int,
             torch.cuda.synchronize(dev)
         timed_s += time.perf_counter() - t1
         fl_used = dict(trainers[0].fl)
-        del trainers, gens, streams, tr, model
+        del trainers, gens, streams, tr
     images = len(jobs) * steps * protocol.effective_batch_size
     peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
     return {"peak_gib": peak, "images_per_s": images / timed_s, "timed_seconds": timed_s, "startup_seconds": startup_s,
             "startup_seconds_per_arch": startup_s / len(jobs), "trainings": len(jobs), "in_flight": k,
+            "fused": per,
             "flags": fl_used}
 
 
@@ -231,6 +259,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warm", type=int, default=6, help="untimed steps per training (start-up)")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per training")
     ap.add_argument("--concurrency", default="2,4,8", help="K values of the in-flight rows")
+    ap.add_argument("--fuse", default="8,16,32", help="G values of the horizontal-fusion rows (empty: none)")
     ap.add_argument("--loader-workers", type=int, default=None)
     ap.add_argument("--parity-epochs", type=int, default=4)
     ap.add_argument("--parity-train", type=int, default=10000)
@@ -248,10 +277,12 @@ def main(argv=None) -> int:
     protocol = get_protocol("paper-search")
     n_archs, warm, steps = args.archs, args.warm, args.steps
     ks = [int(k) for k in args.concurrency.split(",") if k.strip()]
+    fuses = [int(g) for g in args.fuse.split(",") if g.strip()]
     parity_epochs, parity_train, parity_seeds = args.parity_epochs, args.parity_train, args.parity_seeds
     if args.tiny:
         protocol = protocol.replace(num_cells=1, filters=8, batch_size=16)
         n_archs, warm, steps, ks = 2, 2, 3, [2]
+        fuses = [2] if fuses else []
         parity_epochs, parity_train, parity_seeds = 1, 64, 1
         torch.set_num_threads(1)
     loader_workers = args.loader_workers if args.loader_workers is not None else (
@@ -264,7 +295,9 @@ def main(argv=None) -> int:
         task = task.subset(train=256, val=64, test=64, seed=0)
     load_s = time.perf_counter() - t0
     space = NASNetSpace(protocol.num_blocks)
-    archs = space.sample_many(n_archs, np.random.default_rng(0))
+    # the first n_archs are the architectures of every unfused row; fused rows take more
+    pool = space.sample_many(max([n_archs] + [2 * g for g in fuses]), np.random.default_rng(0))
+    archs = pool[:n_archs]
     gpu = torch.cuda.get_device_name(0) if cuda and not args.tiny else None
     print(f"[{mode}] {len(archs)} archs, {protocol.name} (N={protocol.num_cells}, F={protocol.filters}, "
           f"batch {protocol.effective_batch_size}), cifar10 {task.sizes()}, {device_name(device)}", flush=True)
@@ -287,8 +320,15 @@ def main(argv=None) -> int:
                             concurrency=parity_seeds, flags=parity_flags)
     acc_har = [{"seed": r["seed"], "val_acc": r["val_acc"], "val_curve": r["val_curve"], "status": r["status"],
                 "flags": r.get("flags")} for r in recs]
-    for a, b in zip(acc_ref, acc_har):
-        print(f"  parity seed {a['seed']}: reference val {a['val_acc']:.4f}, harness val {b['val_acc']:.4f}",
+    acc_fus = None
+    if fuses:
+        recs = train_concurrent([parity_arch] * parity_seeds, ptask, pp, list(range(parity_seeds)), device,
+                                concurrency=1, flags=SpeedFlags(fuse=parity_seeds))
+        acc_fus = [{"seed": r["seed"], "val_acc": r["val_acc"], "val_curve": r["val_curve"], "status": r["status"],
+                    "flags": r.get("flags")} for r in recs]
+    for i, (a, b) in enumerate(zip(acc_ref, acc_har)):
+        fz = f", fused val {acc_fus[i]['val_acc']:.4f}" if acc_fus else ""
+        print(f"  parity seed {a['seed']}: reference val {a['val_acc']:.4f}, harness val {b['val_acc']:.4f}{fz}",
               flush=True)
     release()
 
@@ -305,7 +345,11 @@ def main(argv=None) -> int:
     ] + [(f"+ {k} architectures in flight (streams)", SpeedFlags(**fp32, graph_step=True), k) for k in ks] + [
         ("(side row, changes accuracy) bf16 autocast + channels_last, eager", SpeedFlags(**bf16, graph_step=False), 1),
         (f"(side row, changes accuracy) bf16 + channels_last, graph, {max(ks)} in flight",
-         SpeedFlags(**bf16, graph_step=True), max(ks))]
+         SpeedFlags(**bf16, graph_step=True), max(ks))] + [
+        (f"+ horizontal fusion: {g} architectures as one network (graph)",
+         SpeedFlags(**fp32, graph_step=True, fuse=g), 1)
+        for g in fuses] + ([(f"+ horizontal fusion: {max(fuses)} per network, 2 networks in flight",
+                             SpeedFlags(**fp32, graph_step=True, fuse=max(fuses)), 2)] if fuses else [])
     rows = []
     k_failed = False
     for name, flags, k in ladder:
@@ -314,14 +358,15 @@ def main(argv=None) -> int:
                          "speedup": None})
             continue
         try:
-            r = harness_throughput(archs, task, protocol, device, flags, k, warm, steps)
+            r = harness_throughput(archs if flags.fuse == 1 else pool, task, protocol, device, flags, k, warm, steps)
             r["speedup"] = r["images_per_s"] / ref["images_per_s"]
         except Exception as exc:  # noqa: BLE001 - a failed row is reported, not dropped
             r = {"error": f"{type(exc).__name__}: {exc}"[:300], "images_per_s": None, "speedup": None}
             k_failed = k_failed or k > 1
         release()
         r["feature"] = name
-        r["flags_in"] = {k: getattr(flags, k) for k in ("bf16", "channels_last", "graph_step", "cudnn_benchmark")}
+        r["flags_in"] = {k: getattr(flags, k)
+                         for k in ("bf16", "channels_last", "graph_step", "cudnn_benchmark", "fuse")}
         rows.append(r)
         ips = r["images_per_s"]
         print(f"  (b) {name}: " + (f"{ips:,.0f} images/s ({r['speedup']:.2f}x), start-up "
@@ -335,6 +380,7 @@ def main(argv=None) -> int:
         return statistics.stdev(v) if len(v) > 1 else None
     ref_acc = [a["val_acc"] for a in acc_ref]
     har_acc = [b["val_acc"] for b in acc_har]
+    fus_acc = [b["val_acc"] for b in acc_fus] if acc_fus else None
     per_hour = lambda ips: ips / (45000 * 100) * 3600  # noqa: E731
     result = {
         "mode": mode,
@@ -365,6 +411,10 @@ def main(argv=None) -> int:
             "reference_mean": float(np.mean(ref_acc)), "harness_mean": float(np.mean(har_acc)),
             "reference_seed_std": spread(ref_acc), "harness_seed_std": spread(har_acc),
             "difference_of_means": float(np.mean(har_acc) - np.mean(ref_acc)),
+            "harness_fused": acc_fus,
+            "harness_fused_mean": float(np.mean(fus_acc)) if fus_acc else None,
+            "harness_fused_seed_std": spread(fus_acc) if fus_acc else None,
+            "best_parity": "harness_fused" if best["flags_in"].get("fuse", 1) > 1 else "harness",
         },
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -385,7 +435,8 @@ def main(argv=None) -> int:
     acc = result["accuracies"]
     print(f"  accuracy after {pp.epochs} epochs on {parity_train} images ({parity_seeds} seeds): reference "
           f"{acc['reference_mean']:.4f} (sd {acc['reference_seed_std']}), harness {acc['harness_mean']:.4f} "
-          f"(sd {acc['harness_seed_std']})")
+          f"(sd {acc['harness_seed_std']})" + (f", fused {acc['harness_fused_mean']:.4f} "
+                                                f"(sd {acc['harness_fused_seed_std']})" if acc_fus else ""))
     print(f"wrote {out}")
     if args.tiny:
         print("NOTE: CPU smoke run, not the GPU measurement.")

@@ -48,6 +48,10 @@ from .params import executor_options, parse_seeds, store_input
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="bf16 autocast and channels_last on the GPU. Changes results: on an H100 it lowered "
                    "accuracy after 4 epochs by 4.3-4.7 points (benchmarks/results/parity_variants.json).")
+@click.option("--fuse", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train this many architectures at a time as one horizontally fused network (the same "
+                   "trainings as one at a time, tested on CPU; its GPU speed is measured by "
+                   "benchmarks/harness_bench.py). Single-device runs only.")
 @click.option("--dry-run", is_flag=True,
               help="Check everything and list the jobs; train nothing and write nothing (a missing STORE "
                    "stays missing).")
@@ -56,7 +60,7 @@ from .params import executor_options, parse_seeds, store_input
 @executor_options
 def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files, n_random, arch_seed, seeds,
               split_seed, num_classes, device, devices, shard, retry_failed, create, concurrent, time_limit,
-              cuda_graphs, use_compile, bf16, dry_run, lock_timeout, executor) -> None:
+              cuda_graphs, use_compile, bf16, fuse, dry_run, lock_timeout, executor) -> None:
     """Train architectures on DATASET under a protocol; append each result to STORE.
 
     Resumable: evaluations already in STORE for the same task, protocol and seed
@@ -91,7 +95,9 @@ def train_cmd(store, dataset, data_root, task_name, protocol, archs, arch_files,
         raise click.BadParameter("must be >= 1", param_hint="--concurrent")
     if concurrent is None:
         concurrent = 8 if str(device).startswith("cuda") and "," not in str(device) else 1
-    flags = SpeedFlags(bf16=bf16, channels_last=bf16, compile=use_compile, graph_step=cuda_graphs)
+    if fuse > 1 and (not executor.local or (devices and "," in str(devices))):
+        raise click.UsageError("--fuse trains on one device: not with several --devices or a cluster executor")
+    flags = SpeedFlags(bf16=bf16, channels_last=bf16, compile=use_compile, graph_step=cuda_graphs, fuse=fuse)
     ex = None if executor.local or dry_run else executor.make()
     try:
         summary = run(store, dataset, arch_list, proto, seeds=seed_list, device=device, shard=shard,

@@ -102,7 +102,7 @@ class ArchTrainer:
         self.protocol, self.seed, self.device, self.fl = protocol, int(seed), device, dict(fl)
         self.log = log
         self.cuda = device.type == "cuda"
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.params: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
         self.bufs = [torch.zeros_like(p) for p in self.params]
         self.lr_t = torch.zeros((), device=device)
         self.loss_acc = torch.zeros((), device=device)
@@ -145,7 +145,17 @@ class ArchTrainer:
                     self.protocol.weight_decay, self.protocol.nesterov)
         with torch.no_grad():
             self.loss_acc.add_(loss.detach().float() * y.shape[0])
-            self.correct_acc.add_((logits.detach().argmax(1) == y).sum())
+            self.correct_acc.add_(self._count_correct(logits.detach(), y))
+
+    @staticmethod
+    def _count_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Correct predictions in a batch (a device count; one per network in a fused trainer)."""
+        return (logits.argmax(1) == y).sum()
+
+    def _epoch_buffer(self, buf: Any) -> tuple[Any, torch.Tensor, int, int]:
+        """The next epoch's augmented images and labels, ``(x, y, batches, batch_len)`` (``buf`` reused)."""
+        return self.train.epoch_buffer(self.protocol.effective_batch_size, self.aug, self.gen, out=buf,
+                                       memory_format=self.memory_format)
 
     def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         for p in self.params:
@@ -206,7 +216,7 @@ class ArchTrainer:
     def _evaluate(self, split: DeviceSplit) -> Iterator[torch.Tensor]:
         """Yield after each batch; the last value yielded is the device count of correct predictions."""
         self.model.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        correct = torch.zeros_like(self.correct_acc)
         ebs = self.protocol.eval_batch_size
         for x, y in split.eval_batches(ebs):
             m = x.shape[0]
@@ -220,7 +230,7 @@ class ArchTrainer:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with self._autocast():
                         logits = self.model(x)
-                correct += (logits.argmax(1) == y).sum()
+                correct += self._count_correct(logits, y)
             yield correct
         self.model.train()
         yield correct
@@ -244,8 +254,7 @@ class ArchTrainer:
         step = 0
         eval_wall = 0.0
         for epoch in range(p.epochs):
-            buf, ys, nb_e, blen = self.train.epoch_buffer(p.effective_batch_size, self.aug, self.gen, out=buf,
-                                                          memory_format=self.memory_format)
+            buf, ys, nb_e, blen = self._epoch_buffer(buf)
             self.loss_acc.zero_()
             self.correct_acc.zero_()
             for i in range(nb_e):
@@ -284,8 +293,8 @@ class ArchTrainer:
             eval_wall += time.perf_counter() - t0
             val_correct.append(c)
             if self.log:
-                self.log(f"epoch {epoch + 1}/{p.epochs} loss {float(losses[-1]) / max(seens[-1], 1):.4f} "
-                         f"val_acc {float(c) / max(len(self.val), 1):.4f}")
+                self.log(f"epoch {epoch + 1}/{p.epochs} loss {float(losses[-1].mean()) / max(seens[-1], 1):.4f} "
+                         f"val_acc {float(c.float().mean()) / max(len(self.val), 1):.4f}")
         if self.cuda:
             train_ev.record()
         for c in self._evaluate(self.test):  # noqa: B007 (the last value is the count)
@@ -297,21 +306,24 @@ class ArchTrainer:
             while not end_ev.query():  # let the other trainings run while this one drains
                 yield
         t_end = time.perf_counter()
-        loss_v = torch.stack(losses).cpu().tolist() if losses else []
-        corr_v = torch.stack(corrects).cpu().tolist() if corrects else []
-        valc_v = torch.stack(val_correct).cpu().tolist() if val_correct else []
-        nval, ntest = max(len(self.val), 1), max(len(self.test), 1)
         if self.cuda:
             wall = start_ev.elapsed_time(end_ev) / 1000.0
             train_s = start_ev.elapsed_time(train_ev) / 1000.0
         else:
             wall = t_end - t_host
             train_s = max(wall - eval_wall, 0.0)
+        loss_v, corr_v, valc_v = [torch.stack(v).cpu().tolist() if v else [] for v in (losses, corrects, val_correct)]
+        self._collect(loss_v, corr_v, valc_v, test_correct.cpu().tolist(), seens, train_s, wall)
+
+    def _collect(self, loss_v: list, corr_v: list, valc_v: list, test_c: Any, seens: list[int],
+                 train_s: float, wall: float) -> None:
+        """Set :attr:`result` from the host copies of the per-epoch device accumulators."""
+        nval, ntest = max(len(self.val), 1), max(len(self.test), 1)
         self.result = {
             "train_loss_curve": [v / max(s, 1) for v, s in zip(loss_v, seens)],
             "train_acc_curve": [v / max(s, 1) for v, s in zip(corr_v, seens)],
             "val_curve": [v / nval for v in valc_v],
-            "test_acc": float(test_correct) / ntest,
+            "test_acc": float(test_c) / ntest,
             "epochs_done": len(loss_v),
             "images": int(sum(seens)),
             "train_seconds": train_s,      # includes the per-epoch validation passes on CUDA

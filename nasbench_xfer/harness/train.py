@@ -24,18 +24,21 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import torch
 
 from ..space.nasnet import NASNetArch, NASNetSpace, from_json
 from .data import DeviceSplit
 from .engine import ArchTrainer, train_concurrently
+from .fused import FusedNetwork, FusedTrainer
 from .network import NetConfig, Network, count_flops, count_params
 from .protocols import Protocol, get_protocol
 
 __all__ = ["SpeedFlags", "train_one", "train_concurrent", "RECORD_FIELDS", "device_name",
-           "build_for_task", "parse_arch", "DeviceTask", "start_training", "finish_record"]
+           "build_for_task", "parse_arch", "DeviceTask", "start_training", "finish_record",
+           "start_fused_training", "finish_fused_records"]
 
 #: Keys of the record :func:`train_one` returns.  The record's names are the
 #: harness's own and stay as they are (stored runs and the runner read them); the
@@ -70,6 +73,7 @@ class SpeedFlags:
     cudnn_benchmark: bool | None = None
     compile: bool = False                # torch.compile the forward (eager steps; no graph_step)
     threads: int | None = None           # CPU: torch.set_num_threads
+    fuse: int = 1                        # train this many architectures as one fused network (fused.py)
 
     def resolve(self, device: torch.device) -> dict[str, Any]:
         cuda = torch.device(device).type == "cuda"
@@ -84,7 +88,14 @@ class SpeedFlags:
             "cudnn_benchmark": on(self.cudnn_benchmark),
             "compile": bool(self.compile),
             "threads": self.threads,
+            "fuse": _fuse_width(self.fuse),
         }
+
+
+def _fuse_width(fuse: int) -> int:
+    if int(fuse) != fuse or fuse < 1:
+        raise ValueError(f"fuse must be a whole number >= 1, got {fuse!r}")
+    return int(fuse)
 
 
 def device_name(device: torch.device | str) -> str:
@@ -179,6 +190,52 @@ def start_training(arch: NASNetArch | str | dict, dtask: DeviceTask, protocol: P
     return trainer, rec
 
 
+def start_fused_training(archs: Sequence[NASNetArch | str | dict], dtask: DeviceTask, protocol: Protocol,
+                         seeds: Sequence[int], device: torch.device, fl: dict[str, Any],
+                         log: Callable[[str], None] | None = None
+                         ) -> tuple[FusedTrainer | None, list[dict[str, Any]]]:
+    """Build the networks of ``archs`` (each from its own seed, as :func:`start_training` does),
+    fuse them and return their :class:`~nasbench_xfer.harness.fused.FusedTrainer` and records;
+    ``(None, failed records)`` if building fails."""
+    parsed = [parse_arch(a) for a in archs]
+    space = NASNetSpace(protocol.num_blocks)
+    task = dtask.task
+    recs = []
+    for a, seed in zip(parsed, seeds):
+        space.validate(a)
+        rec = _new_record(a, space, task, protocol, seed, device, fl)
+        rec["_t0"] = time.perf_counter()
+        recs.append(rec)
+    try:
+        nets = []
+        for a, seed, rec in zip(parsed, seeds, recs):
+            torch.manual_seed(seed)
+            net = build_for_task(a, protocol, task)
+            rec["params"] = count_params(net)
+            rec["flops"] = count_flops(net)
+            nets.append(net)
+        model = FusedNetwork(nets).to(device)
+        del nets
+        trainer = FusedTrainer(model, dtask.train, dtask.val, dtask.test, protocol, seeds, device, fl, log=log)
+    except Exception as exc:  # noqa: BLE001
+        for rec in recs:
+            finish_record(rec, None, exc)
+        return None, recs
+    return trainer, recs
+
+
+def finish_fused_records(recs: list[dict[str, Any]], trainer: FusedTrainer | None,
+                         exc: BaseException | None) -> list[dict[str, Any]]:
+    """:func:`finish_record` for each network of a fused training."""
+    results = trainer.results if (trainer is not None and exc is None) else None
+    for k, rec in enumerate(recs):
+        view = SimpleNamespace(result=results[k], fl=trainer.fl) if results is not None and trainer else None
+        finish_record(rec, cast(ArchTrainer | None, view), exc if view is None else None)
+        if view is not None:
+            rec["flags"]["fused_with"] = len(recs)
+    return recs
+
+
 def finish_record(rec: dict[str, Any], trainer: ArchTrainer | None, exc: BaseException | None) -> dict[str, Any]:
     """Fill ``rec`` from a finished trainer, or mark it failed with ``exc``."""
     try:
@@ -260,16 +317,19 @@ def train_concurrent(archs: Sequence[NASNetArch | str], task_data, protocol: Pro
     the trainings in flight finish, the ones not started are ``None`` in the result.
     """
     protocol = get_protocol(protocol)
-    archs = [parse_arch(a) for a in archs]
-    seeds = [seeds] * len(archs) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if len(seeds) != len(archs):
-        raise ValueError(f"{len(archs)} architectures but {len(seeds)} seeds")
+    parsed = [parse_arch(a) for a in archs]
+    seeds = [seeds] * len(parsed) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if len(seeds) != len(parsed):
+        raise ValueError(f"{len(parsed)} architectures but {len(seeds)} seeds")
     space = NASNetSpace(protocol.num_blocks)
-    for a in archs:
+    for a in parsed:
         space.validate(a)  # bad arguments raise before anything trains
     device, fl = _prepare(device, flags)
     dtask = DeviceTask(_subset(task_data, protocol), device)
     out: list[dict[str, Any] | None] = [None] * len(archs)
+    if fl["fuse"] > 1:
+        _train_fused(parsed, seeds, dtask, protocol, device, fl, concurrency, out, on_record, log, should_stop)
+        return out
 
     def jobs():
         for i in range(len(archs)):
@@ -278,7 +338,7 @@ def train_concurrent(archs: Sequence[NASNetArch | str], task_data, protocol: Pro
             yield i
 
     def start(i: int):
-        trainer, rec = start_training(archs[i], dtask, protocol, seeds[i], device, fl, log=log)
+        trainer, rec = start_training(parsed[i], dtask, protocol, seeds[i], device, fl, log=log)
         return trainer, (i, rec)
 
     def finish(state, trainer, exc) -> None:
@@ -292,3 +352,34 @@ def train_concurrent(archs: Sequence[NASNetArch | str], task_data, protocol: Pro
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out
+
+
+def _train_fused(archs: list[NASNetArch], seeds: list[int], dtask: DeviceTask, protocol: Protocol,
+                 device: torch.device, fl: dict[str, Any], concurrency: int, out: list[dict[str, Any] | None],
+                 on_record: Callable[[int, dict[str, Any]], None] | None, log: Callable[[str], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+    """:func:`train_concurrent` with ``fuse`` architectures per network: the architectures in
+    order, ``fl["fuse"]`` at a time, ``concurrency`` fused trainings in flight."""
+    width = int(fl["fuse"])
+
+    def jobs():
+        for lo in range(0, len(archs), width):
+            if should_stop is not None and should_stop():
+                return
+            yield list(range(lo, min(lo + width, len(archs))))
+
+    def start(idx: list[int]):
+        trainer, recs = start_fused_training([archs[i] for i in idx], dtask, protocol, [seeds[i] for i in idx],
+                                             device, fl, log=log)
+        return trainer, (idx, recs)
+
+    def finish(state, trainer, exc) -> None:
+        idx, recs = state
+        for i, rec in zip(idx, finish_fused_records(recs, trainer, exc)):
+            out[i] = rec
+            if on_record is not None:
+                on_record(i, rec)
+
+    train_concurrently(jobs(), start, finish, concurrency, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
