@@ -37,6 +37,7 @@ off in the paper's search protocol; asking for them raises).
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -72,36 +73,28 @@ class ChannelGather(nn.Module):
         self.sources: list[int] = sorted({s for s, _, _ in picks if s != ZERO})
         if not self.sources:
             raise ValueError("a channel gather needs at least one non-zero source")
-        # output position of every channel, source by source (the concatenation order)
-        concat_pos: list[int] = []
-        self.widths: dict[int, int] = {}
-        out_pos = 0
-        pick_slots: list[tuple[int, int, int]] = []  # (source, start, out position)
         for s, start, width in picks:
             if width < 1:
                 raise ValueError(f"pick {(s, start, width)} has no channels")
-            pick_slots.append((s, start, out_pos))
-            out_pos += width
-        self.out_channels = out_pos
+        out_at = list(itertools.accumulate((w for _, _, w in picks), initial=0))  # each pick's output offset
+        self.out_channels = out_at[-1]
         self.zero_width = max((w for s, _, w in picks if s == ZERO), default=0)
+        # where each output channel sits in the concatenation of the sources' selections (then the zeros)
+        where = [0] * self.out_channels
         offset = 0
         self._whole: dict[int, bool] = {}
         for s in self.sources:
-            idx = [start + c for (ss, start, w) in picks if ss == s for c in range(w)]
-            pos = [p + c for (ss, _, p), (_, _, w) in zip(pick_slots, picks) if ss == s for c in range(w)]
+            idx: list[int] = []
+            for (ss, start, w), at in zip(picks, out_at):
+                if ss == s:
+                    where[at:at + w] = range(offset + len(idx), offset + len(idx) + w)
+                    idx += range(start, start + w)
             self.register_buffer(f"idx_{s}", torch.tensor(idx, dtype=torch.int64), persistent=False)
-            self.widths[s] = len(idx)
             self._whole[s] = False
-            concat_pos += pos
             offset += len(idx)
-        zero_pos = [p + c for (ss, _, p), (_, _, w) in zip(pick_slots, picks) if ss == ZERO for c in range(w)]
-        zero_src = [c for (ss, _, _), (_, _, w) in zip(pick_slots, picks) if ss == ZERO for c in range(w)]
-        # inverse: for each output channel, where it sits in the concatenation
-        where = [0] * self.out_channels
-        for i, p in enumerate(concat_pos):
-            where[p] = i
-        for p, c in zip(zero_pos, zero_src):
-            where[p] = offset + c
+        for (ss, _, w), at in zip(picks, out_at):
+            if ss == ZERO:
+                where[at:at + w] = range(offset, offset + w)
         self.identity_perm = where == list(range(self.out_channels))
         self.register_buffer("perm", torch.tensor(where, dtype=torch.int64), persistent=False)
 
@@ -221,9 +214,8 @@ def pack_modules(mods: Sequence[nn.Module], pad_in: int | None, owners: list[int
     new._modules = dict(new._modules)
     new._parameters = {}
     new._buffers = dict(new._buffers)
-    for name, child in mods[0].named_children():
+    for name, _ in mods[0].named_children():
         setattr(new, name, pack_modules([getattr(m, name) for m in mods], pad_in, owners, registry))
-        del child
     return new
 
 
@@ -423,7 +415,6 @@ class FusedNetwork(nn.Module):
             if id(p) not in registry:
                 raise AssertionError(f"fused parameter {name} has no owner")  # a packing bug
             self.owners[name] = tuple(registry[id(p)])
-        self._owner_index: dict[tuple[str, torch.device], torch.Tensor] = {}
 
     def set_drop_path_progress(self, progress: float | torch.Tensor) -> None:
         """As :meth:`Network.set_drop_path_progress` (one schedule for all K networks)."""
@@ -461,7 +452,6 @@ class FusedNetwork(nn.Module):
         total = sum(p.numel() for _, p in named)
         flat = torch.empty(total, dtype=p0.dtype, device=p0.device)
         grad = torch.zeros_like(flat)
-        owner_elem = torch.empty(total, dtype=torch.int64)
         starts, ends, owners = [], [], []
         o = 0
         for name, p in named:
@@ -472,65 +462,43 @@ class FusedNetwork(nn.Module):
             own = self.owners[name]
             chunk = n // len(own)
             for g, k in enumerate(own):
-                owner_elem[o + g * chunk:o + (g + 1) * chunk] = k
                 starts.append(o + g * chunk)
                 ends.append(o + (g + 1) * chunk)
                 owners.append(k)
             o += n
         self.flat_param, self.flat_grad = flat, grad
         dev = p0.device
-        self._owner_elem = owner_elem.to(dev)
         self._chunk_start = torch.tensor(starts, dtype=torch.int64, device=dev)
         self._chunk_end = torch.tensor(ends, dtype=torch.int64, device=dev)
         self._chunk_owner = torch.tensor(owners, dtype=torch.int64, device=dev)
+        self._owner_elem = torch.repeat_interleave(self._chunk_owner, self._chunk_end - self._chunk_start)
 
     @property
     def is_flat(self) -> bool:
         return getattr(self, "flat_param", None) is not None
 
-    def _owner_tensor(self, name: str, device: torch.device) -> torch.Tensor:
-        key = (name, device)
-        if key not in self._owner_index:
-            self._owner_index[key] = torch.tensor(self.owners[name], dtype=torch.int64, device=device)
-        return self._owner_index[key]
+    def _require_flat(self) -> None:
+        if not self.is_flat:
+            raise RuntimeError("per-network gradient norms need the flat buffers: call flatten_() "
+                               "(after moving the network to its device) before the first backward pass")
 
     @torch.no_grad()
     def grad_norms(self) -> torch.Tensor:
         """Each network's gradient norm (over its own parameters), shape ``(K,)``; no host sync."""
-        if self.is_flat:
-            # per-chunk sums of squares from one float64 running sum, then per network
-            c = torch.cumsum(self.flat_grad.double().square(), 0)
-            c = torch.cat([c.new_zeros(1), c])
-            seg = c.index_select(0, self._chunk_end) - c.index_select(0, self._chunk_start)
-            sq = torch.zeros(self.K, dtype=torch.float64, device=c.device).index_add_(0, self._chunk_owner, seg)
-            return sq.clamp(min=0).sqrt().float()
-        total: torch.Tensor | None = None
-        for name, p in self.named_parameters():
-            if p.grad is None:
-                continue
-            own = self._owner_tensor(name, p.device)
-            sq = p.grad.reshape(len(own), -1).float().pow(2).sum(1)
-            if total is None:
-                total = torch.zeros(self.K, device=p.device)
-            total.index_add_(0, own, sq)
-        if total is None:
-            return torch.zeros(self.K)
-        return total.sqrt()
+        self._require_flat()
+        # per-chunk sums of squares from one float64 running sum, then per network
+        c = torch.cumsum(self.flat_grad.double().square(), 0)
+        c = torch.cat([c.new_zeros(1), c])
+        seg = c.index_select(0, self._chunk_end) - c.index_select(0, self._chunk_start)
+        sq = torch.zeros(self.K, dtype=torch.float64, device=c.device).index_add_(0, self._chunk_owner, seg)
+        return sq.clamp(min=0).sqrt().float()
 
     @torch.no_grad()
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
         """``torch.nn.utils.clip_grad_norm_`` applied to each network's parameters alone; returns the K norms."""
         norms = self.grad_norms()
         coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        if self.is_flat:
-            self.flat_grad.mul_(coef.index_select(0, self._owner_elem).to(self.flat_grad.dtype))
-            return norms
-        for name, p in self.named_parameters():
-            if p.grad is None:
-                continue
-            own = self._owner_tensor(name, p.device)
-            scale = coef[own].repeat_interleave(p.shape[0] // len(own))
-            p.grad.mul_(scale.reshape(-1, *([1] * (p.dim() - 1))).to(p.grad.dtype))
+        self.flat_grad.mul_(coef.index_select(0, self._owner_elem).to(self.flat_grad.dtype))
         return norms
 
 
@@ -615,6 +583,6 @@ class FusedTrainer(ArchTrainer):
             ArchTrainer._collect(self, [r[k] for r in loss_v], [r[k] for r in corr_v], [r[k] for r in valc_v],
                                  test_c[k], seens, train_s, wall)
             assert self.result is not None
-            out.append(dict(self.result, fused_with=self.fused.K))
+            out.append(self.result)
         self.results = out
         self.result = None

@@ -163,22 +163,33 @@ class DeviceTask:
         self.test = DeviceSplit(task.test_x, task.test_y, mean, std, device)
 
 
+def _open_record(arch: NASNetArch | str | dict, task, protocol: Protocol, seed: int, device: torch.device,
+                 fl: dict[str, Any]) -> tuple[NASNetArch, dict[str, Any]]:
+    """The validated architecture and its new record, its clock started (bad arguments raise)."""
+    arch = parse_arch(arch)
+    space = NASNetSpace(protocol.num_blocks)
+    space.validate(arch)
+    rec = _new_record(arch, space, task, protocol, seed, device, fl)
+    rec["_t0"] = time.perf_counter()
+    return arch, rec
+
+
+def _build_counted(arch: NASNetArch, protocol: Protocol, task, seed: int, rec: dict[str, Any]) -> Network:
+    """The network (initialised from ``seed``), its parameters and FLOPs written into ``rec``."""
+    torch.manual_seed(seed)
+    model = build_for_task(arch, protocol, task)
+    rec["params"] = count_params(model)
+    rec["flops"] = count_flops(model)
+    return model
+
+
 def start_training(arch: NASNetArch | str | dict, dtask: DeviceTask, protocol: Protocol, seed: int,
                    device: torch.device, fl: dict[str, Any], log: Callable[[str], None] | None = None
                    ) -> tuple[ArchTrainer | None, dict[str, Any]]:
     """Build the network and its :class:`ArchTrainer`; ``(None, failed record)`` if building fails."""
-    arch = parse_arch(arch)
-    space = NASNetSpace(protocol.num_blocks)
-    space.validate(arch)
-    task = dtask.task
-    rec = _new_record(arch, space, task, protocol, seed, device, fl)
-    rec["_t0"] = time.perf_counter()
+    parsed, rec = _open_record(arch, dtask.task, protocol, seed, device, fl)
     try:
-        torch.manual_seed(seed)
-        model = build_for_task(arch, protocol, task)
-        rec["params"] = count_params(model)
-        rec["flops"] = count_flops(model)
-        model = model.to(device)
+        model = _build_counted(parsed, protocol, dtask.task, seed, rec).to(device)
         if fl["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         if fl["compile"]:
@@ -197,23 +208,10 @@ def start_fused_training(archs: Sequence[NASNetArch | str | dict], dtask: Device
     """Build the networks of ``archs`` (each from its own seed, as :func:`start_training` does),
     fuse them and return their :class:`~nasbench_xfer.harness.fused.FusedTrainer` and records;
     ``(None, failed records)`` if building fails."""
-    parsed = [parse_arch(a) for a in archs]
-    space = NASNetSpace(protocol.num_blocks)
-    task = dtask.task
-    recs = []
-    for a, seed in zip(parsed, seeds):
-        space.validate(a)
-        rec = _new_record(a, space, task, protocol, seed, device, fl)
-        rec["_t0"] = time.perf_counter()
-        recs.append(rec)
+    opened = [_open_record(a, dtask.task, protocol, seed, device, fl) for a, seed in zip(archs, seeds)]
+    recs = [rec for _, rec in opened]
     try:
-        nets = []
-        for a, seed, rec in zip(parsed, seeds, recs):
-            torch.manual_seed(seed)
-            net = build_for_task(a, protocol, task)
-            rec["params"] = count_params(net)
-            rec["flops"] = count_flops(net)
-            nets.append(net)
+        nets = [_build_counted(a, protocol, dtask.task, seed, rec) for (a, rec), seed in zip(opened, seeds)]
         model = FusedNetwork(nets).to(device)
         del nets
         trainer = FusedTrainer(model, dtask.train, dtask.val, dtask.test, protocol, seeds, device, fl, log=log)
