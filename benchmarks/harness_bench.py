@@ -18,10 +18,11 @@ training split (45,000 images):
     which change accuracy (``parity_variants.py``) and so never count as (c);
 (c) **the best configuration**: the fastest fp32 row of (b).
 
-Steady state: every training first runs ``--warm`` steps (model build, the first
-epoch's augmentation, cuDNN autotuning, graph capture: reported separately as
-start-up seconds), then ``--steps`` timed steps; images/s is timed images over the
-wall time of the timed phase for all architectures of the configuration.
+Steady state: every training first runs ``--warm`` steps (reported separately as start-up
+seconds: the model build with its parameter and FLOP count, as every training of the package
+does; the first epoch's augmentation, cuDNN autotuning, graph capture), then ``--steps`` timed
+steps; images/s is timed images over the wall time of the timed phase for all architectures of
+the configuration.
 Architectures per GPU-hour at ``paper-search`` = images/s / (45,000 x 100 epochs)
 x 3,600 (training only; the per-epoch validation pass adds about 11%).
 
@@ -63,7 +64,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import nasbench_xfer.datasets  # noqa: E402
-from nasbench_xfer.harness.engine import ArchTrainer  # noqa: E402
 from nasbench_xfer.harness.protocols import get_protocol  # noqa: E402
 from nasbench_xfer.harness.train import (  # noqa: E402
     DeviceTask,
@@ -72,6 +72,7 @@ from nasbench_xfer.harness.train import (  # noqa: E402
     build_for_task,
     device_name,
     start_fused_training,
+    start_training,
     train_concurrent,
 )
 from nasbench_xfer.space.nasnet import NASNetSpace  # noqa: E402
@@ -185,17 +186,17 @@ def reference_accuracy(arch, task, protocol, seed: int, device, loader_workers: 
 
 # --------------------------------------------------------------- harness
 def _build_trainer(group: list, j0: int, task, protocol, dev, fl: dict, dtask):
-    """One trainer for ``group`` (one architecture, or ``fl["fuse"]`` fused into one network)."""
+    """One trainer for ``group`` (one architecture, or ``fl["fuse"]`` fused into one network),
+    built as the package builds it for a training (so start-up includes what a real training
+    pays: the network, its parameter and FLOP count, the trainer)."""
     if fl["fuse"] > 1:
-        trainer, _ = start_fused_training(group, dtask, protocol, list(range(j0, j0 + len(group))), dev, fl)
-        if trainer is None:
-            raise RuntimeError("building the fused network failed")
-        return trainer
-    torch.manual_seed(j0)
-    model = build_for_task(group[0], protocol, task).to(dev)
-    if fl["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    return ArchTrainer(model, dtask.train, dtask.val, dtask.test, protocol, j0, dev, fl)
+        trainer, recs = start_fused_training(group, dtask, protocol, list(range(j0, j0 + len(group))), dev, fl)
+    else:
+        trainer, rec = start_training(group[0], dtask, protocol, j0, dev, fl)
+        recs = [rec]
+    if trainer is None:
+        raise RuntimeError(f"building the trainer failed: {recs[0].get('status')}")
+    return trainer
 
 
 def harness_throughput(archs, task, protocol, device, flags: SpeedFlags, k: int, warm: int, steps: int) -> dict:
