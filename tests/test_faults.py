@@ -258,6 +258,100 @@ def test_flipped_bytes_in_attributes_and_strings_are_detected(tmp_path):
     assert any("/tasks/cifar10/device: strings do not match their checksum" in p for p in problems)
 
 
+def test_writes_never_re_sign_damage(tmp_path):
+    """A commit (append, add_task, register_protocol, compact) and merge refuse a store whose
+    attributes or strings no longer match their digests, so validate keeps seeing the damage."""
+    path = tmp_path / "s.h5"
+    archs = _make(path, n=4)
+    data = path.read_bytes()
+    at = data.index(b'"epochs": 2')
+    path.write_bytes(data[:at + 10] + b"3" + data[at + 11:])
+    damaged = path.read_bytes()
+    new = NASNetSpace().sample(np.random.default_rng(99))
+    with Store.open(path, "a") as st:
+        for write in (lambda: st.append("cifar10", [dict(arch=new, seed=1)]),
+                      lambda: st.add_task("other", dataset="svhn"),
+                      lambda: st.register_protocol("cifar10", "long", {"epochs": 9}),
+                      lambda: st.add_archs([new])):
+            with pytest.raises(StoreError, match="damaged store, it does not match its checksums"):
+                write()
+        assert st.num_evaluations("cifar10") == len(archs)
+    assert path.read_bytes() == damaged
+    with pytest.raises(StoreError, match=r"input .*s\.h5: damaged store"):
+        Store.merge([path], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists() and not (tmp_path / "m.h5.lock").exists()
+    r = CliRunner().invoke(cli, ["validate", str(path)])
+    assert r.exit_code == 1 and "attributes do not match their checksum" in r.output
+
+
+def test_readers_and_writers_do_not_block_each_other(tmp_path):
+    """Readers take no HDF5 file lock: a reader open while a writer commits, and a reader
+    opening while a writer is inside a commit, both work."""
+    path = tmp_path / "s.h5"
+    _make(path, n=3)
+    extra = NASNetSpace().sample_many(2, np.random.default_rng(5))
+    with Store.open(path) as reader:
+        with Store.open(path, "a") as w:
+            w.append("cifar10", [dict(arch=extra[0], seed=1)])
+            with w.batch():
+                w.append("cifar10", [dict(arch=extra[1], seed=1)])
+                with Store.open(path) as r2:
+                    assert r2.num_evaluations("cifar10") == 4
+        assert reader.num_evaluations("cifar10") == 3  # the version it opened
+    with Store.open(path) as st:
+        assert st.num_evaluations("cifar10") == 5
+
+
+def test_reader_opening_during_a_compaction_sees_every_row(tmp_path, monkeypatch):
+    """A compaction that replaces the file between a reader's open and its journal scan
+    must not hide the journal's rows from that reader."""
+    from nasbench_xfer.store import core, journal
+
+    monkeypatch.setattr(Store, "journal_min_bytes", 0)
+    monkeypatch.setattr(Store, "compact_fraction", 1e9)
+    path = tmp_path / "s.h5"
+    _make(path, n=3)
+    w = Store.open(path, "a")
+    w.append("cifar10", [dict(arch=a, seed=2) for a in NASNetSpace().sample_many(4, np.random.default_rng(7))])
+    assert journal.journal_path(path).exists()
+    real_scan, fired = journal.scan, []
+
+    def scan_after_a_compaction(p):
+        if not fired:  # the reader holds the old file; the writer folds the journal now
+            fired.append(1)
+            w.compact()
+        return real_scan(p)
+
+    monkeypatch.setattr(core.journal, "scan", scan_after_a_compaction)
+    with Store.open(path) as r:
+        assert r.num_evaluations("cifar10") == 7
+    assert fired and not journal.journal_path(path).exists()
+    w.close()
+
+
+def test_export_never_overwrites_the_store_or_an_existing_file(tmp_path):
+    store = tmp_path / "s.csv"  # a store whose name ends in .csv
+    _make(store, n=3)
+    before = store.read_bytes()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["export", str(store), "-o", str(store)])
+    assert r.exit_code == 1 and "is the store itself" in r.output, r.output
+    link = tmp_path / "l.csv"
+    link.symlink_to(store)
+    r = runner.invoke(cli, ["export", str(store), "-o", str(link), "--overwrite"])
+    assert r.exit_code == 1 and "is the store itself" in r.output, r.output
+    assert store.read_bytes() == before
+    out = tmp_path / "e.csv"
+    out.write_text("keep me\n")
+    r = runner.invoke(cli, ["export", str(store), "-o", str(out)])
+    assert r.exit_code == 1 and "already exists (pass --overwrite to replace it)" in r.output
+    assert out.read_text() == "keep me\n"
+    r = runner.invoke(cli, ["export", str(store), "-o", str(out), "--overwrite", "-t", "cifar10", "-t", "cifar10"])
+    assert r.exit_code == 0 and "wrote 3 rows" in r.output, r.output
+    assert len(out.read_text().splitlines()) == 4
+    assert [p.name for p in tmp_path.iterdir() if "export" in p.name] == []
+
+
 def test_stores_without_checksums_still_read_and_validate(tmp_path):
     path = tmp_path / "old.h5"
     archs = _make(path, n=3)

@@ -1,7 +1,9 @@
 """Benchmark-table commands: info, query, export, validate, merge, compact."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import click
@@ -9,6 +11,7 @@ import pandas as pd
 
 from ..space import SpaceError
 from ..store import Store, StoreError
+from ..store.locking import durable_replace, output_path, real_path
 from .params import store_input
 
 
@@ -18,19 +21,6 @@ def open_store(path: str, mode: str = "r") -> Store:
         return Store.open(path, mode)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _output_path(out: str) -> Path:
-    """``out`` with its parent folders created; a clean error when they cannot be."""
-    path = Path(out)
-    if path.is_dir():
-        raise click.ClickException(f"{out} is a directory; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(f"cannot create the folder {path.parent} for {out}: "
-                                   f"{exc.strerror or exc}") from None
-    return path
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -138,16 +128,20 @@ def query_cmd(store: str, task: str, top: int, sort_by: str, arch_spec: str | No
 @click.option("--task", "-t", "tasks", multiple=True,
               help="Task(s) to export (repeatable); default: all tasks, stacked with a 'task' column.")
 @click.option("--curves", is_flag=True, help="Add the per-epoch curves as columns curve_0, curve_1, ...")
-def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool) -> None:
-    """Export evaluations of STORE as one tidy table (a row per evaluation)."""
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool, overwrite: bool) -> None:
+    """Export evaluations of STORE as one tidy table (a row per evaluation).  The table is
+    written beside --out and renamed over it, so an interrupted export leaves no partial file."""
     suffix = Path(out).suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise click.ClickException(f"--out must end in .csv or .parquet, got {out!r}")
-    _output_path(out)
+    if real_path(out) == real_path(store) or (Path(out).exists() and Path(out).samefile(store)):
+        raise click.ClickException(f"--out {out} is the store itself; give another file")
+    dest = output_path(out, overwrite, error=click.ClickException, hint="pass --overwrite to replace it")
     with open_store(store) as st:
         try:
             frames = []
-            for t in tasks or st.tasks:
+            for t in dict.fromkeys(tasks or st.tasks):  # a task named twice is exported once
                 frame = st.evaluations(t, spec=True)
                 frame.insert(0, "task", t)
                 if curves:
@@ -158,16 +152,21 @@ def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool) -> No
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tmp = dest.with_name(f".{dest.name}.export-{os.getpid()}{suffix}")
     try:
         if suffix == ".csv":
-            table.to_csv(out, index=False)
+            table.to_csv(tmp, index=False)
         else:
-            table.to_parquet(out, index=False)
+            table.to_parquet(tmp, index=False)
+        durable_replace(tmp, dest)
     except ImportError as exc:
         raise click.ClickException(f"parquet export needs pyarrow ({exc}); "
                                    f"pip install pyarrow, or write .csv") from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     click.echo(f"wrote {len(table)} rows to {out}")
 
 

@@ -85,7 +85,7 @@ def building_store(out: str | os.PathLike, space: SearchSpace, *, overwrite: boo
     fsynced before the rename and the folder after it, like every store commit.
     """
     given = Path(out)
-    out = output_path(given, overwrite, error=ImporterError, hint="pass overwrite=True / --overwrite to replace it")
+    out = output_path(given, overwrite, error=ImporterError)
     try:
         lock_fd = Store._lock(out)
     except StoreError as exc:

@@ -80,6 +80,24 @@ def _write_checksums(f: h5py.File, *, full: bool = False) -> None:
                                         sort_keys=True)
 
 
+def _stale_digests(f: h5py.File) -> list[str]:
+    """Objects of ``f`` whose attributes or strings no longer match the stored digests (empty
+    for a store written before digests were kept).  A commit checks this before it writes
+    fresh digests, so it never re-signs damage."""
+    try:
+        ck = _jload(f.attrs.get(CHECKSUM_ATTR))
+    except Exception as exc:
+        return [f"attribute {CHECKSUM_ATTR} is damaged ({exc.__class__.__name__}: {exc})"]
+    if ck is None:
+        return []
+    problems: list[str] = []
+    try:
+        _compare_digests(f, _objects(f), ck["attrs"], ck["strings"], problems)
+    except Exception as exc:
+        problems.append(f"the stored digests cannot be compared ({exc.__class__.__name__}: {exc})")
+    return problems
+
+
 def _verify_checksums(f: h5py.File) -> tuple[list[str], list[str]]:
     """(problems, notes) of the store's own digests and of HDF5's per-chunk fletcher32
     checksums; every dataset is read in full (which also checks each compressed chunk)."""

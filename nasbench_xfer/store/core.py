@@ -25,6 +25,15 @@ from .schema import FORMAT, GENERATION_ATTR, SCHEMA_VERSION, StoreError, _jload,
 from .writing import WritingMixin
 
 
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells one version of the store file from the next (None if it cannot be read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
     """An open benchmark store.  Use :meth:`open` or :meth:`create`, ideally as a context manager.
 
@@ -163,8 +172,23 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
                           f"run `nasbench-xfer validate {self.path}` for a full report")
 
     def _open_reader(self) -> None:
+        """Open the file and apply its journal.  A compaction that replaces the file between
+        the two (it folds the journal into a new file, then removes the journal) would leave the
+        old file without its journal's rows, so the file's identity is compared before and
+        after, and the pair read again if it changed."""
+        for _ in range(50):
+            before = _identity(self.path)
+            self._open_file()
+            if before is not None and _identity(self.path) == before:
+                return
+            self._close_reader()
+        self._open_file()  # a store replaced this often: the last version read
+
+    def _open_file(self) -> None:
         try:
-            f = h5py.File(self.path, "r")
+            # readers take no HDF5 file lock: writers never change a file in place (a commit
+            # renames a new file over it), and the store's own lock file orders the writers
+            f = h5py.File(self.path, "r", locking=False)
         except FileNotFoundError:
             raise StoreError(f"no store at {self.path}") from None
         except PermissionError:

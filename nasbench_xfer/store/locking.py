@@ -33,7 +33,7 @@ def real_path(path: str | os.PathLike) -> Path:
 
 
 def output_path(given: str | os.PathLike, overwrite: bool, *, error: type[Exception],
-                hint: str = "pass overwrite=True to replace it") -> Path:
+                hint: str = "pass overwrite=True / --overwrite to replace it") -> Path:
     """The real path a command that writes a new store file at ``given`` will replace, after
     the checks every such command makes: not a folder, not an existing file unless
     ``overwrite``, and its folder created (``error`` naming the problem otherwise)."""

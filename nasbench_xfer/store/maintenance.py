@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import journal
-from .checksums import _verify_checksums
+from .checksums import _stale_digests, _verify_checksums
 from .locking import output_path, real_path
 from .schema import EVAL_COLUMNS, StoreError, _damaged, _jload, _missing, provenance
 from .state import StoreState
@@ -205,6 +205,11 @@ class MaintenanceMixin(StoreState):
         report = {"duplicates": 0, "conflicting": 0}
         try:
             sources = [cls.open(p, "r") for p in paths]
+            for p, src in zip(paths, sources):  # never carry damage into a freshly signed file
+                stale = _stale_digests(src._f)
+                if stale:
+                    raise StoreError(f"input {p}: damaged store, it does not match its checksums ({stale[0]}); "
+                                     f"nothing was written. Run `nasbench-xfer validate {p}`")
             lock_fd = cls._lock(out)  # the output may not be replaced while someone writes it
             _remove_stale_builds(out)
             merged = cls.create(building, _common_space(sources), overwrite=True,
@@ -233,6 +238,9 @@ class MaintenanceMixin(StoreState):
         finally:
             if lock_fd is not None:
                 cls._unlock(lock_fd)
+                if not out.exists():  # a failed merge to a new file leaves nothing behind
+                    with contextlib.suppress(OSError):
+                        out.with_name(out.name + ".lock").unlink()
             if merged is not None:
                 merged.close()
             for leftover in (building, building.with_name(building.name + ".lock")):

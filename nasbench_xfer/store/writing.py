@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..space import EnumerableSpace, SpaceError
 from . import journal
-from .checksums import _write_checksums
+from .checksums import _stale_digests, _write_checksums
 from .schema import (
     _CK,
     EVAL_COLUMNS,
@@ -61,7 +61,14 @@ class WritingMixin(StoreState):
             pending = self._ov  # the journal's rows: folded into this commit
             try:
                 self._close_reader()
-                self._tx = h5py.File(self.path, "r+", driver="core", backing_store=False)
+                self._tx = h5py.File(self.path, "r+", driver="core", backing_store=False, locking=False)
+                stale = _stale_digests(self._tx)
+                if stale:
+                    self._tx.close()
+                    raise StoreError(f"{self.path}: damaged store, it does not match its checksums ({stale[0]}"
+                                     + (f"; {len(stale) - 1} more" if len(stale) > 1 else "")
+                                     + "), so nothing was written: a commit would re-sign the "
+                                     f"damage. Run `nasbench-xfer validate {self.path}`")
                 _fold(self._tx, pending)
             except BaseException as exc:
                 self._tx = None

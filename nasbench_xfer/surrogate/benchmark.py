@@ -244,7 +244,7 @@ class SurrogateBenchmark:
         if not path.is_file():
             raise SurrogateError(f"no surrogate file at {path}")
         try:
-            f = h5py.File(path, "r")
+            f = h5py.File(path, "r", locking=False)
         except OSError as exc:
             raise SurrogateError(f"{path} is not a surrogate benchmark (not an HDF5 file: {exc})") from None
         with f:
