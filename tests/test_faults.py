@@ -401,6 +401,8 @@ def test_every_numeric_dataset_has_fletcher32(tmp_path):
     (dict(device=1.5), r"column 'device' must be a string"),
     (dict(val_metric="high"), r"column 'val_metric' must be a number, got 'high'"),
     (dict(val_metric=True), r"column 'val_metric' must be a number"),
+    (dict(seed=float("nan")), r"record 0: seed is NaN; give an integer seed or leave it out"),
+    (dict(curve=[0.1, 1e300]), r"column 'curve': value\(s\) at epoch\(s\) \[1\] exceed the float32 range"),
 ])
 def test_bad_values_are_refused(tmp_path, record, message):
     path = tmp_path / "s.h5"
@@ -410,6 +412,61 @@ def test_bad_values_are_refused(tmp_path, record, message):
         with pytest.raises(StoreError, match=message):
             st.append("cifar10", [dict(arch=archs[0], protocol="tiny", **record)])
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda st: st.add_task("a\x00b", dataset="d"), r"invalid task name 'a\\x00b'"),
+    (lambda st: st.add_task("t", dataset="d", metric=None), r"task 't': metric must be a string, got None"),
+    (lambda st: st.add_task("t", dataset="d", extra_columns=["x", "x"]), r"extra columns named twice: \['x'\]"),
+    (lambda st: st.add_task("t", dataset="d", extra_columns=[""]), r"invalid extra column name ''"),
+    (lambda st: st.add_task("t", dataset="d", extra_columns="lat"), r"must be a list of names"),
+    (lambda st: st.add_task("t", dataset="d", extra_columns=["task"]), r"extra column 'task' clashes"),
+    (lambda st: st.add_task("t", dataset="d", extra_columns=["curve_3"]), r"extra column 'curve_3' clashes"),
+    (lambda st: st.add_task("t", dataset="d", protocols={"p": {1, 2}}), r"task 't': protocols must be JSON data"),
+    (lambda st: st.register_protocol("cifar10", "p", {"x": object()}), r"protocol 'p' must be JSON data"),
+    (lambda st: st.append("cifar10", [1, 2]), r"record 0 must be a mapping of column names to values"),
+    (lambda st: st.archs([-1]), r"architecture ids must lie in 0\.\.1 .*got \[-1\]"),
+    (lambda st: st.arch_hashes([10**6]), r"architecture ids must lie in 0\.\.1"),
+    (lambda st: st.top("cifar10", column="nope"), r"unknown column 'nope' of task 'cifar10'; numeric columns: seed"),
+    (lambda st: st.metric_table("cifar10", "status"), r"unknown column 'status'"),
+    (lambda st: st.evaluations(None), r"task None is not in"),
+    (lambda st: st.evaluations("cifar10/"), r"task 'cifar10/' is not in"),
+    (lambda st: st.evaluations("/"), r"task '/' is not in"),
+])
+def test_bad_calls_are_store_errors_that_name_the_problem(tmp_path, call, message):
+    """Bad arguments through the Python API: a StoreError naming the problem (never a raw
+    TypeError/IndexError, never "damaged store" for a typo), and the file unchanged."""
+    path = tmp_path / "s.h5"
+    _make(path, n=2)
+    before = path.read_bytes()
+    with Store.open(path, "a") as st:
+        with pytest.raises(StoreError, match=message) as info:
+            call(st)
+        assert "damaged" not in str(info.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("column, data, message", [
+    ("curves", np.zeros(2, dtype=np.float32), "column curves holds 1-D floats, expected 2-D floats"),
+    ("arch", np.zeros((2, 2), dtype=np.int32), "column arch holds 2-D integers, expected 1-D integers"),
+    ("val_metric", np.array(["a", "b"], dtype=object), "column val_metric holds 1-D strings, expected 1-D floats"),
+])
+def test_columns_of_the_wrong_shape_or_kind_are_damage(tmp_path, column, data, message):
+    """A column rewritten outside nasbench_xfer with another rank or kind: validate names it,
+    and reads and merge refuse the task instead of crashing on it."""
+    path = tmp_path / "s.h5"
+    _make(path, n=2)
+    with h5py.File(path, "r+") as f:
+        g = f["tasks/cifar10"]
+        del g[column]
+        g.create_dataset(column, data=data, dtype=h5py.string_dtype() if data.dtype == object else data.dtype)
+    r = CliRunner().invoke(cli, ["validate", str(path)])
+    assert r.exit_code == 1 and message in r.output, r.output
+    for args in (["export", str(path), "-o", str(tmp_path / "e.csv"), "--curves"],
+                 ["merge", str(path), "-o", str(tmp_path / "m.h5")]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 1 and r.exception is None or isinstance(r.exception, SystemExit)
+        assert "damaged store" in r.output and "Traceback" not in r.output, r.output
 
 
 def test_good_values_are_kept_exactly(tmp_path):
@@ -790,6 +847,22 @@ def test_cli_bad_input_messages(tmp_path):
                       (["demo", "-j", "0"], "0 is not in the range x>=1")):
         r = runner.invoke(cli, args)
         assert r.exit_code == 2 and msg in r.output, r.output
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "adir").mkdir()
+    csv = _csv(tmp_path / "t.csv")
+    for args, msg in (
+            (["transferability", str(store), "-o", str(afile / "sub")], f"cannot write {afile / 'sub'}"),
+            (["transferability", str(store), "--tasks", ","], "--tasks ',' names no task"),
+            (["transferability", str(store), "--min-shared", "0"], "--min-shared must be at least 2"),
+            (["query", str(store), "-t", "cifar10", "--arch", "x", "--hash", "y"], "give --arch or --hash, not both"),
+            (["query", str(store), "-t", "cifar10", "--top", "-1"], "--top must be 0 (all) or a positive number"),
+            (["query", str(store), "-t", "cifar10/"], "task 'cifar10/' is not in"),
+            (["validate", str(store), str(tmp_path / "adir")], "adir is a directory, not a store file"),
+            (["import", "csv", "--csv", str(csv), "--arch-column", "arch", "--task-column", "t=c10", "--sep", "",
+              "--out", str(tmp_path / "x.h5")], "the field separator (sep / --sep) must be a character")):
+        r = runner.invoke(cli, args)
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, (args, r.output)
 
 
 def test_train_cli_bad_input_messages(tmp_path):

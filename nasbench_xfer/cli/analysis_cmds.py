@@ -41,9 +41,16 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
     """
     from ..evaluate.transferability import best_sources, plot_heatmap, rank_correlations
 
+    if min_shared < 2:
+        raise click.ClickException(f"--min-shared must be at least 2 (a rank correlation needs two "
+                                   f"shared architectures), got {min_shared}")
+    names = list(dict.fromkeys(split_csv(tasks))) if tasks is not None else None
+    if names is not None and not names:
+        raise click.ClickException(f"--tasks {tasks!r} names no task")
     with open_store(store) as st:
+        if not st.tasks:
+            raise click.ClickException(f"{store} has no tasks")
         try:
-            names = split_csv(tasks) if tasks else None
             corr = rank_correlations(st, names, min_shared=min_shared)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
@@ -57,11 +64,15 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
     click.echo(best.round(3).to_string(index=False) if len(best) else "(no pair shares architectures)")
     if out:
         path = Path(out)
-        path.mkdir(parents=True, exist_ok=True)
-        corr.to_csv(path / "transferability.csv", index=False)
-        best.to_csv(path / "best_sources.csv", index=False)
-        for metric in ("spearman", "kendall"):
-            plot_heatmap(corr, path / f"transferability_{metric}", metric)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            corr.to_csv(path / "transferability.csv", index=False)
+            best.to_csv(path / "best_sources.csv", index=False)
+            for metric in ("spearman", "kendall"):
+                plot_heatmap(corr, path / f"transferability_{metric}", metric)
+        except OSError as exc:
+            where = exc.filename or path
+            raise click.ClickException(f"cannot write {where}: {exc.strerror or exc}") from None
         click.echo(f"\nwrote {path}/transferability.csv, best_sources.csv, heatmaps (PNG, PDF)")
 
 

@@ -89,6 +89,10 @@ def info_cmd(store: str, as_json: bool) -> None:
 def query_cmd(store: str, task: str, top: int, sort_by: str, arch_spec: str | None,
               arch_hash: str | None, spec: bool) -> None:
     """Show evaluations of one task of STORE: the best ones, or those of one architecture."""
+    if arch_spec is not None and arch_hash is not None:
+        raise click.ClickException("give --arch or --hash, not both")
+    if top < 0:
+        raise click.ClickException(f"--top must be 0 (all) or a positive number, got {top}")
     with open_store(store) as st:
         try:
             frame = st.evaluations(task, spec=spec)
@@ -171,7 +175,7 @@ def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool, overw
 
 
 @click.command("validate")
-@click.argument("stores", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("stores", nargs=-1, required=True, type=click.Path())
 @click.option("--quick", is_flag=True, help="Skip re-deriving every architecture's hash.")
 def validate_cmd(stores: tuple[str, ...], quick: bool) -> None:
     """Check that each STORE is sound; exit status 1 if any has problems."""

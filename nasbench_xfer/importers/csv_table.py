@@ -132,6 +132,9 @@ def _read_table(csv_path: Path, sep: str, arch_column: str, needed: Sequence[str
     """The CSV as a frame (architectures as text), with every ``needed`` column and at least one row."""
     if not csv_path.is_file():
         raise ImporterError(f"CSV file not found: {csv_path}")
+    if not isinstance(sep, str) or not sep:
+        raise ImporterError(f"the field separator (sep / --sep) must be a character (or a regular "
+                            f"expression, e.g. '\\s+'), got {sep!r}")
     try:
         frame = pd.read_csv(csv_path, sep=sep, dtype={arch_column: str}, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:

@@ -160,7 +160,8 @@ def import_nas_bench_graph(out: str | os.PathLike, datasets: Sequence[str] | Non
     main = [d for d in datasets if d != "proteins" or proteins == "include"]
     separate = "proteins" in datasets and proteins == "separate"
     if proteins_out is not None and not separate:
-        raise ImporterError("proteins_out is only used with proteins='separate'")
+        raise ImporterError("proteins_out (--proteins-out) is only used with proteins='separate' "
+                            "(--proteins separate) when proteins is among the datasets")
     if proteins_out is not None:
         p_out = Path(proteins_out)
     else:  # proteins alone: its store is ``out`` itself

@@ -15,7 +15,7 @@ import numpy as np
 from . import journal
 from .checksums import _stale_digests, _verify_checksums
 from .locking import output_path, real_path
-from .schema import EVAL_COLUMNS, StoreError, _damaged, _jload, _missing, provenance
+from .schema import EVAL_COLUMNS, StoreError, _damaged, _jload, _missing, column_layout_problems, provenance
 from .state import StoreState
 
 if TYPE_CHECKING:
@@ -154,6 +154,10 @@ class MaintenanceMixin(StoreState):
         missing = [c for c in list(EVAL_COLUMNS) + ["curves"] + extras if c not in tg]
         if missing:
             problems.append(f"task {task}: missing columns {missing}")
+            return
+        layout = column_layout_problems(tg, extras)
+        if layout:
+            problems.extend(f"task {task}: {p}" for p in layout)
             return
         rows = tg["arch"].shape[0]
         for c in list(EVAL_COLUMNS) + extras + ["curves"]:

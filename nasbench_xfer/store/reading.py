@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..space import EnumerableSpace, SpaceError
 from . import journal
-from .schema import _DAMAGE, EVAL_COLUMNS, FORMAT, StoreError, _damaged, _jload
+from .schema import _DAMAGE, EVAL_COLUMNS, FORMAT, StoreError, _damaged, _jload, column_layout_problems
 from .state import StoreState
 
 
@@ -35,8 +35,10 @@ class ReadingMixin(StoreState):
         return sorted(self._f["tasks"].keys())
 
     def _task_group(self, task: str) -> h5py.Group:
-        g = self._f["tasks"].get(task)
-        if g is None:
+        # only a plain name: h5py would read "a/b", "/" or "jigsaw/" as paths
+        named = isinstance(task, str) and task not in ("", ".", "..") and "/" not in task
+        g = self._f["tasks"].get(task) if named else None
+        if not isinstance(g, h5py.Group):
             known = ", ".join(self.tasks) or "none"
             raise StoreError(f"task {task!r} is not in {self.path} (tasks: {known})")
         return g
@@ -87,6 +89,10 @@ class ReadingMixin(StoreState):
 
     def _arch_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` of ``/space/<name>`` (tokens, hash, spec), in the file or the journal."""
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_archs):
+            bad = ids[(ids < 0) | (ids >= self.num_archs)]
+            raise StoreError(f"architecture ids must lie in 0..{self.num_archs - 1} ({self.path} holds "
+                             f"{self.num_archs}); got {bad[:5].tolist()}")
         ds = self._f["space/" + name]
         n = ds.shape[0]
         ov = self._ov
@@ -228,6 +234,8 @@ class ReadingMixin(StoreState):
         (NaN where the architecture was not evaluated on the task).  ``epoch=k``: the validation
         curves' value after ``k`` epochs instead (mean over seeds; NaN where a curve is shorter)."""
         self._check_task(task)
+        if epoch is None:
+            self._check_column(task, column)
         ids = self._column(task, "arch")
         vals = (self._column(task, column).astype(np.float64) if epoch is None
                 else self._epoch_column(task, column, epoch))
@@ -321,6 +329,14 @@ class ReadingMixin(StoreState):
         return self._dense_cache[1]
 
 
+    def _check_column(self, task: str, column: str) -> None:
+        """A StoreError unless ``column`` is a numeric column of ``task`` (what a table is made of)."""
+        numeric = [c for c, (dtype, _) in EVAL_COLUMNS.items() if dtype is not str and c != "arch"]
+        numeric += list(_jload(self._task_group(task).attrs.get("extra_columns"), []))
+        if column not in numeric:
+            raise StoreError(f"unknown column {column!r} of task {task!r}; numeric columns: "
+                             f"{', '.join(numeric)}")
+
     def _check_task(self, task: str) -> h5py.Group:
         """The task's group after the cheap layout checks (columns present and aligned, ids in
         range); a damaged task raises a StoreError that points to ``validate``."""
@@ -330,6 +346,9 @@ class ReadingMixin(StoreState):
             missing = [c for c in list(EVAL_COLUMNS) + ["curves"] + extras if c not in g]
             if missing:
                 raise StoreError(f"task {task!r} misses columns {missing}")
+            layout = column_layout_problems(g, extras)
+            if layout:
+                raise StoreError(f"task {task!r}: {'; '.join(layout)}")
             rows = g["arch"].shape[0]
             bad = [c for c in list(EVAL_COLUMNS) + extras + ["curves"] if g[c].shape[0] != rows]
             if bad:

@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import numbers
+import re
 import secrets
 import socket
 from collections.abc import Mapping, Sequence
@@ -137,13 +138,69 @@ def _as_curve(value: Any, what: str) -> np.ndarray:
     if np.isinf(arr).any():
         raise StoreError(f"{what} holds inf at epoch(s) {np.flatnonzero(np.isinf(arr))[:5].tolist()}; "
                          f"values must be finite (NaN means missing)")
+    big = np.abs(np.nan_to_num(arr)) > np.finfo(np.float32).max
+    if big.any():
+        raise StoreError(f"{what}: value(s) at epoch(s) {np.flatnonzero(big)[:5].tolist()} exceed the "
+                         f"float32 range curves are stored in")
     return arr.astype(np.float32)
 
 
 def _check_task_name(task: str) -> None:
-    if not isinstance(task, str) or not task or "/" in task or task.startswith("."):
-        raise StoreError(f"invalid task name {task!r} (non-empty, no '/')")
+    if (not isinstance(task, str) or not task or "/" in task or task.startswith(".")
+            or any(ord(ch) < 32 for ch in task)):
+        raise StoreError(f"invalid task name {task!r} (non-empty, no '/', no leading '.', "
+                         f"no control characters)")
 
+
+#: names an extra column may not take: the standard columns and what reads and exports add
+RESERVED_COLUMNS = frozenset(EVAL_COLUMNS) | {"curves", "curve", "arch_id", "hash", "spec", "task"}
+
+
+def _check_extra_columns(columns: Any) -> list[str]:
+    """The extra column names, checked: strings, distinct, no clash with a standard column."""
+    if isinstance(columns, (str, bytes)):
+        raise StoreError(f"extra_columns must be a list of names, got the string {columns!r}")
+    names = list(columns)
+    for c in names:
+        if not isinstance(c, str) or not c or "/" in c or any(ord(ch) < 32 for ch in c):
+            raise StoreError(f"invalid extra column name {c!r} (a non-empty string, no '/')")
+        if c in RESERVED_COLUMNS or re.fullmatch(r"curve_\d+", c):
+            raise StoreError(f"extra column {c!r} clashes with a standard column "
+                             f"({', '.join(sorted(RESERVED_COLUMNS))}, curve_<epoch>)")
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise StoreError(f"extra columns named twice: {dup}")
+    return names
+
+
+def _json_attr(value: Any, what: str) -> str:
+    """``value`` as the JSON text of an attribute; a StoreError if it is not JSON data."""
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} must be JSON data (numbers, strings, lists, mappings): {exc}") from None
+
+
+
+def column_layout_problems(g: h5py.Group, extras: Sequence[str]) -> list[str]:
+    """Columns of the task group ``g`` whose rank or kind is not the schema's (metadata only:
+    nothing is read).  Columns must be present (checked before)."""
+    problems = []
+    want: dict[str, tuple[int, str]] = {name: (1, "O" if dtype is str else np.dtype(dtype).kind)
+                                        for name, (dtype, _) in EVAL_COLUMNS.items()}
+    want.update({name: (1, "f") for name in extras})
+    want["curves"] = (2, "f")
+    for name, (ndim, kind) in want.items():
+        ds = g[name]
+        if not isinstance(ds, h5py.Dataset):
+            problems.append(f"column {name} is not a dataset")
+            continue
+        have = "O" if h5py.check_string_dtype(ds.dtype) is not None else ds.dtype.kind
+        if ds.ndim != ndim or have != kind:
+            what = {"O": "strings", "f": "floats", "i": "integers"}
+            problems.append(f"column {name} holds {ds.ndim}-D {what.get(have, ds.dtype)}, expected "
+                            f"{ndim}-D {what[kind]}")
+    return problems
 
 
 def new_generation() -> str:
@@ -176,15 +233,23 @@ def create_task(tasks: h5py.Group, task: str, *, dataset: str, metric: str, high
                 provenance_info: Mapping[str, Any] | None, preprocessing: Mapping[str, Any] | None,
                 info: Mapping[str, Any] | None, extra_columns: Sequence[str]) -> None:
     """Create the group and the (empty) datasets of ``task`` under ``/tasks``."""
+    texts = {}
+    for key, value in (("protocols", protocols), ("provenance", provenance_info or provenance()),
+                       ("preprocessing", preprocessing), ("info", info)):
+        if value is not None and not isinstance(value, Mapping):
+            raise StoreError(f"task {task!r}: {key} must be a mapping, got {type(value).__name__}")
+        texts[key] = _json_attr(dict(value or {}), f"task {task!r}: {key}")
+    for key, value in (("dataset", dataset), ("metric", metric)):
+        if not isinstance(value, str):
+            raise StoreError(f"task {task!r}: {key} must be a string, got {value!r}")
+    extra_columns = _check_extra_columns(extra_columns)
     g = tasks.create_group(task)
     g.attrs["dataset"] = dataset
     g.attrs["metric"] = metric
     g.attrs["higher_is_better"] = bool(higher_is_better)
-    g.attrs["num_classes"] = int(num_classes)
-    g.attrs["protocols"] = json.dumps(dict(protocols or {}), sort_keys=True)
-    g.attrs["provenance"] = json.dumps(dict(provenance_info or provenance()))
-    g.attrs["preprocessing"] = json.dumps(dict(preprocessing or {}))
-    g.attrs["info"] = json.dumps(dict(info or {}))
+    g.attrs["num_classes"] = _as_int(num_classes, f"task {task!r}: num_classes")
+    for key, text in texts.items():
+        g.attrs[key] = text
     g.attrs["extra_columns"] = json.dumps(list(extra_columns))
     # numbers are stored uncompressed (metrics barely compress and lookups read
     # whole columns); repetitive strings and NaN-padded curves are gzipped

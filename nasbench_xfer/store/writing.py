@@ -27,8 +27,10 @@ from .schema import (
     _as_float,
     _as_int,
     _as_str,
+    _check_extra_columns,
     _check_task_name,
     _jload,
+    _json_attr,
     _missing,
     create_task,
     new_generation,
@@ -140,9 +142,7 @@ class WritingMixin(StoreState):
         """Declare a task (its dataset, metric, protocols, provenance and extra float columns)."""
         _check_task_name(task)
         self._require_writer()
-        for c in extra_columns:
-            if c in EVAL_COLUMNS or c in ("curves", "arch_id", "hash", "spec"):
-                raise StoreError(f"extra column {c!r} clashes with a standard column")
+        extra_columns = _check_extra_columns(extra_columns)
         if task in self._f["tasks"]:
             if exist_ok:
                 return
@@ -159,7 +159,12 @@ class WritingMixin(StoreState):
         self._require_writer()
         g = self._task_group(task)
         protocols = _jload(g.attrs.get("protocols"), {})
-        definition = json.loads(json.dumps(dict(definition), sort_keys=True))
+        if not isinstance(definition, Mapping):
+            raise StoreError(f"protocol {name!r}: the definition must be a mapping, got "
+                             f"{type(definition).__name__}")
+        if not isinstance(name, str) or not name:
+            raise StoreError(f"a protocol name must be a non-empty string, got {name!r}")
+        definition = json.loads(_json_attr(dict(definition), f"protocol {name!r}"))
         if name in protocols:
             if protocols[name] != definition:
                 raise StoreError(f"task {task!r} already has a protocol {name!r} with another "
@@ -303,6 +308,9 @@ class WritingMixin(StoreState):
         protocols = _jload(g.attrs.get("protocols"), {})
         known = set(EVAL_COLUMNS) | set(extras) | {"arch_id", "curve"}
         for i, r in enumerate(records):
+            if not isinstance(r, Mapping):
+                raise StoreError(f"record {i} must be a mapping of column names to values "
+                                 f"(a dict, or a DataFrame row), got {type(r).__name__}")
             unknown = set(r) - known
             if unknown:
                 raise StoreError(f"record {i} has unknown columns {sorted(unknown)}; "
@@ -372,6 +380,9 @@ def _columns(records: list[Mapping[str, Any]], ids: np.ndarray,
             columns[name] = np.asarray([_as_str(v, f"record {i}, column {name!r}")
                                         for i, v in enumerate(vals)], dtype=object)
         elif name == "seed":
+            nan = [i for i, r in enumerate(records) if isinstance(r.get("seed"), float) and r["seed"] != r["seed"]]
+            if nan:  # a NaN seed is a broken value, not a missing one: never stored as seed 0
+                raise StoreError(f"record {nan[0]}: seed is NaN; give an integer seed or leave it out")
             seeds = [_as_int(v, f"record {i}, column 'seed'") for i, v in enumerate(vals)]
             if any(not -2**31 <= v < 2**31 for v in seeds):
                 raise StoreError("seed values must fit in 32 bits")
