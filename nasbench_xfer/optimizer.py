@@ -225,8 +225,47 @@ def optimizer_labels(names: list[str]) -> dict[str, str]:
 
 
 def make_optimizer(name: str, **options: Any) -> Optimizer:
+    """The optimizer ``name`` built with ``options``; an :class:`OptimizerError` that says whether
+    an option is unknown to it or has a value it cannot take."""
+    import inspect
+
     cls = get_optimizer_class(name)
     try:
-        return cls(**options)
+        inspect.signature(cls).bind(**options)
     except TypeError as exc:
-        raise OptimizerError(f"optimizer {name!r} does not take options {sorted(options)}: {exc}") from None
+        try:
+            params = [p for p in inspect.signature(cls).parameters.values()
+                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            takes = ", ".join(p.name for p in params) or "none"
+        except (TypeError, ValueError):
+            takes = "?"
+        raise OptimizerError(f"optimizer {name!r} does not take option(s) {sorted(options)} ({exc}); "
+                             f"its options: {takes}") from None
+    except ValueError:
+        pass  # no signature to check (a C type): construction says what is wrong
+    try:
+        return cls(**options)
+    except OptimizerError as exc:
+        raise OptimizerError(f"optimizer {name!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise OptimizerError(f"optimizer {name!r}: bad option value(s) {options}: "
+                             f"{exc.__class__.__name__}: {exc}") from None
+
+
+def resolve_option_groups(names: Sequence[str], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-optimizer ``options`` keyed by the names in ``names``: a group may name an optimizer
+    as given (``xfernas``, ``mymod:MyOpt``) or by its label (``-O mymod:MyOpt`` is labelled by the
+    class's ``name``).  A group that names no optimizer of ``names`` is an error, so a misspelt
+    optimizer's options are never dropped in silence."""
+    labels = optimizer_labels(list(names))
+    by_label = {lab: n for n, lab in labels.items()}
+    out: dict[str, Any] = {}
+    for group, opts in options.items():
+        name = group if group in labels else by_label.get(group)
+        if name is None:
+            raise OptimizerError(f"option group {group!r} (--option {group}.KEY=VALUE) names no optimizer "
+                                 f"of this run ({', '.join(names)})")
+        if name in out and out[name] != opts:
+            raise OptimizerError(f"options for {name!r} given twice (as {name!r} and by its label)")
+        out[name] = opts
+    return out

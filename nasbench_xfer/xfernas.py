@@ -70,6 +70,7 @@ The oracle itself never substitutes architectures.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,14 +92,35 @@ class SurrogateSearch(Optimizer):
                  n_init: int = 0, proposal: str = "hybrid", warm_start: bool = True,
                  warm_steps: int = 50, n_screen: int = 2000, hedge: bool = True,
                  hedge_min_batches: int = 2, scores: str = "raw", **predictor_options: Any):
-        if refit_every < 1 or n_starts < 1:
-            raise OptimizerError("refit_every and n_starts must be positive")
+        for key, v, low in (("refit_every", refit_every, 1), ("n_starts", n_starts, 1),
+                            ("starts_per_task", starts_per_task, 1), ("n_init", n_init, 0),
+                            ("warm_steps", warm_steps, 1), ("n_screen", n_screen, 1),
+                            ("hedge_min_batches", hedge_min_batches, 1)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < low:
+                raise OptimizerError(f"{key} must be an integer >= {low}, got {v!r}")
+        for key, v in (("warm_start", warm_start), ("hedge", hedge)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise OptimizerError(f"{key} must be true or false, got {v!r} ({type(v).__name__})")
+        if (isinstance(phase1_step, (bool, np.bool_)) or not isinstance(phase1_step, (int, float, np.number))
+                or not phase1_step > 0):
+            raise OptimizerError(f"phase1_step must be a number > 0, got {phase1_step!r}")
+        if step_sizes is not None and (isinstance(step_sizes, (str, bytes)) or not all(
+                isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and x > 0 for x in step_sizes)):
+            raise OptimizerError(f"step_sizes must be a list of numbers > 0, got {step_sizes!r}")
+        if predictor_options:
+            from .predictor.model import PredictorConfig
+
+            try:
+                PredictorConfig.from_dict({**PredictorConfig().to_dict(), **predictor_options})
+            except (TypeError, ValueError) as exc:
+                own = [n for n in inspect.signature(SurrogateSearch.__init__).parameters
+                       if n not in ("self", "predictor_options")]
+                raise OptimizerError(f"{exc} (the search's own options: {', '.join(own)}; the others "
+                                     f"go to the predictor: PredictorConfig's fields)") from None
         if proposal not in PROPOSALS:
             raise OptimizerError(f"proposal must be one of {', '.join(PROPOSALS)}, got {proposal!r}")
         if scores not in SCORES:
             raise OptimizerError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")
-        if not isinstance(warm_steps, int) or warm_steps < 1 or not isinstance(n_screen, int) or n_screen < 1:
-            raise OptimizerError("warm_steps and n_screen must be positive integers")
         self.refit_every = refit_every
         self.n_starts = n_starts
         self.starts_per_task = starts_per_task
@@ -109,8 +131,6 @@ class SurrogateSearch(Optimizer):
         self.warm_start = bool(warm_start)
         self.warm_steps = warm_steps
         self.n_screen = n_screen
-        if not isinstance(hedge_min_batches, int) or hedge_min_batches < 1:
-            raise OptimizerError("hedge_min_batches must be a positive integer")
         self.hedge = bool(hedge)
         self.hedge_min_batches = hedge_min_batches
         self.scores = scores

@@ -90,8 +90,10 @@ def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
         run_ablation(spec, results, progress=False)
     # results written before the header named the implementation, when "xfernas" meant the
     # jointly fitted model: never resumed with the hedged default
+    row = json.dumps({"target": "target", "predictor": "xfernas", "source_size": 0, "target_size": 0,
+                      "split": 0, "status": "no data"}) + "\n"  # (a header alone holds no results)
     legacy = tmp_path / "legacy.jsonl"
-    legacy.write_text(json.dumps({"spec": dataclasses.asdict(spec)}) + "\n")
+    legacy.write_text(json.dumps({"spec": dataclasses.asdict(spec)}) + "\n" + row)
     with pytest.raises(ValueError, match="implemented by nasbench_xfer.predictor.transfer:TransferPredictor"):
         run_ablation(spec, legacy, progress=False)
     # the hedged default's results carry its revision: those of revision 1 (the fixed prior,
@@ -99,7 +101,8 @@ def test_ablation_grid_is_resumable_and_transfer_helps(store_path, tmp_path):
     assert predictor_implementation("xfernas") == "nasbench_xfer.predictor.hedged:HedgedTransferPredictor@2"
     rev1 = tmp_path / "rev1.jsonl"
     rev1.write_text(json.dumps({"spec": dataclasses.asdict(spec),
-                                "implementation": "nasbench_xfer.predictor.hedged:HedgedTransferPredictor"}) + "\n")
+                                "implementation": "nasbench_xfer.predictor.hedged:HedgedTransferPredictor"}) + "\n"
+                    + row)
     with pytest.raises(ValueError, match="that name now means .*HedgedTransferPredictor@2: use a new output"):
         run_ablation(spec, rev1, progress=False)
 
@@ -165,9 +168,30 @@ def test_figure3_names_predictor_splits_and_band(tmp_path):
     (["-t", "target", "--target-sizes", "0", "--predictor", "magic"], "unknown predictor 'magic'"),
     (["-t", "target", "--target-sizes", "0", "--source-sizes", "0,1000"],
      "evaluated architectures outside the held-out set of split 0, fewer than the source size 1000"),
+    (["-t", "target", "--target-sizes", "0", "--predictor", "ridge", "--option", "alpha=3"],
+     "predictor 'ridge' with options {'alpha': 3}: "),
+    (["-t", "target", "--source-sizes", "a,b"], "Invalid value for --source-sizes: expected comma-separated"),
 ])
 def test_ablation_cli_bad_input(store_path, tmp_path, args, message):
+    """Found before any fit: nothing is written (so the folder stays usable)."""
     result = CliRunner().invoke(cli, ["ablation", "-s", str(store_path), "--splits", "1", "-j", "1",
                                       "--source-sizes", "0", "-o", str(tmp_path / "x"), *args])
     assert result.exit_code != 0
     assert message in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_ablation_results_with_a_torn_last_line_still_read_and_a_header_alone_is_no_result(store_path, tmp_path):
+    base = ["ablation", "-s", str(store_path), "-t", "target", "--predictor", "ridge", "--source-sizes", "0,20",
+            "--target-sizes", "0,20", "--splits", "2", "--holdout", "30", "-j", "1"]
+    out = tmp_path / "abl"
+    out.mkdir()
+    (out / "runs.jsonl").write_text(json.dumps({"spec": {"predictor": "other"}}) + "\n")  # a header alone
+    assert CliRunner().invoke(cli, base + ["-o", str(out)]).exit_code == 0
+    with open(out / "runs.jsonl", "a") as fh:
+        fh.write('{"target": "target", "source_size"')  # an interrupted write
+    for args in (["figure3", str(out), "-o", str(tmp_path / "deeper" / "fig")],
+                 ["aggregate", str(out), "-o", str(tmp_path / "agg")]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 0, (args, r.output)
+    assert (tmp_path / "deeper" / "fig.png").exists()

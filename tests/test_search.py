@@ -196,14 +196,64 @@ def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
     (["-t", "cifar"], "target task 'cifar' is not in"),
     (["--sources", "near,mars"], "source task 'mars' is not in"),
     (["--budget", "1000"], "budget 1000 is larger than the 150 architectures"),
+    (["-O", "random,random"], "optimizer(s) ['random'] listed twice"),
+    (["-O", "xfernas,random,randomm"], "unknown optimizer 'randomm'"),
+    (["--option", "randm.foo=1"], "option group 'randm' (--option randm.KEY=VALUE) names no optimizer of this run"),
+    (["--option", "random.foo=1"], "optimizer 'random' does not take option(s) ['foo']"),
+    (["-O", "xfernas", "--option", "xfernas.hedge=maybe"], "hedge must be true or false, got 'maybe'"),
+    (["-O", "xfernas", "--option", "xfernas.refit_every=five"], "refit_every must be an integer >= 1, got 'five'"),
+    (["-O", "nao", "--option", "nao.n_init=abc"], "n_init must be an integer >= 0, got 'abc'"),
+    (["-O", "nasbench_xfer.baselines.tapas:TapasLike", "--option",
+      "nasbench_xfer.baselines.tapas:TapasLike.n_probes=1"], "n_probes must be an integer >= 2, got 1"),
+    (["-O", "nasbench_xfer.baselines.tapas:TapasLike", "--option", "tapas.n_probes=1"],
+     "n_probes must be an integer >= 2, got 1"),
+    (["--sources", ","], "--sources ',' names no task"),
+    (["--executor-option", "workers=abc"], "executor 'local' with options {'workers': 'abc'}"),
 ])
 def test_compare_cli_bad_input(store_path, tmp_path, args, message):
+    """Every bad input is found before any search runs: nothing is written."""
     base = ["compare", "-s", str(store_path), "-t", "target", "-O", "random", "--seeds", "1",
             "-o", str(tmp_path / "o"), "-j", "1"]
     # later options override earlier ones
     result = CliRunner().invoke(cli, base + args)
     assert result.exit_code != 0
     assert message in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_option_values_parse_as_json_or_python_words_and_groups_may_be_module_paths():
+    from nasbench_xfer.cli.params import json_or_str, parse_key_values
+
+    words = ("False", "true", "None", "3", "[1, 2]", "x")
+    assert [json_or_str(v) for v in words] == [False, True, None, 3, [1, 2], "x"]
+    assert parse_key_values(["xfernas.hedge=False", "a.b:C.n=2"], "--option", dotted=True) == {
+        "xfernas": {"hedge": False}, "a.b:C": {"n": 2}}
+
+
+def test_compare_output_folder_a_bad_option_left_is_usable(store_path, tmp_path):
+    """A comparison refused for a bad option leaves nothing behind, and a folder whose spec.json
+    has no runs yet takes a new specification; an output path under a file is a clean error."""
+    base = ["compare", "-s", str(store_path), "-t", "target", "--seeds", "1", "--budget", "4", "-j", "1"]
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "spec.json").write_text('{"store": "elsewhere.h5", "target": "x"}')  # no runs beside it
+    r = CliRunner().invoke(cli, base + ["-O", "random", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "afile").write_text("x")
+    r = CliRunner().invoke(cli, base + ["-O", "random", "-o", str(tmp_path / "afile" / "sub")])
+    assert r.exit_code == 1 and "cannot create the output folder" in r.output and "Traceback" not in r.output
+    # the positional STORE overrides a config file's store, as every command-line value does
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"store": "missing.h5", "target": "target", "optimizers": ["random"], "budget": 4, "seeds": 1}')
+    r = CliRunner().invoke(cli, ["compare", str(store_path), "--config", str(cfg), "-o", str(tmp_path / "p"),
+                                 "-j", "1"])
+    assert r.exit_code == 0, r.output
+    # the same store spelled another way resumes
+    import os
+    rel = os.path.relpath(store_path)
+    r = CliRunner().invoke(cli, ["compare", rel, "-t", "target", "--seeds", "1", "--budget", "4", "-j", "1",
+                                 "-O", "random", "-o", str(out)])
+    assert r.exit_code == 0, r.output
 
 
 def test_compare_cli_runs(store_path, tmp_path):
@@ -259,6 +309,9 @@ def test_compare_config_file_round_trips_a_spec_and_the_command_line_overrides_i
     ('{"store": "x", "batch_size": 4}', "batch_size = 4, but this command can only run with 1"),
     ('[1, 2]', "expected a mapping of option names to values"),
     ('{"store": ', "not a valid config file (JSONDecodeError"),
+    ('{"store": "x", "budget": 5.7}', "budget = 5.7: expected a whole number"),
+    ('{"store": "x", "budget": true}', "budget = True: expected a whole number"),
+    ('{"store": "x", "source_size": 20.9}', "source_size = 20.9: expected a whole number"),
 ])
 def test_compare_config_file_errors_name_the_problem(tmp_path, content, message):
     f = tmp_path / "c.json"

@@ -44,12 +44,17 @@ def aggregate_cmd(dirs, out, focus):
             text = ablation_overview(dirs)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "overview.md").write_text(text)
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            (Path(out) / "overview.md").write_text(text)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}/overview.md: {exc.strerror or exc}") from None
         click.echo(text)
         return
     try:
         agg = write_aggregate(dirs, out, focus=focus)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo((Path(out) / "overview.md").read_text())

@@ -96,7 +96,7 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
                    "calibrated head), xfernas-paper (the paper's model exactly), nao, ridge, random-forest, "
                    "or module:callable(space, seed, **opts).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be).")
+              help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be; True/False/None as words too).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder: runs.jsonl (resumable), table.csv/.json, figure PNG/PDF.")
 @click.option("--jobs", "-j", default=min(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
@@ -125,9 +125,10 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     opts = parse_key_values(options, "--option")
     with _open_any(store) as st:   # a store or a surrogate file
         src = split_csv(sources) if sources else [t for t in st.tasks if t != target]
-    spec = AblationSpec(store=str(store), target=target, sources=src, source_sizes=parse_ints(source_sizes),
-                        target_sizes=parse_ints(target_sizes), splits=splits, holdout=holdout, seed=seed,
-                        predictor=predictor, predictor_options=opts)
+    spec = AblationSpec(store=str(store), target=target, sources=src,
+                        source_sizes=parse_ints(source_sizes, "--source-sizes"),
+                        target_sizes=parse_ints(target_sizes, "--target-sizes"), splits=splits,
+                        holdout=holdout, seed=seed, predictor=predictor, predictor_options=opts)
     path = Path(out)
     try:
         ex = executor.make(workers=jobs)
@@ -189,7 +190,10 @@ def figure3_cmd(ablations, labels, metric, source_sizes, band, title, out) -> No
             label = f"{label} ({folder})"
         runs[label] = r
     try:
-        plot_figure3(runs, out, metric, parse_ints(source_sizes) if source_sizes else None, title, band)
+        plot_figure3(runs, out, metric, parse_ints(source_sizes, "--source-sizes") if source_sizes else None,
+                     title, band)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out}.png, {out}.pdf")

@@ -34,7 +34,7 @@ from .params import config_option, executor_options, parse_key_values, parse_see
                    "0 = all).")
 @click.option("--option", "options", multiple=True, metavar="OPT.KEY=VALUE",
               help="Optimizer option, e.g. --option best-on-source.source=cifar100 or "
-                   "--option xfernas.epochs=100 (VALUE parsed as JSON when it can be).")
+                   "--option xfernas.epochs=100 (VALUE parsed as JSON when it can be; True/False/None as words too).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Output folder (trajectories, summary, plots; rerun to resume).")
 @click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
@@ -74,6 +74,9 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
                                      f"(tasks: {', '.join(st.tasks)})")
         else:
             src = split_csv(sources)
+            if not src:
+                raise click.ClickException(f"--sources {sources!r} names no task (leave it out for every "
+                                           f"other task of the store)")
         spec = SearchSpec(store=str(store), target=target, sources=src, optimizers=opt_names,
                           budget=budget, seeds=parse_seeds(seeds, bare_count=True),
                           source_size=None if source_size == 0 else source_size, options=opts)

@@ -60,8 +60,15 @@ def parse_seeds(value: str | int, option: str = "--seeds", *, bare_count: bool =
     return out
 
 
+_WORDS = {"true": True, "false": False, "null": None, "none": None}
+
+
 def json_or_str(value: str) -> Any:
-    """``"3"`` -> 3, ``"[1, 2]"`` -> [1, 2], ``"true"`` -> True, anything else as the string."""
+    """``"3"`` -> 3, ``"[1, 2]"`` -> [1, 2], ``"true"``/``"True"`` -> True, ``"None"`` -> None,
+    anything else as the string."""
+    word = value.strip().lower()
+    if word in _WORDS:
+        return _WORDS[word]
     try:
         return json.loads(value)
     except json.JSONDecodeError:
@@ -76,7 +83,8 @@ def parse_key_values(items: Iterable[str], option: str, *, dotted: bool = False,
     for item in items:
         key, eq, value = item.partition("=")
         key = key.strip()
-        group, dot, name = key.partition(".")
+        # the group may be a dotted module path (mymod.sub:MyOpt.KEY): keys have no dots
+        group, dot, name = key.rpartition(".") if dotted else ("", "", key)
         if not eq or not key or (dotted and (not dot or not group or not name)):
             raise click.BadParameter(f"{item!r}: expected {what}", param_hint=option)
         if dotted:
@@ -120,6 +128,8 @@ class ExecutorChoice:
             return make_executor(self.name, **opts)
         except ExecutorError as exc:
             raise click.ClickException(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a value of the wrong type (workers=abc)
+            raise click.ClickException(f"executor {self.name!r} with options {self.options}: {exc}") from None
 
 
 def executor_options(fn: Any) -> Any:
@@ -210,7 +220,16 @@ def load_config(path: str) -> dict[str, Any]:
 
 
 def _config_value(param: click.Parameter, value: Any) -> Any:
-    """A config value in the form the option's command-line string would have."""
+    """A config value in the form the option's command-line string would have; a number where
+    the option takes a whole number must be one (``5.7`` or ``true`` are refused, as on the
+    command line, not truncated)."""
+    if isinstance(param.type, click.types.IntParamType) and not getattr(param, "multiple", False):
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
+            if not isinstance(value, str):
+                raise click.BadParameter(f"{param.name} = {value!r}: expected a whole number")
+        elif not isinstance(value, str):
+            return int(value)
     if getattr(param, "multiple", False):
         if isinstance(value, dict):  # {"OPT": {"KEY": V}} or {"KEY": V} -> OPT.KEY=V / KEY=V
             items = []
@@ -271,7 +290,10 @@ def config_option(*, spec_keys: dict[str, Any] | None = None, nulls: dict[str, A
             if val is None and target.name in null_as:
                 val = null_as[target.name]
             if val is not None:
-                default_map[target.name] = _config_value(target, val)
+                try:
+                    default_map[target.name] = _config_value(target, val)
+                except click.BadParameter as exc:
+                    raise click.BadParameter(f"{value}: {exc.message}", param_hint="--config") from None
         if unknown:
             known = sorted({next((o[2:] for o in p.opts if o.startswith("--")), str(p.name))
                             for p in params.values()})
@@ -297,6 +319,11 @@ def store_input(help: str, *, exists: bool = False) -> Any:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kw: Any) -> Any:
             positional, option = kw.pop("store_arg"), kw.pop("store")
+            ctx = click.get_current_context(silent=True)
+            from_config = (ctx is not None and ctx.get_parameter_source("store")
+                           == click.core.ParameterSource.DEFAULT_MAP)
+            if positional and option and from_config:
+                option = None  # the command line overrides the config file
             if positional and option and positional != option:
                 raise click.UsageError(f"two stores given: {positional} (STORE) and {option} (--store); give one")
             store = positional or option

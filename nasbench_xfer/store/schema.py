@@ -239,9 +239,9 @@ def create_task(tasks: h5py.Group, task: str, *, dataset: str, metric: str, high
         if value is not None and not isinstance(value, Mapping):
             raise StoreError(f"task {task!r}: {key} must be a mapping, got {type(value).__name__}")
         texts[key] = _json_attr(dict(value or {}), f"task {task!r}: {key}")
-    for key, value in (("dataset", dataset), ("metric", metric)):
-        if not isinstance(value, str):
-            raise StoreError(f"task {task!r}: {key} must be a string, got {value!r}")
+    for key, text in (("dataset", dataset), ("metric", metric)):
+        if not isinstance(text, str):
+            raise StoreError(f"task {task!r}: {key} must be a string, got {text!r}")
     extra_columns = _check_extra_columns(extra_columns)
     g = tasks.create_group(task)
     g.attrs["dataset"] = dataset
