@@ -36,7 +36,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nasbench_xfer.evaluate.runs import derive_seed, ensure_same_spec, new_figure, run_jobs, save_figure
+from nasbench_xfer.evaluate.runs import (
+    derive_seed,
+    ensure_same_spec,
+    make_output_folder,
+    new_figure,
+    run_jobs,
+    save_figure,
+)
 from nasbench_xfer.oracle import OracleError
 from nasbench_xfer.store import StoreError
 from nasbench_xfer.surrogate.view import open_benchmark
@@ -97,10 +104,15 @@ def predictor_implementation(name: str) -> str:
 
 def check_spec(spec: AblationSpec) -> None:
     """Bad-input checks before anything runs."""
-    from nasbench_xfer.predictor.base import PREDICTORS
+    from nasbench_xfer.predictor.base import PREDICTORS, make_predictor
 
     PREDICTORS.get(spec.predictor)  # an unknown name or a broken path fails here, before any fit
     with open_benchmark(spec.store) as st:
+        try:  # options the predictor does not take fail here too
+            make_predictor(spec.predictor, st.space, 0, spec.predictor_options)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"predictor {spec.predictor!r} with options {spec.predictor_options}: "
+                             f"{exc}") from None
         for t in [spec.target, *spec.sources]:
             if t not in st.tasks:
                 raise StoreError(f"task {t!r} is not in {spec.store} (tasks: {', '.join(st.tasks)})")
@@ -227,13 +239,13 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
     (default: ``jobs`` local processes); only this process appends to ``results``."""
     check_spec(spec)
     results = Path(results)
-    results.parent.mkdir(parents=True, exist_ok=True)
+    make_output_folder(results.parent, error=ValueError)
     spec_dict = asdict(spec)
     header = {"spec": spec_dict, "implementation": predictor_implementation(spec.predictor)}
     done: set[tuple[int, int, int]] = set()
     rows: list[dict] = []
-    if results.exists() and results.stat().st_size:
-        lines = results.read_text().splitlines()
+    lines = results.read_text().splitlines() if results.exists() else []
+    if len([line for line in lines if line.strip()]) > 1:  # a header alone holds no results: start over
         first = json.loads(lines[0])
         old_spec = first.get("spec") or {}
         # more splits extend an ablation (split k is seeded by k alone, so the first ones are the
@@ -287,9 +299,19 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
 
 
 def load_results(path: str | os.PathLike) -> pd.DataFrame:
-    """The per-split rows of an ablation's ``runs.jsonl`` (its header line skipped)."""
-    lines = Path(path).read_text().splitlines()[1:]
-    return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
+    """The per-split rows of an ablation's ``runs.jsonl`` (its header line skipped; a last line
+    torn by an interrupted ablation is skipped, as the ablation itself does when it resumes)."""
+    lines = [(i, line) for i, line in enumerate(Path(path).read_text().splitlines()[1:], start=2)
+             if line.strip()]
+    rows = []
+    for k, (i, line) in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if k == len(lines) - 1:
+                continue
+            raise ValueError(f"{path}: line {i} is not JSON ({exc})") from None
+    return pd.DataFrame(rows)
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

@@ -63,6 +63,10 @@ def _posthocs() -> Any:
 def aggregate(trajs: dict[str, pd.DataFrame], focus: str = "xfernas",
               budgets: Sequence[int] = BUDGETS, alpha: float = 0.05) -> dict[str, Any]:
     """See the module docstring.  Budgets beyond a comparison's own are left out for it."""
+    found = sorted({o for traj in trajs.values() for o in traj["optimizer"].unique()})
+    if trajs and focus not in found:
+        raise ValueError(f"focus optimizer {focus!r} (--focus) is in none of the comparisons; "
+                         f"their optimizers: {', '.join(found)}")
     regret_rows, rank_rows, tally_rows = [], [], []
     for target, traj in trajs.items():
         top = int(traj["step"].max())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -53,6 +54,17 @@ def data_fingerprint(store: Any, tasks: Sequence[str]) -> str:
         if len(ev):
             h.update(pd.util.hash_pandas_object(ev[cols], index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def make_output_folder(path: str | os.PathLike, error: type[Exception] = OSError) -> Path:
+    """Create the results folder ``path`` (and its parents); ``error`` naming the folder and the
+    reason when it cannot be (a file in the way, no permission, a full disk)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot create the output folder {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -144,6 +156,11 @@ def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = ("pn
 
     if tight_layout:
         fig.tight_layout()
+    try:
+        make_output_folder(Path(stem).parent)
+    except OSError:
+        plt.close(fig)
+        raise
     for ext in formats:
         fig.savefig(f"{stem}.{ext}", dpi=dpi, **({} if tight_layout else {"bbox_inches": "tight"}))
     plt.close(fig)

@@ -14,7 +14,7 @@ import os
 import textwrap
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,19 @@ from nasbench_xfer.evaluate.runs import (
     data_fingerprint,
     derive_seed,
     ensure_same_spec,
+    make_output_folder,
     new_figure,
     run_jobs,
     save_figure,
     write_json_atomic,
 )
-from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer, optimizer_label
+from nasbench_xfer.optimizer import (
+    OptimizerError,
+    SearchContext,
+    make_optimizer,
+    optimizer_label,
+    resolve_option_groups,
+)
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
 from nasbench_xfer.store import StoreError
 from nasbench_xfer.surrogate.view import SurrogateView, open_benchmark
@@ -56,9 +63,16 @@ class SearchSpec:
 
 def check_spec(spec: SearchSpec) -> None:
     """Every bad-input check, before anything runs (clear messages)."""
-    from nasbench_xfer.optimizer import optimizer_labels
+    from nasbench_xfer.optimizer import get_optimizer_class
 
-    optimizer_labels(spec.optimizers)  # resolves every name; labels must be distinct
+    twice = sorted({n for n in spec.optimizers if spec.optimizers.count(n) > 1})
+    if twice:
+        raise OptimizerError(f"optimizer(s) {twice} listed twice")
+    for name in spec.optimizers:
+        get_optimizer_class(name)  # an unknown name fails here, before any search runs
+    options = resolve_option_groups(spec.optimizers, spec.options)  # labels distinct, no stray group
+    for name in spec.optimizers:  # every option checked by building each optimizer once
+        make_optimizer(name, **options.get(name, {}))
     if spec.budget < 1:
         raise OptimizerError(f"budget must be at least 1, got {spec.budget}")
     if spec.source_size is not None and (not isinstance(spec.source_size, int) or spec.source_size < 1):
@@ -182,11 +196,12 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     processes); each finished run is written to ``out/runs/`` by this process.  A failed
     search does not stop the others: :class:`~nasbench_xfer.evaluate.runs.JobsFailed` names
     it at the end and a rerun runs only what is missing."""
+    spec = replace(spec, options=resolve_option_groups(spec.optimizers, spec.options))
     check_spec(spec)
     if not spec.seeds:
         raise OptimizerError("no seeds given: nothing to run")
     out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    make_output_folder(out / "runs", error=OptimizerError)
     spec_file = out / "spec.json"
     spec_dict = asdict(spec)
     with open_benchmark(spec.store) as st:
@@ -196,12 +211,14 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
         raise OptimizerError(f"the configuration was written for other data: the evaluations of {spec.target} and "
                              f"its sources in {spec.store} have fingerprint {data}, the configuration says "
                              f"{expect_data} (re-imported or changed since); drop its \"data\" key to run anyway")
-    if spec_file.exists():
+    if spec_file.exists() and any((out / "runs").glob("*__seed*.csv")):  # no run yet: start over
         try:
             old = json.loads(spec_file.read_text())
         except json.JSONDecodeError:
             raise OptimizerError(f"{spec_file} is not valid JSON (torn or edited); remove it to start "
                                  f"over, or use a new output folder") from None
+        if isinstance(old.get("store"), str) and os.path.realpath(old["store"]) == os.path.realpath(spec.store):
+            old["store"] = spec.store  # the same file spelled another way (./s.h5, a link)
         ensure_same_spec(old, spec_dict, str(out), "comparison",
                          ignore=("optimizers", "seeds", "data", "package_version"), error=OptimizerError)
         if old.get("data", data) != data:  # folders written before fingerprints: taken as they are
@@ -410,7 +427,8 @@ def _fmt_evals(med: float, frac: float) -> str:
 def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFrame | None = None) -> str:
     budgets = sorted({int(c.split("@")[1].split("_")[0]) for c in summary.columns if c.startswith("val@")})
     lines = [f"Target `{spec.target}`, sources {', '.join(f'`{s}`' for s in spec.sources) or 'none'}, "
-             f"budget {spec.budget}, {len(spec.seeds)} seeds, source size {spec.source_size} per task. "
+             f"budget {spec.budget}, {len(spec.seeds)} seeds, "
+             f"source size {spec.source_size or 'all evaluations'} per task. "
              f"Mean ± std over seeds of the best validation metric found after b evaluations "
              f"(val@b) and its test metric (test@b); regret in metric units; evaluations to "
              f"reach the table's top 1%/5%: Kaplan-Meier median over all seeds (a seed that "

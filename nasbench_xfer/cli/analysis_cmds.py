@@ -96,7 +96,8 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
                    "calibrated head), xfernas-paper (the paper's model exactly), nao, ridge, random-forest, "
                    "or module:callable(space, seed, **opts).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be; True/False/None as words too).")
+              help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be; "
+                   "True/False/None as words too).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder: runs.jsonl (resumable), table.csv/.json, figure PNG/PDF.")
 @click.option("--jobs", "-j", default=min(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
