@@ -402,6 +402,8 @@ def test_every_numeric_dataset_has_fletcher32(tmp_path):
     (dict(val_metric="high"), r"column 'val_metric' must be a number, got 'high'"),
     (dict(val_metric=True), r"column 'val_metric' must be a number"),
     (dict(seed=float("nan")), r"record 0: seed is NaN; give an integer seed or leave it out"),
+    (dict(status="ok\x00"), r"column 'status' holds a NUL character"),
+    (dict(device="gpu\udc80"), r"column 'device' is not valid text"),
     (dict(curve=[0.1, 1e300]), r"column 'curve': value\(s\) at epoch\(s\) \[1\] exceed the float32 range"),
 ])
 def test_bad_values_are_refused(tmp_path, record, message):

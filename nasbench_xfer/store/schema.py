@@ -121,6 +121,12 @@ def _as_float(value: Any, what: str) -> float:
 def _as_str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise StoreError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
+    if "\x00" in value:
+        raise StoreError(f"{what} holds a NUL character, which HDF5 strings cannot store: {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StoreError(f"{what} is not valid text (UTF-8 cannot encode it: {exc.reason}): {value!r}") from None
     return str(value)
 
 
