@@ -160,6 +160,40 @@ def test_round_trip_and_noise(fitted, tmp_path):
         fitted.save(path)
 
 
+FORK_PREDICT = """
+import os, signal, sys
+import numpy as np
+from nasbench_xfer.surrogate import SurrogateBenchmark
+sb = SurrogateBenchmark.load(sys.argv[1])
+model = sb._tasks["jigsaw"]["model"]
+assert model._model_strings is not None, "loading parsed the boosters"
+sb.predict("jigsaw", sb.space.sample_many(5, np.random.default_rng(0)))  # the parent predicts too
+archs = sb.space.sample_many(3000, np.random.default_rng(1))
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)  # a hang fails the test instead of blocking the suite
+    sb.predict("jigsaw", archs)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child", os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
+"""
+
+
+def test_a_loaded_surrogate_predicts_in_a_forked_worker(fitted, tmp_path):
+    """compare/ablation workers are forked from a process that opened the surrogate: LightGBM's
+    OpenMP pool, started in the parent, must not leave a worker's parallel predict hanging
+    (it did with -j 2).  Loading defers parsing the boosters; a forked process predicts on
+    one thread."""
+    import subprocess
+    import sys
+
+    path = fitted.save(tmp_path / "f.surr")
+    script = tmp_path / "fork.py"
+    script.write_text(FORK_PREDICT)
+    r = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "child 0" in r.stdout, (r.stdout, r.stderr)
+
+
 def test_noisy_draw_is_truncated_to_the_fitted_range():
     from nasbench_xfer.surrogate.benchmark import noisy_draw
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -97,9 +98,27 @@ class LGBEnsemble:
         self.params = _check_params("lgb", params, self.DEFAULTS)
         if self.params["target"] not in TARGETS:
             raise ValueError(f"lgb target must be one of {', '.join(TARGETS)}, got {self.params['target']!r}")
-        self.boosters: list = []
+        self._boosters: list = []
+        self._model_strings: list[str] | None = None
+        self._pid = os.getpid()  # the process the boosters were made in (see predict)
         #: the fitted metric values, sorted (``target="quantile"``: the map back to metric units)
         self.y_sorted: np.ndarray | None = None
+
+    @property
+    def boosters(self) -> list:
+        """The fitted boosters.  A loaded model parses them on first use, so that a process that
+        only opens a surrogate (a ``compare`` parent, before it forks its workers) never starts
+        LightGBM's OpenMP threads, which a forked worker would inherit without their threads."""
+        if self._model_strings is not None:
+            import lightgbm as lgb
+
+            self._boosters = [lgb.Booster(model_str=s) for s in self._model_strings]
+            self._model_strings = None
+        return self._boosters
+
+    @boosters.setter
+    def boosters(self, value: list) -> None:
+        self._boosters, self._model_strings = list(value), None
 
     def _levels(self) -> np.ndarray:
         assert self.y_sorted is not None
@@ -136,6 +155,10 @@ class LGBEnsemble:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         threads = 1 if X.shape[0] < 2048 else 2  # waking a thread pool costs more than a small batch
+        if os.getpid() != self._pid:
+            # a process forked after the boosters were made (a compare/ablation worker) inherits an
+            # OpenMP runtime whose pool threads it does not have: a parallel predict hangs there
+            threads = 1
         preds = self.member_predictions(X, threads)
         return preds.mean(axis=0), preds.std(axis=0)
 
@@ -154,10 +177,9 @@ class LGBEnsemble:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LGBEnsemble:
-        import lightgbm as lgb
         d = json.loads(bytes(data).decode())
         obj = cls(**{"target": "raw", **d["params"]})  # written before the option: raw targets
-        obj.boosters = [lgb.Booster(model_str=s) for s in d["boosters"]]
+        obj._model_strings = list(d["boosters"])  # parsed on first use (see boosters)
         if obj.params["target"] == "quantile":
             if "y_sorted" not in d:
                 raise ValueError("the lgb model has target 'quantile' but no fitted values to map back to")
