@@ -76,7 +76,7 @@ def run(store: Path, label: str, tasks: list[str] | None, fractions: list[float]
                 y = truth[t].loc[held].to_numpy(dtype=float)
                 tokens = sb.features.arch_tokens(st.archs(held))
                 for kind, pred in part_predictions(sb, t, tokens).items():
-                    v = validation_figures(y, pred)
+                    v = validation_figures(y, pred, sb.info()["tasks"][t]["higher_is_better"])
                     val_rows.append({"table": label, "fraction": frac, "kind": kind, "task": t,
                                      "fitted_on": sb.validation(t)["fitted_on"], "held_out": v["n"],
                                      "spearman": v["spearman"], "kendall": v["kendall"],

@@ -146,6 +146,10 @@ def test_round_trip_and_noise(fitted, tmp_path):
     a = back.predict("jigsaw", archs, seed=3)
     assert np.array_equal(a, back.predict("jigsaw", archs, seed=3))
     assert not np.array_equal(a, back.predict("jigsaw", archs, seed=4))
+    # an architecture's draw does not depend on the rest of the batch
+    assert back.predict("jigsaw", [archs[1], archs[0], archs[0]], seed=3).tolist() == [a[1], a[0], a[0]]
+    with pytest.raises(SurrogateError, match="seed must be a non-negative integer"):
+        back.predict("jigsaw", archs, seed=-1)
     noise = back.info()["tasks"]["jigsaw"]["noise"]
     assert noise["kind"] == "ensemble"  # TransNAS has one seed
     # draws never leave the range of the evaluations it was fitted on (jigsaw accuracy, %)
@@ -442,6 +446,10 @@ def test_validation_figures_recompute_from_the_recorded_held_out_architectures(f
     again = validation_figures(truth, fitted.predict("jigsaw", archs))
     for k in ("n", "spearman", "kendall", "r2", "kendall_top10"):
         assert again[k] == pytest.approx(fitted.validation("jigsaw")[k]), k
+    # a lower-is-better metric (error = -accuracy): the same figures, its best 10% the lowest
+    err = validation_figures(-truth, -fitted.predict("jigsaw", archs), higher_is_better=False)
+    assert err["kendall_top10"] == pytest.approx(again["kendall_top10"])
+    assert err["spearman"] == pytest.approx(again["spearman"])
 
 
 def test_xfer_kind_orients_a_lower_is_better_task(tmp_path):

@@ -74,11 +74,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def validation_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    """The held-out figures of a surrogate: n, R², Spearman, Kendall, Kendall among the true top 10%."""
+def validation_figures(y_true: np.ndarray, y_pred: np.ndarray, higher_is_better: bool = True) -> dict[str, Any]:
+    """The held-out figures of a surrogate: n, R², Spearman, Kendall, Kendall among the true top
+    10% (the best 10%: the highest values, or the lowest for a lower-is-better metric)."""
     ss_res = float(np.sum((y_true - y_pred) ** 2))
     ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    top = y_true >= np.quantile(y_true, 0.9)
+    top = (y_true >= np.quantile(y_true, 0.9)) if higher_is_better else (y_true <= np.quantile(y_true, 0.1))
     return {"n": int(len(y_true)),
             "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
             "spearman": float(stats.spearmanr(y_true, y_pred)[0]),
@@ -136,11 +137,32 @@ class SurrogateBenchmark:
         ``archs``: architecture objects or spec strings (canonicalised); ``tokens``: token
         rows (N, seq_len), the fast path (taken as given: pass canonical tokens).
         """
+        if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise SurrogateError(f"seed must be a non-negative integer (or None for the mean), got {seed!r}")
         t = self._task(task)
         mean, spread = self._mean_spread(task, archs, tokens)
         if seed is None:
             return mean
-        rng = np.random.default_rng(seed)
+        # each architecture's draw from (seed, its canonical tokens): the same architecture gets
+        # the same value with the same seed, whatever else is in the batch
+        rows = self.features.arch_tokens(archs) if archs is not None else np.asarray(tokens)
+        sigma = np.broadcast_to(np.asarray(spread if t["noise"]["kind"] == "ensemble" else t["noise"]["sigma"],
+                                           dtype=np.float64), mean.shape)
+        out = np.empty(len(mean))
+        for i, row in enumerate(np.asarray(rows, dtype=np.int64)):
+            key = int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "little")
+            rng = np.random.default_rng([int(seed), key])
+            out[i] = noisy_draw(mean[i:i + 1], sigma[i:i + 1], t["noise"].get("bounds"), rng)[0]
+        return out
+
+    def draw(self, task: str, archs: Sequence[Hashable], rng: np.random.Generator) -> np.ndarray:
+        """One noisy evaluation per architecture, all drawn from ``rng`` in order (so a draw
+        depends on the batch: :meth:`predict` with a seed does not).  What
+        :class:`SurrogateOracle` uses for one architecture, with a generator seeded from its seed
+        and the architecture's hash, and a surrogate read as a table for its reference set."""
+        t = self._task(task)
+        mean, spread = self._mean_spread(task, archs, None)
         sigma = spread if t["noise"]["kind"] == "ensemble" else t["noise"]["sigma"]
         return noisy_draw(mean, sigma, t["noise"].get("bounds"), rng)
 
@@ -324,7 +346,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
 
         validation: dict[str, Any] = {"fitted_on": int(len(train)), "held_out": int(len(test))}
         if len(test) >= 5:
-            validation.update(validation_figures(y[test], predict(test)))
+            validation.update(validation_figures(y[test], predict(test), bool(d["higher_is_better"])))
         noise_model = {**_noise_model(task, d, noise), "bounds": d["bounds"]}
         if d["ceiling"] is not None:
             first, second, rows = d["ceiling"]

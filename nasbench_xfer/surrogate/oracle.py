@@ -68,8 +68,8 @@ class SurrogateOracle(Oracle):
     def _lookup(self, arch: Hashable) -> dict[str, Any]:
         try:
             h = self.space.hash(arch)
-            seed = self._draw_seed(h) if self.noisy else None
-            val = float(self.surrogate.predict(self.target, [arch], seed=seed)[0])
+            val = float((self.surrogate.draw(self.target, [arch], np.random.default_rng(self._draw_seed(h)))
+                         if self.noisy else self.surrogate.predict(self.target, [arch]))[0])
             secs = float(self.surrogate.cost(self.target, [arch])[0])
         except Exception as exc:  # noqa: BLE001 - one clear error for a bad architecture
             raise OracleError(f"cannot evaluate {arch!r} on the surrogate of {self.target!r}: {exc}") from None

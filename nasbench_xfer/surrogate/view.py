@@ -117,7 +117,8 @@ class SurrogateView:
     def metric_table(self, task: str) -> np.ndarray:
         """One noisy draw of ``task``'s metric for every reference architecture (fixed)."""
         if task not in self._tables:
-            self._tables[task] = self.surrogate.predict(task, self.reference, seed=self._draw_seed(task))
+            rng = np.random.default_rng(self._draw_seed(task))
+            self._tables[task] = self.surrogate.draw(task, self.reference, rng)
         return self._tables[task]
 
     def score_table(self, task: str) -> np.ndarray:
