@@ -198,6 +198,21 @@ def test_a_loaded_surrogate_predicts_in_a_forked_worker(fitted, tmp_path):
     assert r.returncode == 0 and "child 0" in r.stdout, (r.stdout, r.stderr)
 
 
+def test_a_damaged_model_blob_or_meta_is_refused_before_parsing(fitted, tmp_path):
+    """Every model blob and task meta carries a SHA-256: a flipped byte is a SurrogateError at
+    load (LightGBM aborts the process on some damaged model strings)."""
+    path = fitted.save(tmp_path / "d.surr")
+    data = path.read_bytes()
+    for marker in (b"Tree=1", b'"higher_is_better"'):
+        at = data.index(marker) + 2
+        bad = tmp_path / "bad.surr"
+        bad.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:])
+        with pytest.raises(SurrogateError, match="is damaged: .*(do not match their checksum|does not match its checksum)"):
+            SurrogateBenchmark.load(bad)
+    fitted.save(tmp_path / "ok.surr")  # the undamaged file loads
+    SurrogateBenchmark.load(tmp_path / "ok.surr")
+
+
 def test_noisy_draw_is_truncated_to_the_fitted_range():
     from nasbench_xfer.surrogate.benchmark import noisy_draw
 
@@ -277,6 +292,20 @@ def test_cli_fit_info_query(transnas, tmp_path):
     assert r.exit_code == 1 and "Error:" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["surrogate", "fit", "-s", str(transnas), "-o", str(out), "--param", "oops"])
     assert r.exit_code != 0 and "KEY=VALUE" in r.output
+    fit = ["surrogate", "fit", "-s", str(transnas), "-t", "class_object"]
+    for args, message in (
+            (["-o", str(transnas), "--overwrite"], "is the store itself"),
+            (["--holdout", "0.999", "-o", str(tmp_path / "h.surr")], "leaves 4 of its 4096 evaluated architectures"),
+            (["--param", "members=2.5", "-o", str(tmp_path / "h.surr")], "members must be a whole number >= 1"),
+            (["--param", "learning_rate=-1", "-o", str(tmp_path / "h.surr")],
+             "fitting 'lgb' with parameters {'learning_rate': -1} failed: LightGBMError"),
+            (["-t", ",", "-o", str(tmp_path / "h.surr")], "--tasks ',' names no task")):
+        r = CliRunner().invoke(cli, fit + args)
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (args, r.output)
+    r = CliRunner().invoke(cli, ["surrogate", "query", str(out), "-t", "class_object", "-a", spec, "--seed", "-1"])
+    assert r.exit_code == 1 and "seed must be a non-negative integer" in r.output
+    with Store.open(transnas) as st:  # the store was not touched
+        assert st.validate() == []
 
 
 def test_surrogate_oracle_answers_any_architecture_reproducibly(fitted):

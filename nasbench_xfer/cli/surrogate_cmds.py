@@ -31,15 +31,26 @@ def surrogate_group() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def fit_cmd(store, tasks, model, params, holdout, noise, seed, out, overwrite) -> None:
     """Fit a surrogate benchmark on STORE's evaluations and validate it on held-out architectures."""
+    import os
+
     from ..logs import get_logger
     from ..store import StoreError
     from ..surrogate import SurrogateError, fit_surrogate
+    if os.path.exists(out) and os.path.exists(store) and os.path.samefile(out, store):
+        raise click.ClickException(f"--out {out} is the store itself; give another file")
+    names = split_csv(tasks) if tasks is not None else None
+    if names is not None and not names:
+        raise click.ClickException(f"--tasks {tasks!r} names no task")
+    param_values = parse_key_values(params, "--param")
     try:
-        sb = fit_surrogate(store, split_csv(tasks) or None, model=model, params=parse_key_values(params, "--param"),
+        sb = fit_surrogate(store, names or None, model=model, params=param_values,
                            holdout=holdout, seed=seed, noise=noise, log=get_logger(__name__).info)
         path = sb.save(out, overwrite=overwrite)
-    except (SurrogateError, StoreError, ValueError, OSError) as exc:
+    except (SurrogateError, StoreError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a model library refusing a parameter value
+        raise click.ClickException(f"fitting {model!r} with parameters {param_values or '(defaults)'} failed: "
+                                   f"{exc.__class__.__name__}: {exc}") from None
     click.echo(f"wrote {path}")
 
 

@@ -240,17 +240,18 @@ class SurrogateBenchmark:
                 f.attrs["model_params"] = json.dumps(self.model_params)
                 f.attrs["provenance"] = json.dumps(self.provenance, default=str)
                 if self.shared_model is not None:
-                    f.create_dataset("model", data=np.frombuffer(self.shared_model.to_bytes(), dtype=np.uint8))
+                    _write_blob(f, "model", self.shared_model.to_bytes())
                 for task, t in self._tasks.items():
                     g = f.create_group(f"tasks/{task}")
                     meta = {k: t[k] for k in ("metric", "higher_is_better", "noise", "validation", "num_archs",
                                               "num_evaluations", "has_cost")}
                     g.attrs["meta"] = json.dumps(meta)
+                    g.attrs["meta_sha256"] = hashlib.sha256(g.attrs["meta"].encode()).hexdigest()
                     g.create_dataset("held_out_ids", data=self.held_out(task))
                     if self.shared_model is None:
-                        g.create_dataset("model", data=np.frombuffer(t["model"].to_bytes(), dtype=np.uint8))
+                        _write_blob(g, "model", t["model"].to_bytes())
                     if t["cost_model"] is not None:
-                        g.create_dataset("cost_model", data=np.frombuffer(t["cost_model"].to_bytes(), dtype=np.uint8))
+                        _write_blob(g, "cost_model", t["cost_model"].to_bytes())
                 f.flush()
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -272,7 +273,11 @@ class SurrogateBenchmark:
         with f:
             if f.attrs.get("format") != FORMAT:
                 raise SurrogateError(f"{path} is not a surrogate benchmark (format {f.attrs.get('format')!r})")
-            version = int(f.attrs.get("version", -1))
+            try:
+                version = int(f.attrs.get("version", -1))
+            except (TypeError, ValueError):
+                raise SurrogateError(f"{path} is damaged: its version attribute is "
+                                     f"{f.attrs.get('version')!r}") from None
             if version > VERSION:
                 raise SurrogateError(f"{path} was written by a newer nasbench_xfer (surrogate version {version}; "
                                      f"this one reads up to {VERSION}): upgrade the package")
@@ -282,19 +287,50 @@ class SurrogateBenchmark:
                 kind = str(f.attrs["model"])
                 model_cls: Any = get_surrogate_model(kind)
                 multitask = bool(getattr(model_cls, "multitask", False))
-                shared = model_cls.from_bytes(f["model"][()].tobytes(), space) if multitask else None
+                shared = model_cls.from_bytes(_read_blob(f, "model"), space) if multitask else None
                 tasks: dict[str, dict[str, Any]] = {}
                 for task, g in f["tasks"].items():
-                    t = json.loads(g.attrs["meta"])
-                    t["model"] = shared if multitask else model_cls.from_bytes(g["model"][()].tobytes())
+                    text = g.attrs["meta"]
+                    want = g.attrs.get("meta_sha256")
+                    if want is not None and hashlib.sha256(str(text).encode()).hexdigest() != want:
+                        raise ValueError(f"task {task}: its meta attribute does not match its checksum")
+                    t = json.loads(text)
+                    lost = [k for k in _META_KEYS if k not in t]
+                    if lost:
+                        raise ValueError(f"task {task}: meta misses {lost}")
+                    t["model"] = shared if multitask else model_cls.from_bytes(_read_blob(g, "model"))
                     t["held_out_ids"] = g["held_out_ids"][()] if "held_out_ids" in g else None
-                    t["cost_model"] = (LGBEnsemble.from_bytes(g["cost_model"][()].tobytes())
+                    t["cost_model"] = (LGBEnsemble.from_bytes(_read_blob(g, "cost_model"))
                                        if "cost_model" in g else None)
                     tasks[task] = t
                 return cls(space, kind, json.loads(f.attrs["model_params"]), tasks,
                            json.loads(f.attrs["provenance"]), shared_model=shared)
-            except (KeyError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            except (KeyError, ValueError, TypeError, RuntimeError, EOFError, OSError,
+                    pickle.UnpicklingError) as exc:
                 raise SurrogateError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None
+
+
+_META_KEYS = ("metric", "higher_is_better", "noise", "validation", "num_archs", "num_evaluations", "has_cost")
+
+
+def _write_blob(g: h5py.Group, name: str, data: bytes) -> None:
+    """A model's bytes as a dataset of ``g``, with their SHA-256 (checked by :func:`_read_blob`
+    before a model library parses them: some abort the process on damaged input)."""
+    ds = g.create_dataset(name, data=np.frombuffer(data, dtype=np.uint8))
+    ds.attrs["sha256"] = hashlib.sha256(data).hexdigest()
+
+
+def _read_blob(g: h5py.Group, name: str) -> bytes:
+    ds = g[name]
+    data = ds[()].tobytes()
+    want = ds.attrs.get("sha256")  # absent in files written before the digests
+    if want is not None and hashlib.sha256(data).hexdigest() != want:
+        raise ValueError(f"{ds.name}: the model's bytes do not match their checksum")
+    return data
+
+
+#: fewest architectures a task's surrogate is fitted on
+MIN_TRAIN_ARCHS = 10
 
 
 def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = None, *, model: str = "lgb",
@@ -396,6 +432,9 @@ def _prepare_task(st, task: str, fmap: FeatureMap, holdout: float, seed: int) ->
     perm = np.random.default_rng(seed).permutation(len(ids))
     n_test = int(round(holdout * len(ids)))
     test, train = perm[:n_test], perm[n_test:]
+    if len(train) < MIN_TRAIN_ARCHS:
+        raise SurrogateError(f"task {task!r}: holdout {holdout} leaves {len(train)} of its {len(ids)} evaluated "
+                             f"architectures to fit on; at least {MIN_TRAIN_ARCHS} are needed (lower --holdout)")
     reps = per_arch[["count", "var"]]
     rep_ids = reps.index[reps["count"] >= 2]
     ceiling = None

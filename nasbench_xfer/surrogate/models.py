@@ -65,8 +65,9 @@ def _check_params(kind: str, params: Mapping[str, Any], defaults: Mapping[str, A
     if unknown:
         raise ValueError(f"unknown {kind} parameters {sorted(unknown)}; known: {sorted(defaults)}")
     out = {**defaults, **params}
-    if int(out["members"]) < 1:
-        raise ValueError("members must be >= 1")
+    m = out["members"]
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"{kind} parameter members must be a whole number >= 1, got {m!r}")
     return out
 
 
