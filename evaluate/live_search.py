@@ -228,8 +228,10 @@ class _Search:
                                  trained=sum(not r.get("from_store") for r in traj))
 
     def resume(self) -> None:
-        """Tell the optimizer, in order, what this search's earlier run evaluated (from the store);
-        the journal is then rewritten to list exactly that."""
+        """Tell the optimizer, in order, what this search's earlier run evaluated (from the store),
+        up to the budget; the journal is then rewritten to list every stored evaluation once (a
+        rerun with a smaller budget reports its first ones and keeps the others for a later,
+        larger budget)."""
         entries = _read_journal(self.journal)
         if not entries:
             return
@@ -237,13 +239,17 @@ class _Search:
         stored = self.oracle.stored(archs)
         origins = getattr(self.opt, "origins", None)
         kept: list[dict[str, Any]] = []
+        listed: set[str] = set()
         for arch, e in zip(archs, entries):
             h = self.oracle.space.hash(arch)
-            if h in stored and not self.oracle.seen(arch) and len(kept) < self.spec.budget:
+            if h not in stored or h in listed:
+                continue
+            listed.add(h)
+            kept.append(dict(e, event="tell"))
+            if self.oracle.used < self.spec.budget and not self.oracle.seen(arch):
                 if origins is not None and e.get("origin"):
                     origins.setdefault(h, e["origin"])
                 self._tell(arch, self.oracle.answer(arch), log=False)
-                kept.append(dict(e, event="tell"))
         tmp = self.journal.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(e) + "\n" for e in kept))
         tmp.replace(self.journal)

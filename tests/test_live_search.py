@@ -73,6 +73,15 @@ def test_search_trains_records_and_resumes(task, sources, tmp_path):
     again = run_live_search(spec(tmp_path, sources, budget=3), tmp_path / "run", task_data=task, progress=False)
     assert (again["evaluations"], again["trained_now"], again["from_store"]) == (3, 1, 2)
     assert (tmp_path / "run" / "best_so_far.png").exists()
+    # a smaller budget reports the first evaluations and forgets none: the full budget again
+    # trains nothing and finds the same best
+    best3 = (tmp_path / "run" / "best_arch.json").read_text()
+    small = run_live_search(spec(tmp_path, sources, budget=1), tmp_path / "run", task_data=task, progress=False)
+    assert (small["evaluations"], small["trained_now"]) == (1, 0)
+    assert len((tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()) == 3  # history kept
+    full = run_live_search(spec(tmp_path, sources, budget=3), tmp_path / "run", task_data=task, progress=False)
+    assert (full["evaluations"], full["trained_now"], full["from_store"]) == (3, 0, 3)
+    assert (tmp_path / "run" / "best_arch.json").read_text() == best3
     with pytest.raises(OptimizerError, match="holds results of another search"):
         run_live_search(spec(tmp_path, sources, optimizer="nao"), tmp_path / "run", task_data=task, progress=False)
 
