@@ -264,6 +264,17 @@ def test_failed_merge_leaves_the_output_alone(tmp_path):
     Store.open(tmp_path / "out.h5", "a").close()  # no lock was leaked
 
 
+def test_merge_refuses_a_task_evaluated_on_another_validation_split(tmp_path):
+    for name, sha, seed in (("a.h5", "aaa", 0), ("b.h5", "bbb", 1)):
+        with Store.create(tmp_path / name, NASNetSpace()) as st:
+            st.add_task("mnist", dataset="mnist", num_classes=10,
+                        info={"val_indices_sha1": sha, "split_seed": seed})
+    with pytest.raises(StoreError, match=r"task 'mnist' was evaluated on another validation split .*"
+                                         r"\(split seed 1, here 0\)"):
+        Store.merge([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
 def test_merge_keeps_interior_nan_epochs(tmp_path):
     st, archs = _make(tmp_path / "a.h5", n=1)
     st.append("cifar10", [dict(arch=archs[0], seed=9, curve=[0.1, np.nan, 0.3])])

@@ -265,6 +265,12 @@ class MaintenanceMixin(StoreState):
                                      f"({have[key]!r} vs {info[key]!r} in {source.path})")
             if set(have["extra_columns"]) != set(info["extra_columns"]):
                 raise StoreError(f"task {task!r}: extra columns differ between inputs")
+            # the validation split a harness task was evaluated on (train refuses to mix them too)
+            split_a, split_b = have["info"].get("val_indices_sha1"), info["info"].get("val_indices_sha1")
+            if split_a and split_b and split_a != split_b:
+                raise StoreError(f"task {task!r} was evaluated on another validation split in {source.path} "
+                                 f"(split seed {info['info'].get('split_seed')}, here "
+                                 f"{have['info'].get('split_seed')}): its results are not comparable")
             attrs = self._task_group(task).attrs
             plist = _jload(attrs["provenance"], {})
             plist = plist if isinstance(plist, list) else [plist]
