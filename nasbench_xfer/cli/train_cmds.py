@@ -50,8 +50,9 @@ from .params import executor_options, parse_seeds, store_input
                    "accuracy after 4 epochs by 4.3-4.7 points (benchmarks/results/parity_variants.json).")
 @click.option("--fuse", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train this many architectures at a time as one horizontally fused network (the same "
-                   "trainings as one at a time, tested on CPU; its GPU speed is measured by "
-                   "benchmarks/harness_bench.py). Single-device runs only.")
+                   "trainings as one at a time, tested on CPU, except the drop-path masks: drawn from one "
+                   "generator for the G networks, so with drop-path a record differs as another seed's "
+                   "would; its GPU speed is measured by benchmarks/harness_bench.py). Single-device runs only.")
 @click.option("--dry-run", is_flag=True,
               help="Check everything and list the jobs; train nothing and write nothing (a missing STORE "
                    "stays missing).")

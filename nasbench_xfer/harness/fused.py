@@ -26,9 +26,13 @@ The K trainings stay exactly the trainings one at a time would be:
 * a parameter a network never uses (in a cell whose output no later cell reads,
   which the space allows) gets a zero gradient and weight decay where one at a time
   it gets no gradient and no update: it never reaches the output either way;
-* each network keeps its own data order and augmentation (its seed), its own
-  initialisation (the networks are built one by one and packed) and its own
-  drop-path draws.
+* each network keeps its own data order and augmentation (its seed) and its own
+  initialisation (the networks are built one by one and packed); its drop-path
+  masks are its own draws (independent across networks) but come from one
+  generator shared by the fused networks, so with drop-path > 0 a fused network's
+  masks, and hence its record, differ from those it would get trained alone (as
+  another seed's would).  Without drop-path the records are the same to float
+  rounding (``tests/test_fused.py``).
 
 The tests check fused against separate trainings step by step on CPU.  What is
 not fused: a network's ``concat_unused_inputs`` and auxiliary-head options (both
