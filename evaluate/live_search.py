@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nasbench_xfer.evaluate.runs import derive_seed, new_figure, save_figure, write_json_atomic
+from nasbench_xfer.evaluate.runs import derive_seed, make_output_folder, new_figure, save_figure, write_json_atomic
 from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer
 from nasbench_xfer.oracle import LiveOracle, load_task_data
 from nasbench_xfer.store import Store, StoreError
@@ -118,7 +118,7 @@ def run_live_search(spec: LiveSearchSpec, out: str | os.PathLike, *, device: str
     _check(spec)
     protocol = get_protocol(spec.protocol)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, error=OptimizerError)
     _check_folder(out / "spec.json", spec)
     if task_data is None:
         from nasbench_xfer import datasets as ds
@@ -143,14 +143,35 @@ def run_live_search(spec: LiveSearchSpec, out: str | os.PathLike, *, device: str
                         probes=probes if getattr(opt, "uses_probe", False) else [],
                         probe_table=table if getattr(opt, "uses_probe", False) else {})
     opt.setup(ctx)
+    _check_store(spec, target, task_data, protocol)
     # written once the arguments have proved good: a typo must not claim the folder
-    write_json_atomic(out / "spec.json", asdict(spec))
+    try:
+        write_json_atomic(out / "spec.json", asdict(spec))
+    except OSError as exc:
+        raise OptimizerError(f"cannot write {out / 'spec.json'}: {exc.strerror or exc}") from None
     search = _Search(spec, opt, oracle, out, progress)
     search.resume()
     search.run()
     if not oracle.trajectory:
         raise OptimizerError("the search evaluated nothing (is the training-time budget already spent?)")
     return _write_outputs(spec, out, oracle, opt)
+
+
+def _check_store(spec: LiveSearchSpec, target: str, task_data: Any, protocol: Any) -> None:
+    """The results store, if it exists, must take the target's evaluations (space, dataset,
+    validation split): checked before the output folder is claimed."""
+    from nasbench_xfer.harness.runner import RunError, check_store_fits
+
+    path = Path(spec.store)
+    if not path.exists():
+        if path.parent.exists() and not os.access(path.parent, os.W_OK):
+            raise OptimizerError(f"cannot create the store {path}: its folder {path.parent} is not writable")
+        return
+    try:
+        with Store.open(path) as st:
+            check_store_fits(st, path, target, task_data, protocol)
+    except (RunError, StoreError) as exc:
+        raise OptimizerError(str(exc)) from None
 
 
 def _check_folder(spec_file: Path, spec: LiveSearchSpec) -> None:

@@ -110,6 +110,18 @@ def test_bad_input_is_named(task, sources, tmp_path):
                                  "--device", "cpu"])
     assert r.exit_code == 1 and "unknown optimizer 'nope'" in r.output, r.output
     assert len(OPS) == 19
+    # a results store of another space is refused before the output folder is claimed
+    nb = tmp_path / "nb201.h5"
+    from nasbench_xfer.space import get_space
+    Store.create(nb, get_space("nb201", {})).close()
+    with pytest.raises(OptimizerError, match="holds space"):
+        run_live_search(spec(tmp_path, sources, store=str(nb)), tmp_path / "o3", task_data=task, progress=False)
+    assert not (tmp_path / "o3" / "spec.json").exists()
+    out = run_live_search(spec(tmp_path, sources, budget=1), tmp_path / "o3", task_data=task, progress=False)
+    assert out["evaluations"] == 1
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OptimizerError, match="cannot create the output folder"):
+        run_live_search(spec(tmp_path, sources), tmp_path / "afile" / "o", task_data=task, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -271,6 +271,26 @@ def _task_info(task) -> dict[str, Any]:
             "metric_unit": "fraction of correctly classified images (0..1)"}
 
 
+def check_store_fits(st, path: Path, task_name: str, task, protocol: Protocol) -> None:
+    """A :class:`RunError` unless the open store ``st`` can take ``task``'s evaluations under
+    ``task_name`` at ``protocol``: the NASNet space of the protocol's blocks, and a task of that
+    name (if any) of the same dataset, classes and validation split."""
+    space = NASNetSpace(protocol.num_blocks)
+    if st.space.name != "nasnet" or st.space.config() != space.config():
+        raise RunError(f"{path} holds space {st.space!r}, protocol {protocol.name} needs {space!r}")
+    dataset = task.meta.get("dataset", task.name)
+    if task_name in st.tasks:
+        info = st.task_info(task_name)
+        if info["dataset"] != dataset or info["num_classes"] != task.num_classes:
+            raise RunError(f"task {task_name!r} in {path} is dataset {info['dataset']!r} with "
+                           f"{info['num_classes']} classes; loaded {dataset!r} with {task.num_classes}")
+        stored = info["info"].get("val_indices_sha1")
+        if stored and stored != task.meta.get("val_indices_sha1"):
+            raise RunError(f"task {task_name!r} in {path} was evaluated on another validation split "
+                           f"(split seed {info['info'].get('split_seed')}); loaded split seed "
+                           f"{task.meta.get('split_seed')}")
+
+
 def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create: bool, wait_s: float):
     """Check (or create) the store and its task; register the protocol. Returns done keys."""
     from ..store import Store, StoreError
@@ -289,20 +309,9 @@ def _prepare_store(path: Path, task_name: str, task, protocol: Protocol, create:
     except StoreError as exc:
         raise RunError(str(exc)) from None
     try:
-        if st.space.name != "nasnet" or st.space.config() != space.config():
-            raise RunError(f"{path} holds space {st.space!r}, protocol {protocol.name} needs {space!r}")
+        check_store_fits(st, path, task_name, task, protocol)
         dataset = task.meta.get("dataset", task.name)
-        if task_name in st.tasks:
-            info = st.task_info(task_name)
-            if info["dataset"] != dataset or info["num_classes"] != task.num_classes:
-                raise RunError(f"task {task_name!r} in {path} is dataset {info['dataset']!r} with "
-                               f"{info['num_classes']} classes; loaded {dataset!r} with {task.num_classes}")
-            stored = info["info"].get("val_indices_sha1")
-            if stored and stored != task.meta.get("val_indices_sha1"):
-                raise RunError(f"task {task_name!r} in {path} was evaluated on another validation split "
-                               f"(split seed {info['info'].get('split_seed')}); loaded split seed "
-                               f"{task.meta.get('split_seed')}")
-        else:
+        if task_name not in st.tasks:
             st.add_task(task_name, dataset=dataset, metric="accuracy", num_classes=task.num_classes,
                         preprocessing=task.preprocessing, info=_task_info(task))
         st.register_protocol(task_name, protocol.name, protocol.to_dict())
