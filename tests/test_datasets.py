@@ -159,6 +159,41 @@ def test_missing_files_name_the_paths(ds, tmp_path):
     assert ds.canonical_name("CIFAR-10") == "cifar10"
 
 
+def test_damaged_files_are_a_value_error_naming_the_dataset(ds, tmp_path):
+    """Files that exist but cannot be decoded (truncated, another format) are one ValueError
+    naming the dataset and the place, not a zip/gzip/tar traceback."""
+    import gzip
+    import shutil
+
+    (tmp_path / "qd").mkdir()
+    (tmp_path / "qd" / "quickdraw4.npz").write_bytes((SHARED / "quickdraw4.npz").read_bytes()[:300_000])
+    (tmp_path / "mnist").mkdir()
+    for f in (SHARED / "mnist").glob("*.gz"):
+        if f.name.startswith("train-images"):
+            (tmp_path / "mnist" / f.name).write_bytes(f.read_bytes()[:100_000])  # truncated gzip
+        else:
+            shutil.copy(f, tmp_path / "mnist" / f.name)
+    (tmp_path / "raw" / "mnist").mkdir(parents=True)
+    for f in (SHARED / "mnist").glob("*.gz"):  # not gzipped at all
+        (tmp_path / "raw" / "mnist" / f.name).write_bytes(gzip.decompress(f.read_bytes()))
+    for name, root, message in (("quickdraw", tmp_path / "qd", "BadZipFile"),
+                                ("mnist", tmp_path, "EOFError"),
+                                ("mnist", tmp_path / "raw", "BadGzipFile")):
+        with pytest.raises(ValueError, match=rf"{name}: cannot read the dataset files at .*{message}"):
+            ds.load_raw(name, root, download=False)
+    with pytest.raises(ValueError, match="cannot read the dataset files at .*not the expected format"):
+        ds.load_raw(f"npz:{tmp_path / 'qd' / 'quickdraw4.npz'}")
+
+
+def test_a_damaged_decode_cache_is_rebuilt(tmp_path):
+    from nasbench_xfer.datasets.decode import _read_cache
+
+    for content in (b"", b"PK\x03\x04 truncated"):
+        cache = tmp_path / "c.npz"
+        cache.write_bytes(content)
+        assert _read_cache(cache, "cifar10", tmp_path) is None
+
+
 def test_metadata_is_json(ds):
     task = ds.load_task("quickdraw", SHARED, download=False)
     json.dumps(task.meta)
