@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import zipfile
 import os
 import struct
 import tarfile
@@ -244,8 +245,8 @@ def _read_cache(cache: Path, name: str, path: Path) -> RawDataset | None:
             test_x = z["test_x"] if z["test_x"].size else None
             test_y = z["test_y"] if test_x is not None else None
             return RawDataset(name, z["train_x"], z["train_y"], test_x, test_y, classes, str(path))
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged cache is rebuilt
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # a damaged cache (empty, truncated, not a zip) is rebuilt
 
 
 def _write_cache(cache: Path, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray | None,

@@ -25,8 +25,14 @@ Supported names: ``cifar10``, ``cifar100``, ``svhn``, ``mnist``,
 """
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
-from collections.abc import Callable, Sequence
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +216,20 @@ def _load_generic(name: str) -> RawDataset:
     return read_image_archive(path, name)
 
 
+@contextlib.contextmanager
+def _unreadable_as_value_error(name: str, where: Any) -> Iterator[None]:
+    """Errors of files that exist but cannot be decoded (truncated, damaged, another format) as
+    one ValueError naming the dataset and where it was read."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, tarfile.ReadError, zlib.error, struct.error,
+            OSError) as exc:
+        raise ValueError(f"{name}: cannot read the dataset files at {where}: {exc.__class__.__name__}: {exc} "
+                         f"(truncated, damaged or not the expected format)") from None
+
+
 def load_raw(name: str, root: str | os.PathLike | None = None, *, download: bool | None = None,
              classes: Sequence[str] | None = None, max_per_class: int = 5000) -> RawDataset:
     """The standard splits of dataset ``name`` (see the module doc for names and layouts).
@@ -221,10 +241,12 @@ def load_raw(name: str, root: str | os.PathLike | None = None, *, download: bool
     drawings of each class are read; downloading needs ``classes``).
     """
     if ":" in name and name.split(":", 1)[0] in _GENERIC:
-        return _load_generic(name)
+        with _unreadable_as_value_error(name, name.split(":", 1)[1]):
+            return _load_generic(name)
     name = canonical_name(name)
     base = data_root(root)
-    raw = _try_local(name, base, classes, max_per_class) if base.exists() else None
+    with _unreadable_as_value_error(name, base):
+        raw = _try_local(name, base, classes, max_per_class) if base.exists() else None
     if raw is not None:
         return raw
     looked = [str(base / item) for item in LAYOUTS[name]]
@@ -237,7 +259,7 @@ def load_raw(name: str, root: str | os.PathLike | None = None, *, download: bool
             return raw
     hint = "" if download else " (download disabled or network unreachable)"
     raise FileNotFoundError(f"{name}: dataset files not found{hint}; looked for: {'; '.join(looked)}. "
-                            f"Pass root=... or set ${DATA_ENV}.")
+                            f"Pass root=... (--data-root) or set ${DATA_ENV}.")
 
 
 def _download_and_find(name: str, base: Path, classes: Sequence[str] | None, max_per_class: int,

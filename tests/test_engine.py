@@ -190,6 +190,23 @@ def test_runner_time_limit_then_resume(task, tmp_path):
     assert len(ev) == 3 and set(ev["status"]) == {"ok"}
 
 
+def test_a_job_another_run_stored_meanwhile_is_stored_once(task, tmp_path, monkeypatch):
+    """Two runs that both train a job (identical commands started together, or workers of a killed
+    run finishing beside its rerun) store it once: appends skip what the store holds, under the lock."""
+    from nasbench_xfer.harness import runner
+    from nasbench_xfer.store import Store
+
+    archs = NASNetSpace().sample_many(2, np.random.default_rng(5))
+    store = tmp_path / "t.h5"
+    assert run(store, "quickdraw", archs[:1], "smoke", task_data=task, log=lambda m: None)["trained"] == 1
+    monkeypatch.setattr(runner, "_done_keys", lambda ev, protocol: {})  # as if read before that run stored
+    again = run(store, "quickdraw", archs, "smoke", task_data=task, log=lambda m: None)
+    assert again["trained"] == 2
+    with Store.open(store) as st:
+        ev = st.evaluations("quickdraw")
+    assert len(ev) == 2 and len(set(zip(ev["hash"], ev["seed"]))) == 2
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_graph_step_matches_eager_step_on_gpu(task):
     """The captured step against the eager step, same seed: epoch losses agree within 3%

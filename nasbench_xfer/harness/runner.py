@@ -539,6 +539,22 @@ def _append_record(path: str | Path, task_name: str, wait_s: float, rec: dict[st
     _append_records(path, task_name, wait_s, [(rec, arch)])
 
 
+def _not_stored(st, task_name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` less those whose (architecture, seed, protocol) the store already holds as a
+    finished evaluation: read under the writer lock, so two runs that trained the same job (two
+    identical commands, or workers of a killed run still finishing) store it once."""
+    if task_name not in st.tasks or not rows:
+        return rows
+    ev = st.evaluations(task_name)
+    have = {(str(h), int(s), str(p)) for h, s, p, status in
+            zip(ev["hash"], ev["seed"], ev["protocol"], ev["status"]) if status == "ok"}
+    fresh = [r for r in rows if (st.space.hash(r["arch"]), int(r["seed"]), str(r["protocol"])) not in have]
+    if len(fresh) < len(rows):
+        get_logger(__name__).info(f"{len(rows) - len(fresh)} evaluation(s) were already in {st.path} "
+                                  f"(trained by another run meanwhile); not stored twice")
+    return fresh
+
+
 def _append_records(path: str | Path, task_name: str, wait_s: float,
                     items: Sequence[tuple[dict[str, Any], NASNetArch]]) -> None:
     """Append finished evaluations to the store in one atomic write.  When the store cannot take
@@ -550,7 +566,9 @@ def _append_records(path: str | Path, task_name: str, wait_s: float,
     rows = [to_store_row(rec, arch) for rec, arch in items]
     try:
         with _open_store(Path(path), "a", wait_s) as st:
-            st.append(task_name, rows)
+            fresh = _not_stored(st, task_name, rows)
+            if fresh:
+                st.append(task_name, fresh)
         return
     except (StoreError, OSError) as exc:
         reason = str(exc)
