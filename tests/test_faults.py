@@ -886,6 +886,16 @@ def test_train_cli_bad_input_messages(tmp_path):
     r = runner.invoke(cli, base)
     assert r.exit_code == 0 and "1 to train" in r.output, r.output
     assert not (tmp_path / "t.h5").exists() and not (tmp_path / "t.h5.lock").exists()
+    # ... and refuses what the real run would: a store of another space, a task of another dataset
+    nb = tmp_path / "nb.h5"
+    Store.create(nb, NB201).close()
+    r = runner.invoke(cli, ["train", str(nb), *base[2:]])
+    assert r.exit_code == 1 and "holds space" in r.output, r.output
+    other = tmp_path / "o.h5"
+    with Store.create(other, NASNetSpace()) as st:
+        st.add_task("quickdraw", dataset="mnist", num_classes=10)
+    r = runner.invoke(cli, ["train", str(other), *base[2:]])
+    assert r.exit_code == 1 and "task 'quickdraw' in" in r.output and "is dataset 'mnist'" in r.output, r.output
 
 
 # ---------------------------------------------------------------- SIGKILL of writers and importers

@@ -342,13 +342,22 @@ def prepare_store(store: str | Path, task_data, protocol: Protocol | str, *, tas
     _prepare_store(Path(store), task_name or task_data.name, task_data, get_protocol(protocol), create, wait_s)
 
 
-def _stored_keys(path: Path, task_name: str, protocol: Protocol) -> dict[tuple[str, int], str]:
-    """What :func:`_prepare_store` would return, read-only: a dry run changes nothing on disk."""
+def _stored_keys(path: Path, task_name: str, task, protocol: Protocol, create: bool) -> dict[tuple[str, int], str]:
+    """What :func:`_prepare_store` would return, with its checks, read-only: a dry run changes
+    nothing on disk but refuses what the real run would refuse."""
     from ..store import Store, StoreError
     if not path.exists():
+        if not create:
+            raise RunError(f"no store at {path} (pass create=True / --create to make one)")
         return {}
     try:
         with Store.open(path) as st:
+            check_store_fits(st, path, task_name, task, protocol)
+            if task_name in st.tasks:
+                stored = st.task_info(task_name)["protocols"].get(protocol.name)
+                if stored is not None and stored != json.loads(json.dumps(protocol.to_dict(), sort_keys=True)):
+                    raise RunError(f"task {task_name!r} in {path} already has a protocol {protocol.name!r} "
+                                   f"with another definition")
             return _done_keys(st.evaluations(task_name), protocol) if task_name in st.tasks else {}
     except StoreError as exc:
         raise RunError(str(exc)) from None
@@ -411,7 +420,7 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
             raise RunError(str(exc)) from None
     task_name = task_name or task_data.name
     path = Path(store)
-    done = (_stored_keys(path, task_name, protocol) if dry_run
+    done = (_stored_keys(path, task_name, task_data, protocol, create) if dry_run
             else _prepare_store(path, task_name, task_data, protocol, create, wait_s))
     jobs = shard_jobs(archs, seeds, shard_t, space)
     todo = [(a, s) for a, s in jobs
