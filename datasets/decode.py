@@ -14,11 +14,11 @@ import gzip
 import hashlib
 import io
 import json
-import zipfile
 import os
 import struct
 import tarfile
 import warnings
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

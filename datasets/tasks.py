@@ -164,8 +164,9 @@ def _split_pooled(raw: RawDataset, rng: np.random.Generator, num_classes: int | 
     """Pooled set: pick ``num_classes`` classes, then per class random train/val/test images."""
     avail = np.unique(raw.train_y)
     k = len(avail) if num_classes is None else int(num_classes)
-    if not 1 <= k <= len(avail):
-        raise ValueError(f"{raw.name}: num_classes={k} but {len(avail)} classes are available")
+    if not 2 <= k <= len(avail):
+        raise ValueError(f"{raw.name}: num_classes (--num-classes) must be between 2 and the {len(avail)} "
+                         f"classes available, got {k}")
     chosen = np.sort(rng.choice(avail, size=k, replace=False))
     tr, va, te = [], [], []
     for c in chosen:

@@ -26,7 +26,8 @@ from .params import executor_options, parse_seeds, store_input
 @click.option("--arch-seed", type=int, default=0, show_default=True, help="Seed of --random.")
 @click.option("--seeds", default="0", show_default=True,
               help="Training seeds: one (3), a list (0,1,2) or a range (0-4).")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the validation split.")
+@click.option("--split-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the validation split.")
 @click.option("--num-classes", type=int, default=None, help="Quickdraw/pooled sets: classes to draw.")
 @click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available).")
 @click.option("--devices", default=None,
@@ -38,7 +39,7 @@ from .params import executor_options, parse_seeds, store_input
 @click.option("--concurrent", "-k", type=int, default=None,
               help="Trainings at once in one process, each on its own CUDA stream (default: 8 on a GPU, "
                    "1 on CPU). Finished evaluations are then stored in groups every few seconds.")
-@click.option("--time-limit", type=float, default=None,
+@click.option("--time-limit", type=click.FloatRange(min=0), default=None,
               help="Seconds after which no new training starts (those in flight finish); rerun to resume.")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="Capture each architecture's whole training step as one CUDA graph (GPU only; a failed "

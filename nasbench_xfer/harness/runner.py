@@ -111,7 +111,10 @@ def load_archs(named: Sequence[str] = (), files: Sequence[str | Path] = (), rand
         path = Path(f)
         if not path.is_file():
             raise RunError(f"architecture file not found: {path}")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise RunError(f"cannot read the architecture file {path}: {exc}") from None
         try:
             doc = json.loads(text)
             items = doc if isinstance(doc, list) else [doc]
