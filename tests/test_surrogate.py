@@ -308,6 +308,16 @@ def test_cli_fit_info_query(transnas, tmp_path):
         assert st.validate() == []
 
 
+def test_surrogate_oracle_default_reference_is_the_whole_small_space(fitted):
+    """The README's snippet: on TransNAS micro (4,096 architectures) the default reference is the
+    whole space, not 10,000 samples (which cannot be drawn from it)."""
+    from nasbench_xfer.surrogate.oracle import SurrogateOracle
+
+    oracle = SurrogateOracle(fitted, "jigsaw", budget=100, seed=0)
+    assert oracle.reference == "4096 architectures (the whole space)"
+    assert len(oracle.scores()) == 4096
+
+
 def test_surrogate_oracle_answers_any_architecture_reproducibly(fitted):
     from nasbench_xfer.oracle import BudgetExhausted, OracleError
     from nasbench_xfer.surrogate.oracle import SurrogateOracle

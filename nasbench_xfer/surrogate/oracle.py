@@ -10,9 +10,11 @@ reproducible and asking again in the same search returns the same value), and re
 
 Regret needs the best score of the task, which a surrogate does not know exactly:
 :meth:`SurrogateOracle.best_score` is the best *mean* prediction over a reference set
-of architectures, by default the store's evaluated architectures of the task the
-surrogate was fitted on when given, else ``reference_size`` architectures sampled with
-seed 0; the trajectory's regrets are relative to it and the choice is stated in
+of architectures: the ``reference`` given (e.g. the store's evaluated architectures of the
+task), else the whole space where it is enumerable and holds at most ``reference_size``
+distinct architectures (TransNAS-Bench-101 micro, NAS-Bench-201), else ``reference_size``
+architectures sampled with seed 0 (the reference set of a surrogate read as a table); the
+trajectory's regrets are relative to it and the choice is stated in
 :attr:`SurrogateOracle.reference`.
 """
 from __future__ import annotations
@@ -46,8 +48,10 @@ class SurrogateOracle(Oracle):
         info = surrogate.info()["tasks"][target]
         self.sign = 1.0 if info["higher_is_better"] else -1.0
         if reference is None:
-            ref = surrogate.space.sample_many(reference_size, np.random.default_rng(0))
-            self.reference = f"{reference_size} architectures sampled with seed 0"
+            from .view import _reference_set
+
+            ref, how = _reference_set(surrogate.space, int(reference_size))
+            self.reference = f"{len(ref)} architectures ({how})"
         else:
             ref = list(reference)
             self.reference = f"{len(ref)} given architectures"
