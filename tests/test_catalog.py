@@ -52,3 +52,9 @@ def test_benchmarks_command_lists_and_cites(tmp_path):
     assert r.exit_code == 0 and "7 tasks, 4096 architectures" in r.output, r.output
     r = CliRunner().invoke(cli, ["benchmarks", "nope"])
     assert r.exit_code == 1 and "unknown benchmark 'nope'" in r.output
+    text = tmp_path / "not-a-zip.txt"
+    text.write_text("hello")
+    r = CliRunner().invoke(cli, ["benchmarks", "transnas-micro", "--import", "--home", str(tmp_path / "h2"),
+                                 "--source", str(text)])
+    assert r.exit_code == 1 and "is not a zip file" in r.output and r.exception is None or \
+        isinstance(r.exception, SystemExit), r.output

@@ -283,6 +283,7 @@ def test_cli_fit_info_query(transnas, tmp_path):
     assert "held-out spearman" in r.output and out.exists()
     r = CliRunner().invoke(cli, ["surrogate", "info", str(out)])
     assert r.exit_code == 0 and "class_object" in r.output and "kendall" in r.output, r.output
+    assert "file format version 2, written by nasbench_xfer" in r.output and "ceiling" in r.output
     with Store.open(transnas) as st:
         spec = st.space.to_string(st.archs([5])[0])
     r = CliRunner().invoke(cli, ["surrogate", "query", str(out), "-t", "class_object", "-a", spec])

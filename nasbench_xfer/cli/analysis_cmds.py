@@ -78,7 +78,7 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
 
 @click.command("ablation")
 @config_option()
-@store_input("Benchmark store (HDF5).")
+@store_input("Benchmark store (HDF5), or a surrogate benchmark file (.surr: its reference table).")
 @click.option("--target", "--task", "-t", "target", required=True,
               help="Target task whose held-out architectures are ranked.")
 @click.option("--sources", default=None, help="Comma-separated source tasks (default: all other tasks).")

@@ -19,6 +19,8 @@ def benchmarks_cmd(name, do_import, source, home, as_json) -> None:
     """List the known benchmarks (source, licence, what importing needs), or show NAME with its
     BibTeX; `--import` imports NAME so that `nasbench_xfer.load(NAME)` opens it at once."""
     from ..catalog import KNOWN, cached_path, load
+    from ..importers import ImporterError
+    from ..store import StoreError
 
     def entry_of(b) -> dict:
         path = cached_path(b.name, home)
@@ -42,7 +44,7 @@ def benchmarks_cmd(name, do_import, source, home, as_json) -> None:
         try:
             with load(name, home=home, source=source) as st:
                 click.echo(f"{name}: {len(st.tasks)} tasks, {st.num_archs} architectures in {st.path}")
-        except (FileNotFoundError, ValueError, OSError) as exc:
+        except (FileNotFoundError, ValueError, OSError, ImporterError, StoreError) as exc:
             raise click.ClickException(str(exc)) from None
     entry = entry_of(b)
     if as_json:

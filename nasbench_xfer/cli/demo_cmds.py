@@ -25,16 +25,19 @@ FULL_DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "comput
               help="NAS-Bench-Graph dataset searched on; the other full datasets are the sources.")
 @click.option("--budget", default=33, show_default=True, help="Evaluations per search (the paper's 33).")
 @click.option("--seeds", default=3, show_default=True, help="Seeds per optimizer.")
-@click.option("--optimizers", default="xfernas,nao,random,best-on-source,tapas", show_default=True)
-@click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1))
+@click.option("--optimizers", default="xfernas,nao,random,best-on-source,tapas", show_default=True,
+              help="Comma-separated optimizers compared in step 3.")
+@click.option("--jobs", "-j", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
+              help="Parallel processes for the searches.")
 def demo_cmd(out: str, target: str, budget: int, seeds: int, optimizers: str, jobs: int) -> None:
     """Main job on the embedded default benchmark (NAS-Bench-Graph).
 
-    1. imports NAS-Bench-Graph (9 datasets x 26,206 GNN architectures) into OUT/nas-bench-graph.h5
-       (kept for the next run) and prints `info`;
+    \b
+    1. imports NAS-Bench-Graph (9 datasets x 26,206 GNN architectures) into
+       OUT/nas-bench-graph.h5 (kept for the next run) and prints `info`;
     2. prints the task-by-task rank correlations (which dataset transfers to which);
     3. compares xfernas, nao, random, best-on-source and tapas on TARGET with the other
-       full datasets as sources (OUT/compare-TARGET/: trajectories, summary, plot).
+       full datasets as sources (OUT/compare-TARGET-bBUDGET/: trajectories, summary, plot).
     """
     from ..evaluate.search import SearchSpec, compare
     from ..evaluate.transferability import best_sources, rank_correlations
@@ -43,6 +46,8 @@ def demo_cmd(out: str, target: str, budget: int, seeds: int, optimizers: str, jo
 
     if target not in FULL_DATASETS:
         raise click.ClickException(f"--target must be one of {', '.join(FULL_DATASETS)}")
+    if not split_csv(optimizers):
+        raise click.ClickException(f"--optimizers {optimizers!r} names no optimizer")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     store = root / "nas-bench-graph.h5"

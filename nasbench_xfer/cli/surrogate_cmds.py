@@ -71,12 +71,18 @@ def info_cmd(surrogate, as_json) -> None:
     click.echo(f"surrogate {surrogate}: space {info['space']}, model {info['model']} "
                f"{json.dumps(info['model_params'])}")
     click.echo(f"fitted on {prov.get('store')} (sha256 {str(prov.get('store_sha256'))[:12]})")
+    click.echo(f"file format version {info['version']}, written by nasbench_xfer "
+               f"{info.get('package_version') or '?'} {info.get('created') or ''}".rstrip())
     rows = []
     for t, i in info["tasks"].items():
         v = i["validation"]
+        ceiling = v.get("noise_ceiling")
         rows.append({"task": t, "archs": i["num_archs"], "held out": v.get("held_out"),
                      "spearman": v.get("spearman"), "kendall": v.get("kendall"), "r2": v.get("r2"),
                      "kendall top10%": v.get("kendall_top10"), "noise": i["noise"]["kind"],
+                     "ceiling: seed vs seed / surrogate vs mean": "-" if not ceiling else
+                     f"{ceiling['kendall_seed_vs_seed']:.3f} / {ceiling['kendall_surrogate_vs_mean']:.3f} "
+                     f"({ceiling['archs']} archs)",
                      "cost model": i["has_cost"]})
     click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 

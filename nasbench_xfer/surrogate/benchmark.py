@@ -101,6 +101,9 @@ class SurrogateBenchmark:
         self.shared_model = shared_model   # a multi-task kind: one model answers every task
         self.provenance = provenance
         self._dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # task -> (mean, spread) by dense index
+        #: the file's format version, the package version that wrote it and when (a loaded file);
+        #: a fitted, unsaved surrogate: this package's
+        self.file_info: dict[str, Any] = {"version": VERSION, "package_version": __version__, "created": ""}
 
     # ------------------------------------------------------------------ queries
     @property
@@ -214,7 +217,7 @@ class SurrogateBenchmark:
         return np.zeros(0, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
 
     def info(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "space": self.space.name, "model": self.model_kind,
+        return {"format": FORMAT, **self.file_info, "space": self.space.name, "model": self.model_kind,
                 "multitask": self.shared_model is not None,
                 "model_params": self.model_params, "provenance": self.provenance,
                 "tasks": {k: {kk: v[kk] for kk in ("metric", "higher_is_better", "noise", "validation",
@@ -303,8 +306,11 @@ class SurrogateBenchmark:
                     t["cost_model"] = (LGBEnsemble.from_bytes(_read_blob(g, "cost_model"))
                                        if "cost_model" in g else None)
                     tasks[task] = t
-                return cls(space, kind, json.loads(f.attrs["model_params"]), tasks,
-                           json.loads(f.attrs["provenance"]), shared_model=shared)
+                sb = cls(space, kind, json.loads(f.attrs["model_params"]), tasks,
+                         json.loads(f.attrs["provenance"]), shared_model=shared)
+                sb.file_info = {"version": version, "package_version": str(f.attrs.get("package_version", "")),
+                                "created": str(f.attrs.get("created", ""))}
+                return sb
             except (KeyError, ValueError, TypeError, RuntimeError, EOFError, OSError,
                     pickle.UnpicklingError) as exc:
                 raise SurrogateError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None

@@ -265,8 +265,10 @@ class XferSurrogate:
 
 @register_surrogate_model("ensemble")
 class KindEnsemble:
-    """``lgb`` per task and ``xfer`` on all tasks, averaged (module doc); ``lgb`` and ``xfer``
-    are the parameter dicts of the two kinds (e.g. ``--param 'xfer={"members": 1}'``)."""
+    """``lgb`` per task and ``xfer`` on all tasks, their predictions averaged (module doc).
+
+    ``lgb`` and ``xfer`` are the parameter dicts of the two kinds (e.g.
+    ``--param 'xfer={"members": 1}'``)."""
 
     multitask = True
     DEFAULTS: dict[str, Any] = {"lgb": {}, "xfer": {}}
