@@ -441,7 +441,7 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
     if len(todo) == 0:
         return summary
     bar = _progress_bar(len(todo), f"{task_name} / {protocol.name}") if progress else None
-    say = bar.write if bar is not None else log
+    say = bar.write if bar is not None and not bar.disable else log  # quiet: through the logger
 
     def collect(rec: dict[str, Any], where: str) -> None:
         summary["trained"] += 1
