@@ -1,6 +1,7 @@
 """Importers (NAS-Bench-Graph, TransNAS-Bench-101 micro, CSV) and their CLI commands."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def test_nas_bench_graph_cora_and_proteins_included(tmp_path):
     with Store.open(out) as st:
         assert st.space == get_space("nas_bench_graph") and st.num_archs == 26206
         assert st.tasks == ["cora", "proteins"]
+        files = st.attrs["provenance"]["source_files"]  # the tables read, with their digests
+        assert set(files) == {"cora", "proteins"}
+        assert files["cora"]["sha256"] == hashlib.sha256(Path(files["cora"]["file"]).read_bytes()).hexdigest()
         assert st.task_info("cora")["metric"] == "accuracy"
         assert st.task_info("proteins")["info"]["ops_evaluated"] == ["gcn", "sage", "arma", "fc", "skip"]
         # every table key appears once with its values
@@ -116,6 +120,7 @@ def test_transnas_import(tmp_path):
         space = st.space
         assert space.name == "transnas_micro" and st.num_archs == 4096
         assert len(st.tasks) == 7
+        assert st.attrs["provenance"]["source_file_sha256"] == hashlib.sha256(TRANSNAS_ZIP.read_bytes()).hexdigest()
         room = st.task_info("room_layout")
         assert room["metric"] == "neg_l2_loss" and room["higher_is_better"]
         assert st.task_info("normal")["metric"] == "ssim"

@@ -33,7 +33,7 @@ def demo_cmd(out: str, target: str, budget: int, seeds: int, optimizers: str, jo
     """Main job on the embedded default benchmark (NAS-Bench-Graph).
 
     \b
-    1. imports NAS-Bench-Graph (9 datasets x 26,206 GNN architectures) into
+    1. imports NAS-Bench-Graph (9 datasets: 8 x 26,206 GNN architectures, proteins 2,021) into
        OUT/nas-bench-graph.h5 (kept for the next run) and prints `info`;
     2. prints the task-by-task rank correlations (which dataset transfers to which);
     3. compares xfernas, nao, random, best-on-source and tapas on TARGET with the other

@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..space import SpaceError, get_space
 from ..store import provenance
+from ..store.schema import file_sha256
 from . import ImporterError, ImportResult, building_store, default_command
 
 _MAX_REPORTED = 5
@@ -89,6 +90,7 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
     base: dict[str, Any] = dict(source=source or f"CSV table {csv_path.name}", command=command,
                                 source_file=str(csv_path.resolve()),
                                 source_file_bytes=csv_path.stat().st_size,
+                                source_file_sha256=file_sha256(csv_path),
                                 column_mapping={"arch": arch_column, "tasks": dict(task_columns),
                                                 "test": test_columns, "extra": list(extra_columns)})
     result = ImportResult()

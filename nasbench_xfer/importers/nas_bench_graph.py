@@ -40,6 +40,7 @@ import numpy as np
 
 from ..space.graph import GNN_OPS, PROTEINS_OPS, GraphSpace
 from ..store import provenance
+from ..store.schema import file_sha256
 from . import ImporterError, ImportResult, building_store, default_command, dist_version
 
 #: the benchmark's datasets, in the package's order
@@ -83,6 +84,21 @@ def _read(dataset: str) -> dict[int, dict[str, Any]]:
         return nas_bench_graph.light_read(dataset)
     except FileNotFoundError:
         raise ImporterError(f"nas_bench_graph has no table for dataset {dataset!r}") from None
+
+
+def _source_files(datasets: list[str]) -> dict[str, dict[str, Any]]:
+    """Each dataset's table file in the nas-bench-graph package, with its size and SHA-256."""
+    try:
+        import nas_bench_graph
+    except ImportError:  # pragma: no cover
+        return {}
+    folder = Path(nas_bench_graph.__file__).resolve().parent / "light"
+    out = {}
+    for d in datasets:
+        f = folder / f"{d}.bench"
+        if f.is_file():
+            out[d] = {"file": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)}
+    return out
 
 
 def default_proteins_out(out: str | os.PathLike) -> Path:
@@ -172,7 +188,7 @@ def import_nas_bench_graph(out: str | os.PathLike, datasets: Sequence[str] | Non
     tables = {d: _read(d) for d in datasets if d in main or (d == "proteins" and separate)}
     result = ImportResult()
     base = dict(source=SOURCE, command=command, source_package="nas-bench-graph",
-                source_package_version=version)
+                source_package_version=version, source_files=_source_files(list(tables)))
     targets: list[tuple[str, Path, GraphSpace, list[str]]] = []
     if main:
         targets.append(("nas_bench_graph", Path(out), GraphSpace(), main))

@@ -46,6 +46,7 @@ import numpy as np
 from ..space import SpaceError
 from ..space.edge import TransNASMicroSpace
 from ..store import provenance
+from ..store.schema import file_sha256
 from . import ImporterError, ImportResult, building_store, default_command
 
 ZIP_NAME = "naslib-zc-transbench101-micro.zip"
@@ -163,7 +164,8 @@ def import_transnas(out: str | os.PathLike, zip_path: str | os.PathLike | None =
             raise ImporterError(f"{zip_path} has no entries for task(s) {absent}")
     result = ImportResult()
     base: dict[str, Any] = dict(source=SOURCE, command=command, source_file=str(zip_path.resolve()),
-                                source_file_bytes=zip_path.stat().st_size)
+                                source_file_bytes=zip_path.stat().st_size,
+                                source_file_sha256=file_sha256(zip_path))
     with building_store(out, space, overwrite=overwrite,
                         provenance_info=provenance(**base, tasks=sorted(data))) as store:
         ids = store.add_archs(list(space.enumerate()))  # id == dense index

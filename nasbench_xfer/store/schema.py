@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import json
 import math
 import numbers
@@ -63,6 +64,15 @@ def provenance(**extra: Any) -> dict[str, Any]:
            "hostname": socket.gethostname()}
     rec.update(extra)
     return rec
+
+
+def file_sha256(path: Any) -> str:
+    """SHA-256 (hex) of a file's bytes: what provenance records of a source file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _jload(value: Any, default: Any = None) -> Any:

@@ -51,6 +51,7 @@ from scipy import stats
 from .. import __version__
 from ..space import get_space
 from ..space.base import EnumerableSpace, SearchSpace
+from ..store.schema import file_sha256
 from .features import FeatureMap
 from .models import LGBEnsemble, TaskData, get_surrogate_model
 
@@ -64,14 +65,6 @@ MIN_COST_ARCHS = 20
 
 class SurrogateError(ValueError):
     """Bad input to a surrogate benchmark, or a file that is not one."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def validation_figures(y_true: np.ndarray, y_pred: np.ndarray, higher_is_better: bool = True) -> dict[str, Any]:
@@ -365,7 +358,7 @@ def fit_surrogate(store_path: str | os.PathLike, tasks: Sequence[str] | None = N
         if missing:
             raise SurrogateError(f"tasks {missing} are not in {store_path} (tasks: {', '.join(st.tasks)})")
         counts = {t: st.num_evaluations(t) for t in chosen}
-        provenance = {"store": str(store_path.resolve()), "store_sha256": _sha256(store_path),
+        provenance = {"store": str(store_path.resolve()), "store_sha256": file_sha256(store_path),
                       "store_attrs": st.attrs, "num_evaluations": counts, "holdout": holdout, "seed": seed}
         prep = {task: _prepare_task(st, task, fmap, holdout, seed) for task in chosen}
     t0 = time.perf_counter()
