@@ -347,8 +347,10 @@ def transfer_effects(runs: pd.DataFrame, metric: str = "spearman", alpha: float 
             b = ok[(ok.source_size == 0) & (ok.target_size == m)].set_index("split")[metric]
             both = a.index.intersection(b.index)
             res = paired_wilcoxon(a[both].to_numpy(), b[both].to_numpy())
-            rows.append({"source_size": int(s), "target_size": int(m), "transfer": a.mean(),
-                         "none": b.mean(), "diff": res.mean_diff, "pairs": res.n, "p": res.pvalue})
+            # means over the splits both settings have, like the test (unpaired means could
+            # disagree with it where a split is missing on one side)
+            rows.append({"source_size": int(s), "target_size": int(m), "transfer": a[both].mean(),
+                         "none": b[both].mean(), "diff": res.mean_diff, "pairs": res.n, "p": res.pvalue})
     out = pd.DataFrame(rows, columns=["source_size", "target_size", "transfer", "none", "diff",
                                       "pairs", "p"])
     out["p_holm"] = holm(out["p"].to_numpy()) if len(out) else []
@@ -376,8 +378,9 @@ def target_dip(runs: pd.DataFrame, metric: str = "spearman") -> pd.DataFrame:
             v = ok[(ok.source_size == s) & (ok.target_size == m)].set_index("split")[metric]
             both = v.index.intersection(z.index)
             res = paired_wilcoxon(v[both].to_numpy(), z[both].to_numpy())
-            rows.append({"source_size": int(s), "target_size": int(m), "zero": z.mean(),
-                         "value": v.mean(), "change": v.mean() - z.mean(), "p": res.pvalue})
+            zb, vb = z[both].mean(), v[both].mean()  # over the shared splits, like the test
+            rows.append({"source_size": int(s), "target_size": int(m), "zero": zb,
+                         "value": vb, "change": vb - zb, "p": res.pvalue})
     return pd.DataFrame(rows, columns=["source_size", "target_size", "zero", "value", "change", "p"])
 
 

@@ -47,10 +47,12 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> PairedResult:
     """Two-sided Wilcoxon signed-rank test of ``a - b`` (pairs with a NaN are dropped).
 
     Zero differences are dropped (Wilcoxon's convention, ``zero_method="wilcox"``);
-    if every difference is zero the p-value is 1.  The exact null distribution
-    is used for up to 50 pairs without ties, the normal approximation otherwise
-    (scipy's ``method="auto"``).  ``mean_diff``/``median_diff`` are over all
-    complete pairs.
+    if every difference is zero the p-value is 1.  The p-value is scipy's
+    ``method="auto"`` as of scipy 1.15 (the version the package requires): the exact null
+    distribution for up to 50 pairs without ties or zeros; with ties or zeros, an exact
+    permutation test over the sign flips for up to 13 pairs and the normal approximation
+    beyond (older scipy took the normal approximation whenever a zero was present, which moved
+    some p-values across 0.05).  ``mean_diff``/``median_diff`` are over all complete pairs.
     """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.shape != y.shape or x.ndim != 1:

@@ -47,3 +47,19 @@ def test_overview_calls_on_known_values(tmp_path):
     assert not is_ablation_folder(tmp_path / "other")
     r = CliRunner().invoke(cli, ["aggregate", str(good), str(tmp_path / "other"), "-o", str(out)])
     assert r.exit_code == 1 and "mixed folders" in r.output and "other" in r.output
+
+
+def test_dip_and_transfer_means_are_over_the_shared_splits():
+    """A split missing on one side must not move the means away from the paired test."""
+    import pandas as pd
+
+    from nasbench_xfer.evaluate.ablation import target_dip, transfer_effects
+
+    rows = [{"source_size": s, "target_size": m, "split": k, "status": "ok", "spearman": 0.5 + 0.1 * k}
+            for s in (0, 50) for m in (0, 10) for k in range(10) if (s, m) != (0, 0)]
+    runs = pd.DataFrame([r for r in rows if not (r["source_size"] == 50 and r["target_size"] == 10
+                                                 and r["split"] == 9)])  # one split missing
+    dip = target_dip(runs).iloc[0]
+    assert dip["change"] == 0.0 and dip["p"] == 1.0
+    eff = transfer_effects(runs).iloc[0]
+    assert eff["transfer"] == eff["none"] and eff["diff"] == 0.0

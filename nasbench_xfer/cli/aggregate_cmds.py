@@ -21,7 +21,8 @@ def aggregate_cmd(dirs, out, focus):
     Comparisons: mean regret per target, optimizer and budget (10/33/100); each optimizer's mean rank over
     the targets with Friedman's test and a critical-difference diagram (Nemenyi post-hoc,
     scikit-posthocs); FOCUS's paired Wilcoxon win/tie/loss counts (Holm within each target).
-    Reference lines (names ending in -oracle) are left out of ranks and tests.
+    Reference lines (names ending in -oracle) are left out of the ranks, Friedman's test and the
+    diagrams; the paired tests include them (and Holm counts them).
 
     Ablations (folders with an ablation's runs.jsonl): OUT/overview.md with one row per folder
     (zero-target Spearman/Kendall/Pearson per source size, transfer against no transfer with
