@@ -61,8 +61,9 @@ class SearchSpec:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def check_spec(spec: SearchSpec) -> None:
-    """Every bad-input check, before anything runs (clear messages)."""
+def check_spec(spec: SearchSpec, resumed: Sequence[str] = ()) -> None:
+    """Every bad-input check, before anything runs (clear messages); ``resumed``: the optimizers
+    of the comparison this one resumes (option groups may name them)."""
     from nasbench_xfer.optimizer import get_optimizer_class
 
     twice = sorted({n for n in spec.optimizers if spec.optimizers.count(n) > 1})
@@ -70,7 +71,7 @@ def check_spec(spec: SearchSpec) -> None:
         raise OptimizerError(f"optimizer(s) {twice} listed twice")
     for name in spec.optimizers:
         get_optimizer_class(name)  # an unknown name fails here, before any search runs
-    options = resolve_option_groups(spec.optimizers, spec.options)  # labels distinct, no stray group
+    options = resolve_option_groups(spec.optimizers, spec.options, resumed)  # labels distinct, no stray group
     for name in spec.optimizers:  # every option checked by building each optimizer once
         make_optimizer(name, **options.get(name, {}))
     if spec.budget < 1:
@@ -166,6 +167,18 @@ def add_regret(traj: pd.DataFrame, pool_scores: np.ndarray, best: float) -> pd.D
     return traj
 
 
+def _resumed_optimizers(spec_file: Path) -> list[str]:
+    """The optimizers a comparison's existing ``spec.json`` names (none if it has no runs yet
+    or cannot be read: the resume check reports a torn file)."""
+    if not spec_file.exists() or not any((spec_file.parent / "runs").glob("*__seed*.csv")):
+        return []
+    try:
+        names = json.loads(spec_file.read_text()).get("optimizers") or []
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return []
+    return [str(n) for n in names]
+
+
 def _run_file(out: Path, optimizer: str, seed: int) -> Path:
     safe = optimizer.replace(":", "_").replace("/", "_").replace(".", "_")
     return out / "runs" / f"{safe}__seed{seed}.csv"
@@ -196,11 +209,12 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     processes); each finished run is written to ``out/runs/`` by this process.  A failed
     search does not stop the others: :class:`~nasbench_xfer.evaluate.runs.JobsFailed` names
     it at the end and a rerun runs only what is missing."""
-    spec = replace(spec, options=resolve_option_groups(spec.optimizers, spec.options))
-    check_spec(spec)
+    out = Path(out)
+    resumed = _resumed_optimizers(out / "spec.json")
+    spec = replace(spec, options=resolve_option_groups(spec.optimizers, spec.options, resumed))
+    check_spec(spec, resumed)
     if not spec.seeds:
         raise OptimizerError("no seeds given: nothing to run")
-    out = Path(out)
     make_output_folder(out / "runs", error=OptimizerError)
     spec_file = out / "spec.json"
     spec_dict = asdict(spec)
@@ -225,7 +239,9 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
             raise OptimizerError(f"{out} holds runs on other data: the evaluations of {spec.target} and its "
                                  f"sources in {spec.store} changed since (fingerprint {old['data']} then, "
                                  f"{data} now); use a new output folder")
-    write_json_atomic(spec_file, {**spec_dict, "data": data, "package_version": __version__})
+    # the folder's optimizers: those it held before (a resume may run a subset) and these
+    every = list(dict.fromkeys([*resumed, *spec.optimizers]))
+    write_json_atomic(spec_file, {**spec_dict, "optimizers": every, "data": data, "package_version": __version__})
     todo = [(spec_dict, o, s, str(_run_file(out, o, s))) for o in spec.optimizers for s in spec.seeds
             if not _run_file(out, o, s).exists()]
     total = len(spec.optimizers) * len(spec.seeds) * spec.budget  # progress in evaluations, as each search ends

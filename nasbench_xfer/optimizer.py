@@ -252,15 +252,20 @@ def make_optimizer(name: str, **options: Any) -> Optimizer:
                              f"{exc.__class__.__name__}: {exc}") from None
 
 
-def resolve_option_groups(names: Sequence[str], options: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_option_groups(names: Sequence[str], options: Mapping[str, Any],
+                          also: Sequence[str] = ()) -> dict[str, Any]:
     """Per-optimizer ``options`` keyed by the names in ``names``: a group may name an optimizer
     as given (``xfernas``, ``mymod:MyOpt``) or by its label (``-O mymod:MyOpt`` is labelled by the
-    class's ``name``).  A group that names no optimizer of ``names`` is an error, so a misspelt
-    optimizer's options are never dropped in silence."""
+    class's ``name``).  A group that names no optimizer of ``names`` (nor of ``also``: those of
+    the comparison being resumed) is an error, so a misspelt optimizer's options are never
+    dropped in silence."""
     labels = optimizer_labels(list(names))
     by_label = {lab: n for n, lab in labels.items()}
     out: dict[str, Any] = {}
     for group, opts in options.items():
+        if group not in labels and group in also:
+            out[group] = opts  # an optimizer of the comparison being resumed, not run now
+            continue
         name = group if group in labels else by_label.get(group)
         if name is None:
             raise OptimizerError(f"option group {group!r} (--option {group}.KEY=VALUE) names no optimizer "

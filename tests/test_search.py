@@ -248,6 +248,15 @@ def test_compare_output_folder_a_bad_option_left_is_usable(store_path, tmp_path)
     r = CliRunner().invoke(cli, ["compare", str(store_path), "--config", str(cfg), "-o", str(tmp_path / "p"),
                                  "-j", "1"])
     assert r.exit_code == 0, r.output
+    # a resume may run a subset of the optimizers, keeping the others' options (and names)
+    sub = tmp_path / "sub"
+    two = base + ["-O", "random,best-on-source", "--option", "best-on-source.n_probes=3", "-o", str(sub)]
+    assert CliRunner().invoke(cli, two).exit_code == 0
+    r = CliRunner().invoke(cli, [*base[:6], "2", *base[7:], "-O", "random", "--option", "best-on-source.n_probes=3",
+                                 "-o", str(sub)])
+    assert r.exit_code == 0, r.output
+    import json as _json
+    assert _json.loads((sub / "spec.json").read_text())["optimizers"] == ["random", "best-on-source"]
     # the same store spelled another way resumes
     import os
     rel = os.path.relpath(store_path)

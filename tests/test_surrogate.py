@@ -171,12 +171,13 @@ from nasbench_xfer.surrogate import SurrogateBenchmark
 sb = SurrogateBenchmark.load(sys.argv[1])
 model = sb._tasks["jigsaw"]["model"]
 assert model._model_strings is not None, "loading parsed the boosters"
-sb.predict("jigsaw", sb.space.sample_many(5, np.random.default_rng(0)))  # the parent predicts too
 archs = sb.space.sample_many(3000, np.random.default_rng(1))
+sb.predict("jigsaw", archs)  # the parent predicts a large batch: LightGBM starts its thread pool
 pid = os.fork()
 if pid == 0:
     signal.alarm(60)  # a hang fails the test instead of blocking the suite
-    sb.predict("jigsaw", archs)
+    sb.predict("jigsaw", archs)  # a model made before the fork
+    SurrogateBenchmark.load(sys.argv[1]).predict("jigsaw", archs)  # and one loaded after it
     os._exit(0)
 _, status = os.waitpid(pid, 0)
 print("child", os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))

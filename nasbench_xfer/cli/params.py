@@ -60,13 +60,13 @@ def parse_seeds(value: str | int, option: str = "--seeds", *, bare_count: bool =
     return out
 
 
-_WORDS = {"true": True, "false": False, "null": None, "none": None}
+_WORDS = {"True": True, "False": False, "None": None}  # Python's spellings; JSON's parse below
 
 
 def json_or_str(value: str) -> Any:
     """``"3"`` -> 3, ``"[1, 2]"`` -> [1, 2], ``"true"``/``"True"`` -> True, ``"None"`` -> None,
     anything else as the string."""
-    word = value.strip().lower()
+    word = value.strip()
     if word in _WORDS:
         return _WORDS[word]
     try:

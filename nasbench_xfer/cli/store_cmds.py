@@ -139,7 +139,8 @@ def export_cmd(store: str, out: str, tasks: tuple[str, ...], curves: bool, overw
     suffix = Path(out).suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise click.ClickException(f"--out must end in .csv or .parquet, got {out!r}")
-    if real_path(out) == real_path(store) or (Path(out).exists() and Path(out).samefile(store)):
+    if real_path(out) == real_path(store) or (Path(out).exists() and Path(store).exists()
+                                              and Path(out).samefile(store)):
         raise click.ClickException(f"--out {out} is the store itself; give another file")
     dest = output_path(out, overwrite, error=click.ClickException, hint="pass --overwrite to replace it")
     with open_store(store) as st:

@@ -557,10 +557,22 @@ def _not_stored(st, task_name: str, rows: list[dict[str, Any]]) -> list[dict[str
     identical commands, or workers of a killed run still finishing) store it once."""
     if task_name not in st.tasks or not rows:
         return rows
-    ev = st.evaluations(task_name)
-    have = {(str(h), int(s), str(p)) for h, s, p, status in
-            zip(ev["hash"], ev["seed"], ev["protocol"], ev["status"]) if status == "ok"}
-    fresh = [r for r in rows if (st.space.hash(r["arch"]), int(r["seed"]), str(r["protocol"])) not in have]
+    ids = st.arch_ids([r["arch"] for r in rows])  # -1: not in the store yet, so not evaluated
+    if not (ids >= 0).any():
+        return rows
+    # only the rows of these architectures are read and decoded (an append stays cheap on a
+    # large store)
+    arch = st._column(task_name, "arch")
+    mine = np.flatnonzero(np.isin(arch, ids[ids >= 0]))
+    if not len(mine):
+        return rows
+
+    def text(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    seed, proto, status = (st._column(task_name, c)[mine] for c in ("seed", "protocol", "status"))
+    have = {(int(a), int(s), text(p)) for a, s, p, ok in zip(arch[mine], seed, proto, status) if text(ok) == "ok"}
+    fresh = [r for r, i in zip(rows, ids) if (int(i), int(r["seed"]), str(r["protocol"])) not in have]
     if len(fresh) < len(rows):
         get_logger(__name__).info(f"{len(rows) - len(fresh)} evaluation(s) were already in {st.path} "
                                   f"(trained by another run meanwhile); not stored twice")

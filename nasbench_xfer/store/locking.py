@@ -75,6 +75,13 @@ def lock(path: Path) -> int:
         who = f"PID {pid}" if pid else "another process"
         raise StoreError(f"{path} is being written by another process "
                          f"({who} holds the lock {lock_path})") from None
+    try:  # the lock file may have been removed (a failed merge's) after we opened it: lock the new one
+        same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+    except OSError:
+        same = False
+    if not same:
+        unlock(fd)
+        return lock(path)
     with contextlib.suppress(OSError):  # for messages only: who holds the lock
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

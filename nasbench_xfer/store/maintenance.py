@@ -241,10 +241,10 @@ class MaintenanceMixin(StoreState):
             raise StoreError(str(exc).replace(str(building), str(given))) from None
         finally:
             if lock_fd is not None:
-                cls._unlock(lock_fd)
                 if not out.exists():  # a failed merge to a new file leaves nothing behind
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(OSError):  # removed while still held: no one else has it
                         out.with_name(out.name + ".lock").unlink()
+                cls._unlock(lock_fd)
             if merged is not None:
                 merged.close()
             for leftover in (building, building.with_name(building.name + ".lock")):

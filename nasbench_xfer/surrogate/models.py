@@ -30,6 +30,7 @@ Kinds:
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -58,6 +59,34 @@ def register_surrogate_model(name: str) -> Callable[[type], type]:
 
 def get_surrogate_model(name: str) -> type:
     return SURROGATE_MODELS.get(name)
+
+
+#: set in every process forked from this one (see LGBEnsemble.predict)
+_IN_FORKED_CHILD = False
+
+
+def _mark_forked_child() -> None:
+    global _IN_FORKED_CHILD
+    _IN_FORKED_CHILD = True
+
+
+os.register_at_fork(after_in_child=_mark_forked_child)
+
+
+def _one_openmp_thread_if_forked() -> Any:
+    """In a forked process (a compare/ablation worker): LightGBM limited to one thread
+    (``LGBM_SetMaxThreads``, for parsing as well as predicting) before it runs.  A child inherits
+    the OpenMP state of a parent that already ran parallel LightGBM code (parsing a booster,
+    predicting a large batch) but not its pool threads, and a parallel region there waits for
+    them forever.  Elsewhere: nothing changes.  Returns a context manager (a no-op)."""
+    if _IN_FORKED_CHILD:
+        import ctypes
+
+        from lightgbm.basic import _LIB
+
+        if hasattr(_LIB, "LGBM_SetMaxThreads"):  # LightGBM >= 4.2
+            _LIB.LGBM_SetMaxThreads(ctypes.c_int(1))
+    return contextlib.nullcontext()
 
 
 def _check_params(kind: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,7 +130,6 @@ class LGBEnsemble:
             raise ValueError(f"lgb target must be one of {', '.join(TARGETS)}, got {self.params['target']!r}")
         self._boosters: list = []
         self._model_strings: list[str] | None = None
-        self._pid = os.getpid()  # the process the boosters were made in (see predict)
         #: the fitted metric values, sorted (``target="quantile"``: the map back to metric units)
         self.y_sorted: np.ndarray | None = None
 
@@ -113,7 +141,8 @@ class LGBEnsemble:
         if self._model_strings is not None:
             import lightgbm as lgb
 
-            self._boosters = [lgb.Booster(model_str=s) for s in self._model_strings]
+            with _one_openmp_thread_if_forked():  # parsing runs OpenMP threads too
+                self._boosters = [lgb.Booster(model_str=s) for s in self._model_strings]
             self._model_strings = None
         return self._boosters
 
@@ -156,10 +185,8 @@ class LGBEnsemble:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         threads = 1 if X.shape[0] < 2048 else 2  # waking a thread pool costs more than a small batch
-        if os.getpid() != self._pid:
-            # a process forked after the boosters were made (a compare/ablation worker) inherits an
-            # OpenMP runtime whose pool threads it does not have: a parallel predict hangs there
-            threads = 1
+        if _IN_FORKED_CHILD:
+            threads = 1  # see _one_openmp_thread_if_forked
         preds = self.member_predictions(X, threads)
         return preds.mean(axis=0), preds.std(axis=0)
 
@@ -167,7 +194,8 @@ class LGBEnsemble:
         """(members, N): each regressor's prediction in the metric's units."""
         if not self.boosters:
             raise RuntimeError("the model is not fitted")
-        preds = np.stack([b.predict(X, num_threads=threads) for b in self.boosters])
+        with _one_openmp_thread_if_forked():
+            preds = np.stack([b.predict(X, num_threads=threads) for b in self.boosters])
         return self._to_metric(preds) if self.params["target"] == "quantile" else preds
 
     def to_bytes(self) -> bytes:
