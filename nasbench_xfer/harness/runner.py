@@ -349,6 +349,7 @@ def _stored_keys(path: Path, task_name: str, task, protocol: Protocol, create: b
     """What :func:`_prepare_store` would return, with its checks, read-only: a dry run changes
     nothing on disk but refuses what the real run would refuse."""
     from ..store import Store, StoreError
+    from ..store.schema import normal_protocol
     if not path.exists():
         if not create:
             raise RunError(f"no store at {path} (pass create=True / --create to make one)")
@@ -358,7 +359,7 @@ def _stored_keys(path: Path, task_name: str, task, protocol: Protocol, create: b
             check_store_fits(st, path, task_name, task, protocol)
             if task_name in st.tasks:
                 stored = st.task_info(task_name)["protocols"].get(protocol.name)
-                if stored is not None and stored != json.loads(json.dumps(protocol.to_dict(), sort_keys=True)):
+                if stored is not None and stored != normal_protocol(protocol.name, protocol.to_dict()):
                     raise RunError(f"task {task_name!r} in {path} already has a protocol {protocol.name!r} "
                                    f"with another definition")
             return _done_keys(st.evaluations(task_name), protocol) if task_name in st.tasks else {}

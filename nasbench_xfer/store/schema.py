@@ -75,6 +75,16 @@ def file_sha256(path: Any) -> str:
     return h.hexdigest()
 
 
+def normal_protocol(name: Any, definition: Any) -> dict[str, Any]:
+    """A protocol definition as the store keeps it (JSON data with sorted keys), checked: a
+    StoreError for a bad name or a definition that is not a mapping of JSON data."""
+    if not isinstance(definition, Mapping):
+        raise StoreError(f"protocol {name!r}: the definition must be a mapping, got {type(definition).__name__}")
+    if not isinstance(name, str) or not name:
+        raise StoreError(f"a protocol name must be a non-empty string, got {name!r}")
+    return json.loads(_json_attr(dict(definition), f"protocol {name!r}"))
+
+
 def _jload(value: Any, default: Any = None) -> Any:
     if value is None:
         return default

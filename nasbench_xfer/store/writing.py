@@ -30,10 +30,10 @@ from .schema import (
     _check_extra_columns,
     _check_task_name,
     _jload,
-    _json_attr,
     _missing,
     create_task,
     new_generation,
+    normal_protocol,
 )
 from .state import StoreState
 
@@ -159,12 +159,7 @@ class WritingMixin(StoreState):
         self._require_writer()
         g = self._task_group(task)
         protocols = _jload(g.attrs.get("protocols"), {})
-        if not isinstance(definition, Mapping):
-            raise StoreError(f"protocol {name!r}: the definition must be a mapping, got "
-                             f"{type(definition).__name__}")
-        if not isinstance(name, str) or not name:
-            raise StoreError(f"a protocol name must be a non-empty string, got {name!r}")
-        definition = json.loads(_json_attr(dict(definition), f"protocol {name!r}"))
+        definition = normal_protocol(name, definition)
         if name in protocols:
             if protocols[name] != definition:
                 raise StoreError(f"task {task!r} already has a protocol {name!r} with another "

@@ -30,7 +30,6 @@ Kinds:
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -73,12 +72,12 @@ def _mark_forked_child() -> None:
 os.register_at_fork(after_in_child=_mark_forked_child)
 
 
-def _one_openmp_thread_if_forked() -> Any:
+def _one_lightgbm_thread_if_forked() -> None:
     """In a forked process (a compare/ablation worker): LightGBM limited to one thread
-    (``LGBM_SetMaxThreads``, for parsing as well as predicting) before it runs.  A child inherits
-    the OpenMP state of a parent that already ran parallel LightGBM code (parsing a booster,
-    predicting a large batch) but not its pool threads, and a parallel region there waits for
-    them forever.  Elsewhere: nothing changes.  Returns a context manager (a no-op)."""
+    (``LGBM_SetMaxThreads``, for parsing as well as predicting); call before it runs.  A child
+    inherits the OpenMP state of a parent that already ran parallel LightGBM code (parsing a
+    booster, predicting a large batch) but not its pool threads, and a parallel region there
+    waits for them forever.  Elsewhere: nothing changes."""
     if _IN_FORKED_CHILD:
         import ctypes
 
@@ -86,7 +85,6 @@ def _one_openmp_thread_if_forked() -> Any:
 
         if hasattr(_LIB, "LGBM_SetMaxThreads"):  # LightGBM >= 4.2
             _LIB.LGBM_SetMaxThreads(ctypes.c_int(1))
-    return contextlib.nullcontext()
 
 
 def _check_params(kind: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,8 +139,8 @@ class LGBEnsemble:
         if self._model_strings is not None:
             import lightgbm as lgb
 
-            with _one_openmp_thread_if_forked():  # parsing runs OpenMP threads too
-                self._boosters = [lgb.Booster(model_str=s) for s in self._model_strings]
+            _one_lightgbm_thread_if_forked()  # parsing runs OpenMP threads too
+            self._boosters = [lgb.Booster(model_str=s) for s in self._model_strings]
             self._model_strings = None
         return self._boosters
 
@@ -186,7 +184,7 @@ class LGBEnsemble:
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         threads = 1 if X.shape[0] < 2048 else 2  # waking a thread pool costs more than a small batch
         if _IN_FORKED_CHILD:
-            threads = 1  # see _one_openmp_thread_if_forked
+            threads = 1  # see _one_lightgbm_thread_if_forked
         preds = self.member_predictions(X, threads)
         return preds.mean(axis=0), preds.std(axis=0)
 
@@ -194,8 +192,9 @@ class LGBEnsemble:
         """(members, N): each regressor's prediction in the metric's units."""
         if not self.boosters:
             raise RuntimeError("the model is not fitted")
-        with _one_openmp_thread_if_forked():
-            preds = np.stack([b.predict(X, num_threads=threads) for b in self.boosters])
+        boosters = self.boosters
+        _one_lightgbm_thread_if_forked()
+        preds = np.stack([b.predict(X, num_threads=threads) for b in boosters])
         return self._to_metric(preds) if self.params["target"] == "quantile" else preds
 
     def to_bytes(self) -> bytes:
