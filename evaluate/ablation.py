@@ -54,7 +54,12 @@ DEFAULT_TARGET_SIZES = (0, 10, 25, 50, 75, 100, 150)
 
 # --------------------------------------------------------------------- metrics
 def correlation_metrics(pred: np.ndarray, true: np.ndarray, ks: Sequence[int] = (5, 10)) -> dict:
-    """Pearson, Spearman, Kendall and top-k precision (share of the true top-k among the predicted top-k)."""
+    """Pearson, Spearman, Kendall and top-k precision (share of the true top-k among the predicted top-k).
+
+    A constant prediction orders nothing: its correlations are undefined and count as 0, the
+    expected correlation of a random order (kept in the means over splits, where leaving the
+    split out would flatter a predictor that sometimes collapses); its top-k is the first k
+    held-out architectures, as arbitrary as a random pick."""
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     out: dict[str, float] = {}
     if np.ptp(pred) == 0 or np.ptp(true) == 0:

@@ -147,22 +147,49 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
 
 def _oracle(bench: Any, target: str, budget: int | None, seed: int) -> Any:
     """The oracle of a benchmark: the table of a store, or a surrogate answering any architecture
-    (noisy draws seeded by the search seed; regret against the best mean over its reference set)."""
+    (noisy draws seeded by the search seed; regret is the best mean over the whole space where it
+    is enumerable, else over the view's reference set, minus the incumbent's mean)."""
     if isinstance(bench, SurrogateView):
         from nasbench_xfer.surrogate.oracle import SurrogateOracle
 
         return SurrogateOracle(bench.surrogate, target, budget, seed=derive_seed(seed, "surrogate"),
-                               reference=bench.reference)
+                               reference_size=bench.reference_size)
     return TabularOracle(bench, target, budget)
+
+
+def _with_incumbent_means(traj: pd.DataFrame, oracle: Any) -> pd.DataFrame:
+    """``mean_score`` and ``incumbent_mean_score`` for the rows of run files written before a
+    noisy oracle recorded them: each evaluated architecture's mean prediction, and the mean of
+    the one with the best draw so far in its search (the first of equal draws, as the oracle)."""
+    if "incumbent_mean_score" in traj.columns and traj["incumbent_mean_score"].notna().all():
+        return traj
+    traj = traj.copy()
+    space = oracle.space
+    mean = oracle.sign * oracle.surrogate.predict(oracle.target, [space.from_string(s) for s in traj["spec"]])
+    traj["mean_metric"] = oracle.sign * mean
+    traj["mean_score"] = mean
+    inc = np.empty(len(traj))
+    for _, idx in traj.groupby(["optimizer", "seed"], sort=False).indices.items():
+        best, m = -np.inf, np.nan
+        for i in idx[np.argsort(traj["step"].to_numpy()[idx], kind="stable")]:
+            if traj["score"].iat[i] > best:
+                best, m = traj["score"].iat[i], mean[i]
+            inc[i] = m
+    traj["incumbent_mean_score"] = inc
+    return traj
 
 
 def add_regret(traj: pd.DataFrame, pool_scores: np.ndarray, best: float) -> pd.DataFrame:
     """Regret to the table's best score and the fraction of the table strictly better than the
-    best found so far (0 once the table's best is found), from each trajectory's ``best_score``."""
+    incumbent (0 once the table's best is found).  The incumbent's value is ``best_score``, or,
+    where the oracle's answers were noisy draws (a surrogate), its mean ``incumbent_mean_score``:
+    the best draw so far overstates its architecture and would bias regret toward optimizers that
+    try more architectures."""
     traj = traj.copy()
-    traj["regret"] = best - traj["best_score"]
+    value = traj["incumbent_mean_score"] if "incumbent_mean_score" in traj.columns else traj["best_score"]
+    traj["regret"] = best - value
     sorted_vals = np.sort(pool_scores)
-    traj["top_fraction"] = 1.0 - np.searchsorted(sorted_vals, traj["best_score"].to_numpy(),
+    traj["top_fraction"] = 1.0 - np.searchsorted(sorted_vals, value.to_numpy(),
                                                   side="right") / len(sorted_vals)
     return traj
 
@@ -255,6 +282,8 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
         if "best_score" not in traj:  # run files written before scores were oriented
             traj["score"] = oracle.sign * traj["val_metric"]
             traj["best_score"] = traj.groupby(["optimizer", "seed"])["score"].cummax()
+        if getattr(oracle, "noisy", False):
+            traj = _with_incumbent_means(traj, oracle)
         traj = add_regret(traj, oracle.scores(), oracle.best_score())
     traj = add_times(traj)
     traj.to_csv(out / "trajectories.csv", index=False)
@@ -262,13 +291,21 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
         traj.to_parquet(out / "trajectories.parquet", index=False)
     except ImportError:
         pass
+    summary, tests, _ = write_comparison_outputs(traj, spec, out)
+    return {"trajectories": traj, "summary": summary, "tests": tests}
+
+
+def write_comparison_outputs(traj: pd.DataFrame, spec: SearchSpec,
+                             out: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
+    """What a comparison derives from its trajectories, written to ``out``: ``summary.csv``,
+    ``paired_tests.csv``, ``summary.md`` and the figures.  Returns (summary, tests, PNG paths)."""
+    out = Path(out)
     summary = summarize(traj, spec.budget)
     summary.to_csv(out / "summary.csv", index=False)
     tests = paired_tests(traj)
     tests.to_csv(out / "paired_tests.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(summary, spec, tests))
-    plot_comparison(traj, spec, out)
-    return {"trajectories": traj, "summary": summary, "tests": tests}
+    return summary, tests, plot_comparison(traj, spec, out)
 
 
 def plot_comparison(traj: pd.DataFrame, spec: SearchSpec, out: str | os.PathLike) -> list[Path]:
@@ -293,9 +330,11 @@ def plot_comparison(traj: pd.DataFrame, spec: SearchSpec, out: str | os.PathLike
 
 
 def replot_comparison(out: str | os.PathLike) -> list[Path]:
-    """Redraw the figures of a ``compare`` output folder from its ``spec.json`` and
-    ``trajectories.parquet`` (or ``.csv``), without running anything: e.g. after a package
-    update changed the figures' style.  Returns the PNG paths written."""
+    """Rewrite the summaries (``summary.csv``/``.md``, ``paired_tests.csv``) and redraw the
+    figures of a ``compare`` output folder from its ``spec.json`` and ``trajectories.parquet``
+    (or ``.csv``), without running anything: e.g. after a package update changed a summary's
+    statistics or the figures' style.  The trajectories (regret included) are taken as they
+    are.  Returns the PNG paths written."""
     out = Path(out)
     spec_file = out / "spec.json"
     if not spec_file.exists():
@@ -310,7 +349,7 @@ def replot_comparison(out: str | os.PathLike) -> list[Path]:
         traj = read_trajectories(out)
     except ValueError as exc:
         raise OptimizerError(str(exc)) from None
-    return plot_comparison(add_times(traj), spec, out)
+    return write_comparison_outputs(add_times(traj), spec, out)[2]
 
 
 def read_trajectories(folder: str | os.PathLike) -> pd.DataFrame:
@@ -353,7 +392,8 @@ def add_times(traj: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """Per optimizer: best val / its test / regret at budgets 10, 33, 100 (mean, std over seeds),
+    """Per optimizer: best val / its test / regret at budgets 10, 33, 100 (mean, sample standard
+    deviation over seeds, ddof=1 as the ablation tables; NaN for one seed),
     and evaluations needed to reach the table's top 1% and 5%: the Kaplan-Meier median over
     all seeds (a seed that never got there is censored at its last evaluation, not dropped;
     ``inf`` when fewer than half got there) and the fraction of seeds that got there."""
@@ -367,7 +407,7 @@ def summarize(traj: pd.DataFrame, budget: int) -> pd.DataFrame:
             at = g[g["step"] <= b].groupby("seed").tail(1).set_index("seed")
             for col, name in (("best_val", "val"), ("test_at_best", "test"), ("regret", "regret")):
                 row[f"{name}@{b}_mean"] = at[col].mean()
-                row[f"{name}@{b}_std"] = at[col].std(ddof=0)
+                row[f"{name}@{b}_std"] = at[col].std(ddof=1)
         for frac in (0.01, 0.05):
             times, events = [], []
             for _, sd in g.groupby("seed"):
@@ -395,15 +435,15 @@ def paired_tests(traj: pd.DataFrame, focus: str = "xfernas", budgets: Sequence[i
     signed-rank tests on the per-seed regrets (a seed pairs the searches: the same source
     knowledge), Holm-corrected over the whole table (every opponent x budget).
 
-    Columns: opponent, budget, pairs, mean and median regret difference (focus minus
-    opponent: negative = focus better), p, p_holm, call (``win``/``loss`` when p_holm <
-    ``alpha``, else ``tie``)."""
+    Columns: opponent, budget, pairs, mean and median regret difference and signed-rank sum
+    (focus minus opponent: negative = focus better), p, p_holm, call (``win``/``loss`` when
+    p_holm < ``alpha``, in the rank sum's direction, else ``tie``)."""
     from nasbench_xfer.evaluate.stats import holm, paired_wilcoxon
 
     opts = list(dict.fromkeys(traj["optimizer"]))
     if focus not in opts or len(opts) < 2:  # nothing to pair with
         return pd.DataFrame(columns=["opponent", "budget", "pairs", "mean_diff", "median_diff",
-                                     "p", "p_holm", "call"])
+                                     "rank_sum", "p", "p_holm", "call"])
     if budgets is None:
         top = int(traj["step"].max())
         budgets = sorted({b for b in SUMMARY_BUDGETS if b <= top} | {top})
@@ -415,21 +455,27 @@ def paired_tests(traj: pd.DataFrame, focus: str = "xfernas", budgets: Sequence[i
                 continue
             res = paired_wilcoxon(r[focus], r[o])
             rows.append({"opponent": o, "budget": b, "pairs": res.n, "mean_diff": res.mean_diff,
-                         "median_diff": res.median_diff, "p": res.pvalue})
+                         "median_diff": res.median_diff, "rank_sum": res.rank_sum, "p": res.pvalue})
     out = pd.DataFrame(rows)
     out["p_holm"] = holm(out["p"].to_numpy())
-    out["call"] = [paired_call(md, mn, ph, alpha)
-                   for md, mn, ph in zip(out["median_diff"], out["mean_diff"], out["p_holm"])]
+    out["call"] = [paired_call(md, mn, ph, alpha, rank_sum=rs)
+                   for md, mn, ph, rs in zip(out["median_diff"], out["mean_diff"], out["p_holm"], out["rank_sum"])]
     return out
 
 
-def paired_call(median_diff: float, mean_diff: float, p: float, alpha: float = 0.05) -> str:
-    """``win``/``loss`` for the focus optimizer when ``p`` (corrected) < ``alpha``, else ``tie``;
-    the direction from the median regret difference (focus minus opponent), from the mean where
-    the median is 0."""
+def paired_call(median_diff: float, mean_diff: float, p: float, alpha: float = 0.05, *,
+                rank_sum: float | None = None) -> str:
+    """``win``/``loss`` for the focus optimizer when ``p`` (corrected) < ``alpha``, else ``tie``.
+    The direction is the one the signed-rank test measured: the sign of ``rank_sum`` (``W+ - W-``
+    of the regret differences, focus minus opponent; negative = focus lower) where given and not
+    0, else the median difference's, else the mean's (the median and the rank sum can disagree:
+    many small losses against a few large wins)."""
     if not p < alpha:
         return "tie"
-    return "win" if (median_diff < 0 or (median_diff == 0 and mean_diff < 0)) else "loss"
+    for direction in (rank_sum, median_diff, mean_diff):
+        if direction is not None and np.isfinite(direction) and direction != 0:
+            return "win" if direction < 0 else "loss"
+    return "tie"
 
 
 def _fmt_evals(med: float, frac: float) -> str:
@@ -445,7 +491,7 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
     lines = [f"Target `{spec.target}`, sources {', '.join(f'`{s}`' for s in spec.sources) or 'none'}, "
              f"budget {spec.budget}, {len(spec.seeds)} seeds, "
              f"source size {spec.source_size or 'all evaluations'} per task. "
-             f"Mean ± std over seeds of the best validation metric found after b evaluations "
+             f"Mean ± sample std over seeds of the best validation metric found after b evaluations "
              f"(val@b) and its test metric (test@b); regret in metric units; evaluations to "
              f"reach the table's top 1%/5%: Kaplan-Meier median over all seeds (a seed that "
              f"never got there is censored at the budget), and the share of seeds that got there.",
@@ -611,7 +657,8 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
                         xlabel="evaluations on the target")
 
 
-__all__ = ["SearchSpec", "run_search", "compare", "summarize", "paired_tests", "regrets_at", "add_times",
+__all__ = ["SearchSpec", "run_search", "compare", "write_comparison_outputs", "summarize", "paired_tests",
+           "regrets_at", "add_times",
            "plot_regret_by_time", "regret_by_time_frame", "plot_comparison", "replot_comparison",
            "read_trajectories",
            "summary_markdown", "plot_best_so_far", "check_spec", "is_reference_line", "OracleError"]

@@ -29,18 +29,21 @@ __all__ = ["paired_wilcoxon", "holm", "kaplan_meier", "km_median", "PairedResult
 
 
 class PairedResult(tuple):
-    """``(n, mean_diff, median_diff, statistic, pvalue)`` of :func:`paired_wilcoxon`."""
+    """``(n, mean_diff, median_diff, statistic, pvalue, rank_sum)`` of :func:`paired_wilcoxon`;
+    ``rank_sum`` is the signed-rank sum ``W+ - W-`` (positive: ``a`` tends to be larger), the
+    direction the test measures."""
 
     __slots__ = ()
 
-    def __new__(cls, n, mean_diff, median_diff, statistic, pvalue):
-        return super().__new__(cls, (n, mean_diff, median_diff, statistic, pvalue))
+    def __new__(cls, n, mean_diff, median_diff, statistic, pvalue, rank_sum=math.nan):
+        return super().__new__(cls, (n, mean_diff, median_diff, statistic, pvalue, rank_sum))
 
     n = property(lambda self: self[0])
     mean_diff = property(lambda self: self[1])
     median_diff = property(lambda self: self[2])
     statistic = property(lambda self: self[3])
     pvalue = property(lambda self: self[4])
+    rank_sum = property(lambda self: self[5])
 
 
 def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> PairedResult:
@@ -52,7 +55,8 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> PairedResult:
     distribution for up to 50 pairs without ties or zeros; with ties or zeros, an exact
     permutation test over the sign flips for up to 13 pairs and the normal approximation
     beyond (older scipy took the normal approximation whenever a zero was present, which moved
-    some p-values across 0.05).  ``mean_diff``/``median_diff`` are over all complete pairs.
+    some p-values across 0.05).  ``mean_diff``/``median_diff`` are over all complete pairs;
+    ``rank_sum`` over the nonzero differences (average ranks for ties).
     """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
@@ -64,9 +68,11 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> PairedResult:
         return PairedResult(0, math.nan, math.nan, math.nan, math.nan)
     mean, med = float(d.mean()), float(np.median(d))
     if not np.any(d != 0):
-        return PairedResult(n, mean, med, 0.0, 1.0)
+        return PairedResult(n, mean, med, 0.0, 1.0, 0.0)
+    nz = d[d != 0]
+    rank_sum = float(np.sum(np.sign(nz) * stats.rankdata(np.abs(nz))))
     res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-    return PairedResult(n, mean, med, float(res.statistic), float(res.pvalue))
+    return PairedResult(n, mean, med, float(res.statistic), float(res.pvalue), rank_sum)
 
 
 def normal_scores(y: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@
 # the surrogate; experiments/surrogate_compare_summary.py puts them side by side.
 #   bash experiments/run_surrogate_compare.sh                  # the default targets
 #   bash experiments/run_surrogate_compare.sh jigsaw nbg:cora  # chosen ones
+#   KINDS=surrogate bash experiments/run_surrogate_compare.sh  # only the surrogate side
 source "$(dirname "$0")/common.sh"
 out=docs/results/surrogate/compare
 mkdir -p "$out" runs/surrogate
@@ -20,13 +21,13 @@ targets=("$@")
 for t in "${targets[@]}"; do
   if [[ $t == nbg:* ]]; then
     name=${t#nbg:}
-    for kind in table surrogate; do
+    for kind in ${KINDS:-table surrogate}; do
       src=runs/nbg.h5; [ $kind = surrogate ] && src=runs/surrogate/nbg-lgb-20.surr
       $X compare -s "$src" -t "$name" --sources "$(nbg_sources "$name")" --budget 100 --seeds 10 \
         -o "$out/nbg-$name-$kind" -j 2
     done
   else
-    for kind in table surrogate; do
+    for kind in ${KINDS:-table surrogate}; do
       src=runs/transnas.h5; [ $kind = surrogate ] && src=runs/surrogate/transnas-lgb-20.surr
       $X compare -s "$src" -t "$t" --budget 100 --seeds 10 -o "$out/transnas-$t-$kind" -j 2
     done

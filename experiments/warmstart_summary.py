@@ -76,7 +76,8 @@ def main() -> None:
                                    worse=[int((diff[o] > 0).sum()) for o in tests.opponent]))
     t = pd.concat(tables, ignore_index=True)
     t["p_holm_all"] = holm(t["p"].fillna(1.0).to_numpy())
-    t["call_all"] = [paired_call(md, mn, ph) for md, mn, ph in zip(t.median_diff, t.mean_diff, t.p_holm_all)]
+    t["call_all"] = [paired_call(md, mn, ph, rank_sum=rs)
+                     for md, mn, ph, rs in zip(t.median_diff, t.mean_diff, t.p_holm_all, t.rank_sum)]
 
     print("# The warm start: XferNAS against NAO and random after 10 evaluations\n")
     print(f"Regret after {BUDGET} evaluations (metric units, mean over the seeds); per-seed count of "
@@ -114,7 +115,7 @@ def against(here: Path, other: Path) -> None:
         diff = (a - b).dropna()
         res = paired_wilcoxon(a, b)
         rows.append((d.name, res.n, a.mean(), b.mean(), int((diff < 0).sum()), int((diff > 0).sum()), res.pvalue,
-                     res.median_diff, res.mean_diff))
+                     res.median_diff, res.mean_diff, res.rank_sum))
     ph = holm(pd.Series([r[6] for r in rows]).to_numpy())
     print(f"\n## XferNAS here against XferNAS of `{other.name}` after {BUDGET} evaluations\n")
     print("Paired by seed (the same source sample); two-sided Wilcoxon signed-rank test, Holm over the targets.\n")
@@ -122,7 +123,7 @@ def against(here: Path, other: Path) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r, q in zip(rows, ph):
         print(f"| {r[0]} | {r[1]} | {r[2]:.4g} | {r[3]:.4g} | {r[4]} / {r[5]} | {r[6]:.2g} | {q:.2g} | "
-              f"{paired_call(r[7], r[8], q)} |")
+              f"{paired_call(r[7], r[8], q, rank_sum=r[9])} |")
 
 
 if __name__ == "__main__":

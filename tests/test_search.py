@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from nasbench_xfer.cli.main import cli
-from nasbench_xfer.evaluate.search import SearchSpec, compare, run_search
+from nasbench_xfer.evaluate.search import SearchSpec, compare, regrets_at, run_search
 from nasbench_xfer.optimizer import OptimizerError, get_optimizer_class, list_optimizers
 from nasbench_xfer.oracle import BudgetExhausted, OutOfPoolError, TabularOracle
 from nasbench_xfer.space import OPS, NASNetSpace
@@ -177,15 +177,21 @@ def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
     pd.testing.assert_frame_equal(res["trajectories"].drop(columns=timing), res2["trajectories"].drop(columns=timing))
     with pytest.raises(OptimizerError, match="holds results of another comparison"):
         compare(spec(store_path, budget=5), out, progress=False)
-    # replot: the figures again from spec.json and the trajectories alone (no run file needed)
+    # the summary's std is the sample std over seeds (ddof=1)
+    at10 = regrets_at(res2["trajectories"], 10).groupby("optimizer")["regret"].std(ddof=1)
+    row = res2["summary"].set_index("optimizer")["regret@10_std"]
+    np.testing.assert_allclose(row[at10.index], at10)
+    # replot: summaries and figures again from spec.json and the trajectories alone (no run file needed)
     import shutil
     shutil.rmtree(out / "runs")
-    for f in ("best_so_far.png", "best_so_far.pdf", "regret_by_time.png"):
+    written = {f: (out / f).read_text() for f in ("summary.md", "summary.csv", "paired_tests.csv")}
+    for f in ("best_so_far.png", "best_so_far.pdf", "regret_by_time.png", *written):
         (out / f).unlink()
     r = CliRunner().invoke(cli, ["replot", str(out)])
     assert r.exit_code == 0, r.output
     assert "best_so_far.png, regret_by_time.png" in r.output
     assert (out / "best_so_far.pdf").exists() and (out / "regret_by_time.png").exists()
+    assert {f: (out / f).read_text() for f in written} == written
     assert not (out / "runs").exists()
     r = CliRunner().invoke(cli, ["replot", str(tmp_path)])
     assert r.exit_code == 1 and "is not a compare output folder: it has no spec.json" in r.output

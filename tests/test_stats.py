@@ -29,6 +29,20 @@ def test_paired_wilcoxon_known_values():
         paired_wilcoxon([1, 2], [1, 2, 3])
 
 
+def test_paired_call_follows_the_signed_rank_direction_not_the_median():
+    """21 tiny negative differences and 19 large positive ones: the median is negative, but the
+    signed-rank test finds the differences positive (W- = 231 of 820, p ~ 0.016), so focus lost."""
+    from nasbench_xfer.evaluate.search import paired_call
+
+    d = np.concatenate([-0.001 * np.arange(1, 22), np.arange(1.0, 20.0)])
+    res = paired_wilcoxon(d, np.zeros(len(d)))
+    assert res.median_diff < 0 and res.rank_sum == pytest.approx(820 - 2 * 231) and res.pvalue < 0.05
+    assert paired_call(res.median_diff, res.mean_diff, res.pvalue, rank_sum=res.rank_sum) == "loss"
+    assert paired_call(res.median_diff, res.mean_diff, res.pvalue) == "win"      # the old rule, median only
+    assert paired_call(-1.0, -1.0, 0.2, rank_sum=-5.0) == "tie"
+    assert paired_call(0.0, 0.0, 0.01, rank_sum=0.0) == "tie"
+
+
 def test_holm_known_values():
     adj = holm([0.01, 0.04, 0.03, 0.005])
     np.testing.assert_allclose(adj, [0.03, 0.06, 0.06, 0.02])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -334,7 +335,7 @@ def test_surrogate_oracle_answers_any_architecture_reproducibly(fitted):
         o1.evaluate(archs[3])
     o3 = SurrogateOracle(fitted, "jigsaw", seed=6, reference_size=500)
     assert [o3.evaluate(a) for a in archs[:3]] != s1            # another search seed, other noise
-    mean = SurrogateOracle(fitted, "jigsaw", noisy=False, reference_size=500)
+    mean = SurrogateOracle(fitted, "jigsaw", noisy=False, reference_size=500, whole_space_up_to=0)
     np.testing.assert_allclose([mean.evaluate(a) for a in archs], fitted.predict("jigsaw", archs))
     assert mean.best_score() >= max(mean.scores()) - 1e-12 and "500 architectures" in mean.reference
     frame = o1.trajectory_frame()
@@ -407,6 +408,22 @@ def test_compare_runs_on_a_surrogate_file_like_on_a_store(transnas, tmp_path):
     res = compare(spec, tmp_path / "cmp", jobs=1, progress=False)
     traj = res["trajectories"]
     assert set(traj["optimizer"]) == set(spec.optimizers) and np.isfinite(traj["regret"]).all()
+    # regret scores the incumbent (best draw so far) by its mean, never by its draw: over the
+    # whole space it is never negative, and it is the best mean minus the incumbent's mean
+    with open_benchmark(path) as view:
+        means = dict(zip(traj["hash"], view.surrogate.predict(
+            "jigsaw", [view.space.from_string(t) for t in traj["spec"]])))
+        best = view.surrogate.predict("jigsaw", view.space.distinct_archs()).max()
+    for _, run in traj.groupby(["optimizer", "seed"]):
+        run = run.sort_values("step")
+        incumbent = run["hash"].to_numpy()[[int(np.argmax(run["score"].to_numpy()[:i + 1])) for i in range(len(run))]]
+        np.testing.assert_allclose(run["regret"], best - np.array([means[h] for h in incumbent]), atol=1e-9)
+    assert (traj["regret"] >= 0).all() and (traj["score"] != traj["mean_score"]).any()
+    # run files written before the means were recorded get the same regret, derived on resume
+    for f in (tmp_path / "cmp" / "runs").glob("*.csv"):
+        pd.read_csv(f).drop(columns=["mean_metric", "mean_score", "incumbent_mean_score"]).to_csv(f, index=False)
+    np.testing.assert_allclose(compare(spec, tmp_path / "cmp", jobs=1, progress=False)["trajectories"]["regret"],
+                               traj["regret"])
     assert (tmp_path / "cmp" / "best_so_far.png").exists()
     # the surrogate file is the run's data identity: a changed file is refused on resume
     spec_json = json.loads((tmp_path / "cmp" / "spec.json").read_text())

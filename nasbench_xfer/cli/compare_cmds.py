@@ -96,11 +96,12 @@ def compare_cmd(store, target, sources, optimizers, budget, seeds, source_size, 
 @click.command("replot")
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 def replot_cmd(dirs):
-    """Redraw the figures of `compare` output folders DIRS from their trajectories.
+    """Rewrite the summaries and redraw the figures of `compare` output folders DIRS.
 
-    Reads each folder's spec.json and trajectories.parquet (or .csv) and writes
-    best_so_far.png/.pdf (and regret_by_time.png/.pdf where the trajectories have times)
-    in the package's current style; nothing is searched again.
+    Reads each folder's spec.json and trajectories.parquet (or .csv) and writes summary.csv,
+    summary.md, paired_tests.csv and best_so_far.png/.pdf (and regret_by_time.png/.pdf where
+    the trajectories have times) with the package's current statistics and style; nothing is
+    searched again and the trajectories are taken as they are.
 
     Example: nasbench-xfer replot docs/results/compare/*/
     """

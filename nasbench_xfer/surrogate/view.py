@@ -11,7 +11,9 @@ architecture, so the table is the same every time).  What each part of a search 
   from that table: one noisy evaluation each, as a real source benchmark would give;
 * **the target** is answered by :class:`~nasbench_xfer.surrogate.oracle.SurrogateOracle`:
   any architecture of the space (not only the reference set), a noisy draw per search
-  seed; regret is measured to the best *mean* prediction over the reference set;
+  seed; regret is the best *mean* prediction over the whole space (where it is enumerable
+  and small enough) or else the reference set, minus the mean prediction of the search's
+  incumbent (the architecture with the best draw so far);
 * the probe baselines' shared probe architectures and the oracle baseline's task
   similarities come from the same table.
 """
@@ -52,14 +54,15 @@ def open_benchmark(path: str | os.PathLike) -> Any:
     return Store.open(path)
 
 
-def _reference_set(space: Any, size: int) -> tuple[list, str]:
+def _reference_set(space: Any, size: int, *, whole_up_to: int = 0) -> tuple[list, str]:
     """(architectures, how): every distinct architecture of an enumerable space that has at
-    most ``size`` of them, else ``size`` architectures sampled with seed 0."""
+    most ``max(size, whole_up_to)`` of them, else ``size`` architectures sampled with seed 0."""
     from ..space import EnumerableSpace
 
-    if isinstance(space, EnumerableSpace) and space.dense_size <= 20 * size:
+    whole = max(size, whole_up_to)
+    if isinstance(space, EnumerableSpace) and space.dense_size <= 20 * whole:
         archs = space.distinct_archs()
-        if len(archs) <= size:
+        if len(archs) <= whole:
             return archs, "the whole space"
     return space.sample_many(size, np.random.default_rng(0)), "sampled with seed 0"
 
