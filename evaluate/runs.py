@@ -161,6 +161,7 @@ def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = ("pn
     except OSError:
         plt.close(fig)
         raise
-    for ext in formats:
-        fig.savefig(f"{stem}.{ext}", dpi=dpi, **({} if tight_layout else {"bbox_inches": "tight"}))
+    for ext in formats:  # no creation date in a PDF: a figure drawn again from the same data is the same file
+        fig.savefig(f"{stem}.{ext}", dpi=dpi, **({} if tight_layout else {"bbox_inches": "tight"}),
+                    **({"metadata": {"CreationDate": None}} if ext == "pdf" else {}))
     plt.close(fig)

@@ -192,6 +192,9 @@ def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
     assert "best_so_far.png, regret_by_time.png" in r.output
     assert (out / "best_so_far.pdf").exists() and (out / "regret_by_time.png").exists()
     assert {f: (out / f).read_text() for f in written} == written
+    pdf = (out / "best_so_far.pdf").read_bytes()          # no creation date: drawn again, the same file
+    assert CliRunner().invoke(cli, ["replot", str(out)]).exit_code == 0
+    assert (out / "best_so_far.pdf").read_bytes() == pdf
     assert not (out / "runs").exists()
     r = CliRunner().invoke(cli, ["replot", str(tmp_path)])
     assert r.exit_code == 1 and "is not a compare output folder: it has no spec.json" in r.output
