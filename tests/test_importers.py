@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from nasbench_xfer.cli.main import cli
 from nasbench_xfer.importers import ImporterError, import_csv, import_nas_bench_graph, import_transnas
 from nasbench_xfer.space import GraphArch, get_space
-from nasbench_xfer.store import Store
+from nasbench_xfer.store import Store, StoreError
 
 nbg = pytest.importorskip("nas_bench_graph")
 
@@ -56,6 +56,26 @@ def test_nas_bench_graph_proteins_separate(tmp_path):
         key = nbg.Arch([0, 0, 0, 2], ["gcn", "sage", "arma", "fc"]).valid_hash()
         assert st.lookup("proteins", [raw])[0] == pytest.approx(table[key]["valid_perf"])
         assert st.validate() == []
+        # the same network has the same hash in the 5-op store as in the 9-op space
+        nine = get_space("nas_bench_graph")
+        assert [st.space.hash(a) for a in archs[:50]] == [nine.hash(a) for a in archs[:50]]
+        assert list(df["hash"][:50]) == [nine.hash(a) for a in archs[:50]]
+
+
+def test_a_graph_subset_store_with_the_old_op_list_hashes_is_refused(tmp_path, monkeypatch):
+    """Before the hash rule took the 9-op ids, a subset store's hashes depended on its op list:
+    opening one is a clear error asking for a re-import, not a store whose lookups find nothing."""
+    from nasbench_xfer.space.base import SearchSpace
+    from nasbench_xfer.space.graph import GraphSpace
+
+    out = tmp_path / "old.h5"
+    with monkeypatch.context() as m:
+        m.setattr(GraphSpace, "hash", SearchSpace.hash)
+        import_nas_bench_graph(out, ["proteins"], proteins="separate")
+    before = out.read_bytes()
+    with pytest.raises(StoreError, match="older nasbench_xfer whose architecture hashes .* Re-import"):
+        Store.open(out)
+    assert out.read_bytes() == before
 
 
 def nbg_version() -> str:
@@ -124,6 +144,8 @@ def test_transnas_import(tmp_path):
         room = st.task_info("room_layout")
         assert room["metric"] == "neg_l2_loss" and room["higher_is_better"]
         assert st.task_info("normal")["metric"] == "ssim"
+        assert [st.task_info(t)["num_classes"] for t in ("class_object", "class_scene", "jigsaw", "normal")] == \
+            [100, 63, 1000, -1]
         _check_provenance(room["provenance"], "TransNAS-Bench-101")
         df = st.evaluations("class_scene")
         # the export's Zen sentinel -1e8 ("could not score") becomes NaN; every other cell has a score

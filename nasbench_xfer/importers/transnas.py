@@ -62,6 +62,9 @@ TASKS: dict[str, tuple[str, str]] = {
     "normal": ("ssim", "surface normal prediction, SSIM (higher is better)"),
     "autoencoder": ("ssim", "image reconstruction (autoencoder), SSIM (higher is better)"),
 }
+#: classes of the classification tasks, as NASLib's TransNAS-Bench-101 search space builds their
+#: heads (jigsaw: the preselected permutations); the other tasks store -1 (not a classification)
+NUM_CLASSES = {"class_object": 100, "class_scene": 63, "jigsaw": 1000}
 NASLIB_METRIC = {"class_scene": "valid_top1", "class_object": "valid_top1", "jigsaw": "valid_top1",
                  "room_layout": "valid_neg_loss", "segmentsemantic": "valid_acc",
                  "normal": "valid_ssim", "autoencoder": "valid_ssim"}
@@ -178,6 +181,7 @@ def import_transnas(out: str | os.PathLike, zip_path: str | os.PathLike | None =
             if len(dense) < space.size:
                 result.notes.append(f"{task}: {space.size - len(dense)} of {space.size} cells have no entry")
             store.add_task(task, dataset="taskonomy", metric=metric, higher_is_better=True,
+                           num_classes=NUM_CLASSES.get(task, -1),
                            protocols={"transnas_bench_101": {
                                "benchmark": "TransNAS-Bench-101 micro", "export": "NASLib zero-cost files",
                                "val_metric": f"val_accuracy (NASLib: {NASLIB_METRIC[task]})",

@@ -31,9 +31,13 @@ Every masked sequence is valid except all-``skip`` ops, which strict decoding
 rejects and ``decode(repair=True)`` repairs (last op -> the first non-skip op).
 
 String form: compact JSON ``{"links":[0,0,1,2],"ops":["gcn","gat","sage","skip"]}``.
+
+Hash: of the canonical form's tokens over the 9-op ids, whatever the space's op list, so the
+same network has the same hash in an op subset (the proteins store) as in the 9-op space.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -58,6 +62,7 @@ LINK_LIST: tuple[tuple[int, int, int, int], ...] = (
     (0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 1), (0, 0, 1, 2), (0, 0, 1, 3),
     (0, 1, 1, 1), (0, 1, 1, 2), (0, 1, 2, 2), (0, 1, 2, 3))
 LINK_INDEX: dict[tuple[int, ...], int] = {lk: i for i, lk in enumerate(LINK_LIST)}
+N_LINKS = len(LINK_LIST)
 #: all 24 raw link tuples (``links[i]`` in ``0..i``), in lexicographic order (dense-index order)
 RAW_LINKS: tuple[tuple[int, int, int, int], ...] = tuple(
     itertools.product(range(1), range(2), range(3), range(4)))
@@ -255,6 +260,14 @@ class GraphSpace(EnumerableSpace[GraphArch]):
             arch = self.canonical(arch)
         off = self.n_links
         return (LINK_INDEX[tuple(arch.links)],) + tuple(off + self.op_index[op] for op in arch.ops)
+
+    def hash(self, arch: GraphArch) -> str:
+        """Canonical hash over the package's 9-op ids, whatever this space's op list: the same
+        network has the same hash in every op subset and order (a ``--proteins separate`` store
+        and the 9-op store agree).  For the default 9 ops it is the base rule's value."""
+        c = self.canonical(arch)
+        tokens = (LINK_INDEX[tuple(c.links)],) + tuple(N_LINKS + GNN_INDEX[op] for op in c.ops)
+        return hashlib.sha1((self.name + ":" + ",".join(map(str, tokens))).encode()).hexdigest()[:16]
 
     def _from_tokens(self, tokens: tuple[int, ...]) -> GraphArch:
         off = self.n_links
