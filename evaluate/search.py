@@ -32,6 +32,7 @@ from nasbench_xfer.evaluate.runs import (
     save_figure,
     write_json_atomic,
 )
+from nasbench_xfer.logs import get_logger
 from nasbench_xfer.optimizer import (
     OptimizerError,
     SearchContext,
@@ -41,7 +42,7 @@ from nasbench_xfer.optimizer import (
 )
 from nasbench_xfer.oracle import OracleError, TabularOracle, load_task_data
 from nasbench_xfer.store import StoreError
-from nasbench_xfer.surrogate.view import SurrogateView, open_benchmark
+from nasbench_xfer.surrogate.view import SurrogateView, is_surrogate_file, open_benchmark
 
 SUMMARY_BUDGETS = (10, 33, 100)
 
@@ -150,10 +151,13 @@ def _oracle(bench: Any, target: str, budget: int | None, seed: int) -> Any:
     (noisy draws seeded by the search seed; regret is the best mean over the whole space where it
     is enumerable, else over the view's reference set, minus the incumbent's mean)."""
     if isinstance(bench, SurrogateView):
+        from nasbench_xfer.space import EnumerableSpace
         from nasbench_xfer.surrogate.oracle import SurrogateOracle
 
+        # the whole space where it is enumerable (the oracle lists it); else the view's own sample
+        whole = isinstance(bench.space, EnumerableSpace)
         return SurrogateOracle(bench.surrogate, target, budget, seed=derive_seed(seed, "surrogate"),
-                               reference_size=bench.reference_size)
+                               reference=None if whole else bench.reference, reference_size=bench.reference_size)
     return TabularOracle(bench, target, budget)
 
 
@@ -304,7 +308,8 @@ def write_comparison_outputs(traj: pd.DataFrame, spec: SearchSpec,
     summary.to_csv(out / "summary.csv", index=False)
     tests = paired_tests(traj)
     tests.to_csv(out / "paired_tests.csv", index=False)
-    (out / "summary.md").write_text(summary_markdown(summary, spec, tests))
+    (out / "summary.md").write_text(summary_markdown(summary, spec, tests,
+                                                     noisy="incumbent_mean_score" in traj.columns))
     return summary, tests, plot_comparison(traj, spec, out)
 
 
@@ -349,6 +354,11 @@ def replot_comparison(out: str | os.PathLike) -> list[Path]:
         traj = read_trajectories(out)
     except ValueError as exc:
         raise OptimizerError(str(exc)) from None
+    if "incumbent_mean_score" not in traj.columns and is_surrogate_file(spec.store):
+        get_logger("nasbench_xfer.evaluate.search").warning(
+            "%s: these trajectories on a surrogate were written before regret scored the incumbent by "
+            "its mean; its regret is the best noisy draw's. Run the same compare again (it derives the "
+            "means from the run files) to rescore it", out)
     return write_comparison_outputs(add_times(traj), spec, out)[2]
 
 
@@ -486,7 +496,15 @@ def _fmt_evals(med: float, frac: float) -> str:
     return f"{med:.0f} ({frac:.0%} of seeds)"
 
 
-def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFrame | None = None) -> str:
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std``; the mean alone where the std is undefined (one seed)."""
+    return f"{mean:.4g}" if not np.isfinite(std) else f"{mean:.4g} ± {std:.2g}"
+
+
+def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFrame | None = None, *,
+                     noisy: bool = False) -> str:
+    """The comparison's ``summary.md``; ``noisy``: the answers were noisy draws (a surrogate),
+    which the text then says (val@b is the best draw, regret the incumbent's mean)."""
     budgets = sorted({int(c.split("@")[1].split("_")[0]) for c in summary.columns if c.startswith("val@")})
     lines = [f"Target `{spec.target}`, sources {', '.join(f'`{s}`' for s in spec.sources) or 'none'}, "
              f"budget {spec.budget}, {len(spec.seeds)} seeds, "
@@ -496,6 +514,10 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
              f"reach the table's top 1%/5%: Kaplan-Meier median over all seeds (a seed that "
              f"never got there is censored at the budget), and the share of seeds that got there.",
              ""]
+    if noisy:
+        lines[0] += (" The answers were noisy draws of a surrogate: val@b is the best draw so far, while "
+                     "regret is the best mean over the reference minus the mean of that draw's architecture "
+                     "(the incumbent), so the two can disagree.")
     has_test = summary[[f"test@{b}_mean" for b in budgets]].notna().any().any()
     tests_b = budgets if has_test else []  # tables without a test metric (e.g. TransNAS) show none
     if not has_test:
@@ -511,9 +533,8 @@ def summary_markdown(summary: pd.DataFrame, spec: SearchSpec, tests: pd.DataFram
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary.iterrows():
         cells = [r["optimizer"]]
-        cells += [f"{r[f'val@{b}_mean']:.4g} ± {r[f'val@{b}_std']:.2g}" for b in budgets]
-        cells += [f"{r[f'test@{b}_mean']:.4g} ± {r[f'test@{b}_std']:.2g}" for b in tests_b]
-        cells += [f"{r[f'regret@{b}_mean']:.4g} ± {r[f'regret@{b}_std']:.2g}" for b in budgets]
+        cells += [_pm(r[f"{name}@{b}_mean"], r[f"{name}@{b}_std"])
+                  for name, bs in (("val", budgets), ("test", tests_b), ("regret", budgets)) for b in bs]
         for key in ("top1%", "top5%"):
             cells.append(_fmt_evals(r[f"evals_to_{key}_median"], r[f"reached_{key}"]))
         if timed:

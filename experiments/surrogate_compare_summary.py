@@ -4,9 +4,10 @@ For every ``<name>-table`` / ``<name>-surrogate`` pair of ``compare`` outputs in
 ``experiments/run_surrogate_compare.sh``): each optimizer's mean regret at 10 / 33 / 100
 evaluations on both, their ranks, and whether the ranking agrees (Kendall's tau between the
 two orderings of the optimizers' mean regret, and the winner on each).  Regret on the surrogate
-is measured against the surrogate's own best (its answers are what the optimizers saw); the
-column "on the table" looks every architecture a surrogate search chose up in the exhaustive
-table, so it says how good the architectures found on the surrogate really are.  Over all
+is the surrogate's own best mean over the space minus the mean prediction of the search's
+incumbent (the architecture with the best noisy draw so far: the draws are what the optimizers
+saw); the column "on the table" looks that incumbent up in the exhaustive table, so it says how
+good the architectures found on the surrogate really are.  Over all
 targets, per budget: the mean Kendall tau with a permutation test (every target's ranking
 replaced by a random one, 100,000 draws: how often is the mean tau as high?) and how many
 targets keep the winner, with a binomial test against a random winner (1 in the number of

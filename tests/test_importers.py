@@ -76,6 +76,24 @@ def test_a_graph_subset_store_with_the_old_op_list_hashes_is_refused(tmp_path, m
     with pytest.raises(StoreError, match="older nasbench_xfer whose architecture hashes .* Re-import"):
         Store.open(out)
     assert out.read_bytes() == before
+    # a subset whose first architecture hashes alike under both rules ('gat' keeps id 0): every
+    # architecture is checked, not the first
+    subset = get_space("nas_bench_graph", {"ops": ["gat", "sage", "skip"]})
+    same = GraphArch((0, 0, 0, 0), ("gat", "gat", "gat", "gat"))
+    other = GraphArch((0, 0, 1, 2), ("gat", "sage", "sage", "skip"))
+    assert SearchSpace.hash(subset, same) == subset.hash(same) and SearchSpace.hash(subset, other) != subset.hash(other)
+    with monkeypatch.context() as m:
+        m.setattr(GraphSpace, "hash", SearchSpace.hash)
+        with Store.create(tmp_path / "first.h5", subset) as st:
+            st.add_task("t", dataset="d")
+            st.append("t", [{"arch": same, "val_metric": 0.5}, {"arch": other, "val_metric": 0.7}])
+    with pytest.raises(StoreError, match="older nasbench_xfer"):
+        Store.open(tmp_path / "first.h5")
+    with Store.create(tmp_path / "new.h5", subset) as st:   # written with the new rule: opens
+        st.add_task("t", dataset="d")
+        st.append("t", [{"arch": same, "val_metric": 0.5}, {"arch": other, "val_metric": 0.7}])
+    with Store.open(tmp_path / "new.h5") as st:
+        assert st.num_archs == 2 and st.validate() == []
 
 
 def nbg_version() -> str:
@@ -145,7 +163,7 @@ def test_transnas_import(tmp_path):
         assert room["metric"] == "neg_l2_loss" and room["higher_is_better"]
         assert st.task_info("normal")["metric"] == "ssim"
         assert [st.task_info(t)["num_classes"] for t in ("class_object", "class_scene", "jigsaw", "normal")] == \
-            [100, 63, 1000, -1]
+            [75, 47, 1000, -1]
         _check_provenance(room["provenance"], "TransNAS-Bench-101")
         df = st.evaluations("class_scene")
         # the export's Zen sentinel -1e8 ("could not score") becomes NaN; every other cell has a score

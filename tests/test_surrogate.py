@@ -437,6 +437,8 @@ def test_compare_runs_on_a_surrogate_file_like_on_a_store(transnas, tmp_path):
     res = CliRunner().invoke(cli, ["compare", "-s", str(path), "-t", "jigsaw", "-O", "random", "--budget", "3",
                                    "--seeds", "1", "-o", str(tmp_path / "cli"), "-j", "1"])
     assert res.exit_code == 0, res.output
+    text = (tmp_path / "cli" / "summary.md").read_text()   # one seed: no "± nan"; noisy answers said
+    assert "nan" not in text and "val@b is the best draw so far" in text
     res = CliRunner().invoke(cli, ["compare", "-s", str(path), "-t", "nope", "-O", "random", "--budget", "3",
                                    "-o", str(tmp_path / "cli2")])
     assert res.exit_code != 0 and "target task 'nope' is not in" in res.output

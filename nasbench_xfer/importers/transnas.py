@@ -62,9 +62,10 @@ TASKS: dict[str, tuple[str, str]] = {
     "normal": ("ssim", "surface normal prediction, SSIM (higher is better)"),
     "autoencoder": ("ssim", "image reconstruction (autoencoder), SSIM (higher is better)"),
 }
-#: classes of the classification tasks, as NASLib's TransNAS-Bench-101 search space builds their
-#: heads (jigsaw: the preselected permutations); the other tasks store -1 (not a classification)
-NUM_CLASSES = {"class_object": 100, "class_scene": 63, "jigsaw": 1000}
+#: classes of the classification tasks, as TransNAS-Bench-101's own training configurations set
+#: them (``target_dim``: 75 selected object classes, 47 selected scene classes, 1000 jigsaw
+#: permutations; NASLib's search space builds heads of 100 and 63); the other tasks store -1
+NUM_CLASSES = {"class_object": 75, "class_scene": 47, "jigsaw": 1000}
 NASLIB_METRIC = {"class_scene": "valid_top1", "class_object": "valid_top1", "jigsaw": "valid_top1",
                  "room_layout": "valid_neg_loss", "segmentsemantic": "valid_acc",
                  "normal": "valid_ssim", "autoencoder": "valid_ssim"}

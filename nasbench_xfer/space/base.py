@@ -169,6 +169,10 @@ class SearchSpace(ABC, Generic[A]):
     def canonical(self, arch: A) -> A:
         """The representative of ``arch``'s equivalence class (same network)."""
 
+    #: True where an older nasbench_xfer hashed this space's architectures by :meth:`hash`'s
+    #: base rule and the space now hashes otherwise: stores written then are refused on open
+    hash_rule_changed: bool = False
+
     def hash(self, arch: A) -> str:
         """Canonical hash: 16 hex digits, equal for equivalent specifications."""
         text = self.name + ":" + ",".join(map(str, self.encode(self.canonical(arch))))

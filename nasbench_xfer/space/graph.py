@@ -216,6 +216,8 @@ class GraphSpace(EnumerableSpace[GraphArch]):
         self._dense_table: np.ndarray | None = None
         self.dense_size = DENSE_SIZE
         self._repair_op = next(op for op in ops if op != "skip")
+        #: another op list than the 9 hashed over its own op ids before (see :meth:`hash`)
+        self.hash_rule_changed = ops != GNN_OPS
 
     def config(self) -> dict[str, Any]:
         return {"ops": list(self.ops)}

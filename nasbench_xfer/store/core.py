@@ -218,7 +218,6 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
                 self.space = get_space(str(g.attrs["name"]), _jload(g.attrs["config"], {}))
             except (SpaceError, TypeError, KeyError) as exc:
                 raise StoreError(f"{self.path}: cannot rebuild the search space: {exc}") from None
-            self._check_hash_rule(f)
         except StoreError:
             f.close()
             raise
@@ -229,26 +228,37 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
         self._hash_index = None
         self._dense_cache = None
         self._load_journal()
-
-    def _check_hash_rule(self, f: h5py.File) -> None:
-        """Refuse a store whose hashes an older version computed by a rule since changed (a
-        NAS-Bench-Graph op subset's hashes depended on its op list): its lookups would find
-        nothing.  Checked on the first architecture; a hash that matches no rule is damage, for
-        ``validate`` to report."""
-        if not f["space/hash"].shape[0]:
-            return
-        stored = f["space/hash"][0]
-        stored = stored.decode() if isinstance(stored, bytes) else str(stored)
         try:
-            arch = self.space.decode(f["space/tokens"][0])
-            now, legacy = self.space.hash(arch), SearchSpace.hash(self.space, arch)
-        except Exception:  # noqa: BLE001 - damaged tokens: validate reports them
+            self._check_hash_rule()
+        except StoreError:
+            self._close_journal_writer()
+            self._close_reader()
+            raise
+
+    def _check_hash_rule(self) -> None:
+        """Refuse a store whose hashes an older version computed by a rule since changed (a
+        NAS-Bench-Graph op subset's hashes depended on its op list, so its hash lookups would
+        find nothing and appends would store duplicates).  Only spaces whose rule changed are
+        checked, every architecture (journal included); a hash that matches neither rule is
+        damage, for ``validate`` to report."""
+        if not getattr(self.space, "hash_rule_changed", False):
             return
-        if stored != now and stored == legacy:
-            raise StoreError(f"{self.path} was written by an older nasbench_xfer whose architecture hashes "
-                             f"of this {self.space.name} space depended on its op list; they changed so that "
-                             f"the same network has one hash in every op subset. Re-import the store "
-                             f"(e.g. nasbench-xfer import nas-bench-graph --proteins separate)")
+        try:
+            n = self.num_archs
+            stored, archs = self.arch_hashes(np.arange(n)), self.archs() if n else []
+        except Exception:  # noqa: BLE001 - damage: validate reports it
+            return
+        for h, arch in zip(stored, archs):
+            try:
+                old = h != self.space.hash(arch) and h == SearchSpace.hash(self.space, arch)
+            except Exception:  # noqa: BLE001 - damaged tokens: validate reports them
+                continue
+            if old:
+                raise StoreError(f"{self.path} was written by an older nasbench_xfer whose architecture "
+                                 f"hashes of this {self.space.name} space depended on its op list; they "
+                                 f"changed so that the same network has one hash in every op subset. "
+                                 f"Re-import the store (e.g. nasbench-xfer import nas-bench-graph "
+                                 f"--proteins separate)")
 
     def _load_journal(self) -> None:
         """Scan the journal and apply its records if it extends this version of the file."""

@@ -260,6 +260,8 @@ class MaintenanceMixin(StoreState):
         if task in self.tasks:
             have = self.task_info(task)
             for key in ("dataset", "metric", "higher_is_better", "num_classes"):
+                if key == "num_classes" and -1 in (have[key], info[key]):
+                    continue  # -1: not recorded (e.g. an import before it was); the known value is kept
                 if have[key] != info[key]:
                     raise StoreError(f"task {task!r}: {key} differs between inputs "
                                      f"({have[key]!r} vs {info[key]!r} in {source.path})")
@@ -272,6 +274,8 @@ class MaintenanceMixin(StoreState):
                                  f"(split seed {info['info'].get('split_seed')}, here "
                                  f"{have['info'].get('split_seed')}): its results are not comparable")
             attrs = self._task_group(task).attrs
+            if have["num_classes"] == -1 and info["num_classes"] != -1:
+                attrs["num_classes"] = int(info["num_classes"])
             plist = _jload(attrs["provenance"], {})
             plist = plist if isinstance(plist, list) else [plist]
             plist.append(info["provenance"])
