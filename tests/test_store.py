@@ -275,6 +275,20 @@ def test_merge_refuses_a_task_evaluated_on_another_validation_split(tmp_path):
     assert not (tmp_path / "m.h5").exists()
 
 
+def test_merge_takes_an_unrecorded_num_classes_from_the_other_input(tmp_path):
+    """-1 is "not recorded" (TransNAS imports before they recorded it): merged with a known value,
+    in either order, the known one is kept; two known values that differ are refused."""
+    for name, ncls in (("unknown.h5", -1), ("ten.h5", 10), ("five.h5", 5)):
+        with Store.create(tmp_path / name, NASNetSpace()) as st:
+            st.add_task("mnist", dataset="mnist", num_classes=ncls)
+    for order in (["unknown.h5", "ten.h5"], ["ten.h5", "unknown.h5"]):
+        Store.merge([tmp_path / n for n in order], tmp_path / "m.h5", overwrite=True).close()
+        with Store.open(tmp_path / "m.h5") as st:
+            assert st.task_info("mnist")["num_classes"] == 10 and st.validate() == []
+    with pytest.raises(StoreError, match=r"num_classes differs between inputs \(10 vs 5"):
+        Store.merge([tmp_path / "ten.h5", tmp_path / "five.h5"], tmp_path / "m2.h5")
+
+
 def test_merge_keeps_interior_nan_epochs(tmp_path):
     st, archs = _make(tmp_path / "a.h5", n=1)
     st.append("cifar10", [dict(arch=archs[0], seed=9, curve=[0.1, np.nan, 0.3])])
