@@ -153,6 +153,7 @@ def main(argv=None) -> int:
         "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "torch_version": torch.__version__,
         "python": platform.python_version(),
+        "repeats": args.repeats, "batch": args.batch, "seed": args.seed,
         "rows": rows,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -18,13 +18,17 @@ Proposal rules (option ``proposal``):
   universal network's top picks) and gradient ascent contributes wherever it
   finds something the sample missed.  Gradient ascent here keeps any new
   architecture (no improvement filter in phase 1).
-* ``"ascent"`` - NAO's own rule, as the paper compares against it: gradient
+* ``"ascent"`` - NAO-style proposals, as the paper compares against them: gradient
   ascent in code space (equation 8) from the best architectures of each source
   task (phase 1: ``starts_per_task`` per source, step ``phase1_step``, the
-  paper's eta = 10) or the best evaluated on the target (phase 2:
-  ``n_starts``; step sizes growing until enough new architectures are found),
-  keeping only proposals predicted better than their start; on a sampled table
-  the rest of the batch is filled by screening the pool.
+  paper's eta = 10, on this package's z-scored scale rather than NAO's sigmoid
+  output) or the best evaluated on the target (phase 2: ``n_starts``; step sizes
+  growing until enough new architectures are found); on a sampled table the rest
+  of the batch is filled by screening the pool.  Two additions to NAO's published
+  rule are on by default: up to ``ascent_steps`` (10) repeated steps per start and
+  step size, decoding after each (NAO takes one), and ``ascent_filter``: only
+  proposals predicted better than their start are kept (NAO keeps any new one).
+  ``ascent_filter=False, ascent_steps=1`` gives NAO's one-step rule.
 
 Refit schedule: the predictor is fitted before the first proposal and refitted
 whenever ``refit_every`` new target evaluations have arrived (default 5).
@@ -91,14 +95,16 @@ class SurrogateSearch(Optimizer):
                  phase1_step: float = 10.0, step_sizes: Sequence[float] | None = None,
                  n_init: int = 0, proposal: str = "hybrid", warm_start: bool = True,
                  warm_steps: int = 50, n_screen: int = 2000, hedge: bool = True,
-                 hedge_min_batches: int = 2, scores: str = "raw", **predictor_options: Any):
+                 hedge_min_batches: int = 2, scores: str = "raw", ascent_filter: bool = True,
+                 ascent_steps: int = 10, **predictor_options: Any):
         for key, v, low in (("refit_every", refit_every, 1), ("n_starts", n_starts, 1),
+                            ("ascent_steps", ascent_steps, 1),
                             ("starts_per_task", starts_per_task, 1), ("n_init", n_init, 0),
                             ("warm_steps", warm_steps, 1), ("n_screen", n_screen, 1),
                             ("hedge_min_batches", hedge_min_batches, 1)):
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < low:
                 raise OptimizerError(f"{key} must be an integer >= {low}, got {v!r}")
-        for key, v in (("warm_start", warm_start), ("hedge", hedge)):
+        for key, v in (("warm_start", warm_start), ("hedge", hedge), ("ascent_filter", ascent_filter)):
             if not isinstance(v, (bool, np.bool_)):
                 raise OptimizerError(f"{key} must be true or false, got {v!r} ({type(v).__name__})")
         if (isinstance(phase1_step, (bool, np.bool_)) or not isinstance(phase1_step, (int, float, np.number))
@@ -134,6 +140,8 @@ class SurrogateSearch(Optimizer):
         self.hedge = bool(hedge)
         self.hedge_min_batches = hedge_min_batches
         self.scores = scores
+        self.ascent_filter = bool(ascent_filter)
+        self.ascent_steps = ascent_steps
         self.predictor_options = predictor_options
 
     def setup(self, ctx: SearchContext) -> None:
@@ -311,8 +319,9 @@ class SurrogateSearch(Optimizer):
         exclude = [a for a, _ in self.evaluated.values()] + list(self.pending.values())
         kwargs = {} if steps is None else {"step_sizes": steps}
         size = max(want, self.refit_every)
-        props = model.propose(self.ctx.target, starts, n=size, exclude=exclude,
-                              require_improvement=not (self.proposal == "hybrid" and phase1), **kwargs)
+        props = model.propose(self.ctx.target, starts, n=size, exclude=exclude, max_steps=self.ascent_steps,
+                              require_improvement=self.ascent_filter and not (self.proposal == "hybrid" and phase1),
+                              **kwargs)
         if self._pool_hashes is not None:
             props = [p for p in props if self.ctx.hash(p.arch) in self._pool_hashes]
         screen_tag = "screen-sources" if phase1 and self.transfer else "screen"

@@ -436,6 +436,32 @@ def test_nao_proposal_rule_and_cold_refits_stay_available(store_path):
         run_search(spec(store_path, options={"xfernas": {"proposal": "greedy"}}), "xfernas", 0)
 
 
+def test_nao_one_step_rule_without_the_improvement_filter(store_path, monkeypatch):
+    """``ascent_filter=False, ascent_steps=1``: every proposal is one step of gradient ascent and
+    any new architecture is kept (NAO's published rule); the defaults filter and repeat steps."""
+    from nasbench_xfer.predictor.transfer import TransferPredictor
+
+    calls = []
+    real = TransferPredictor.propose
+
+    def spy(self, *args, **kwargs):
+        calls.append((kwargs["max_steps"], kwargs["require_improvement"]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TransferPredictor, "propose", spy)
+    fast = {"epochs": 5, "min_steps": 40, "refit_every": 4, "proposal": "ascent"}
+    x = run_search(spec(store_path, budget=8, options={"xfernas": {**fast, "ascent_filter": False,
+                                                                   "ascent_steps": 1}}), "xfernas", 0)
+    assert len(x) == 8 and calls and set(calls) == {(1, False)}
+    calls.clear()
+    run_search(spec(store_path, budget=8, options={"xfernas": fast}), "xfernas", 0)
+    assert set(calls) == {(10, True)}
+    for bad, message in (({"ascent_steps": 0}, "ascent_steps must be an integer >= 1"),
+                         ({"ascent_filter": "no"}, "ascent_filter must be true or false")):
+        with pytest.raises(OptimizerError, match=message):
+            run_search(spec(store_path, options={"xfernas": bad}), "xfernas", 0)
+
+
 def test_rank_scores_fit_the_predictors_on_normal_scores(store_path):
     """``scores="rank"`` (XferNAS's default): every task's scores reach the predictor as normal scores (order kept,
     units gone); the search runs through the same loop and an unknown choice is named."""

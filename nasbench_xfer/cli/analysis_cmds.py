@@ -93,7 +93,7 @@ def transferability_cmd(store: str, tasks: str | None, out: str | None, min_shar
 @click.option("--predictor", default="xfernas", show_default=True,
               help="Surrogate: xfernas (default: the sources' model and the target's own, weighted by "
                    "out-of-sample evidence), xfernas-joint (one network fitted on sources and target, "
-                   "calibrated head), xfernas-paper (the paper's model exactly), nao, ridge, random-forest, "
+                   "calibrated head), xfernas-paper (the paper's transfer head and loss), nao, ridge, random-forest, "
                    "or module:callable(space, seed, **opts).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Predictor option, e.g. --option epochs=20 (VALUE parsed as JSON when it can be; "
@@ -116,7 +116,7 @@ def ablation_cmd(store, target, sources, source_sizes, target_sizes, splits, hol
     size; mean over splits with a band of ± 1 std over splits; `figure3` redraws them with
     another band or overlays several folders). Predictors: xfernas is the
     default transfer model (the sources' model and the target's own, blended by evidence),
-    xfernas-joint one network on sources and target, xfernas-paper the paper's model exactly.
+    xfernas-joint one network on sources and target, xfernas-paper the paper's transfer head and loss.
     --executor ray or slurm runs the fits on a cluster (STORE at the same path on every node).
     """
     from ..evaluate.ablation import AblationSpec, aggregate, plot_figure3, run_ablation

@@ -26,7 +26,8 @@ NAO correspondence.  ``NAOPredictor(space)`` (equivalently
 compares against it: the same encoder, decoder, loss, optimiser and proposal
 procedure, trained on the target task's evaluations only, with no residual
 networks - its single performance head *is* the universal network ``g_u``
-(NAO's MLP "predictor" on the code).  ``TransferPredictor`` fitted on a history
+(NAO's "predictor" on the code: an MLP here, 128-128 ReLU; NAO's published
+configuration is linear, ``universal_hidden=()``).  ``TransferPredictor`` fitted on a history
 holding only the target task differs from NAO solely by the extra (then
 redundant) residual head of that task.  Differences from NAO's published code,
 all configurable: (1) the decoder is masked to valid tokens during training

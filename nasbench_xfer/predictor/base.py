@@ -47,7 +47,8 @@ PREDICTORS.lazy("xfernas", "nasbench_xfer.predictor.hedged:HedgedTransferPredict
 PREDICTORS.lazy("xfernas-joint", "nasbench_xfer.predictor.transfer:TransferPredictor",
                 doc="XferNAS's network fitted jointly on sources and target (calibrated head)")
 PREDICTORS.lazy("xfernas-paper", "nasbench_xfer.predictor.transfer:paper_predictor",
-                doc="XferNAS's transfer predictor exactly as the paper describes it (head='paper')")
+                doc="XferNAS's transfer head and loss as the paper gives them (head='paper', no shrinkage) "
+                    "on the package's NAO codec (README: Paper fidelity)")
 PREDICTORS.lazy("nao", "nasbench_xfer.predictor.transfer:NAOPredictor",
                 doc="NAO's predictor: the same model on the target's evaluations only")
 PREDICTORS.lazy("ridge", "nasbench_xfer.predictor.sklearn_token:ridge",

@@ -66,9 +66,12 @@ class PredictorConfig:
 
     Transfer head (``head``):
 
-    * ``"paper"`` - the paper's model exactly: ``f_i(z) = g_u(z) + r_i(z)``, every
+    * ``"paper"`` - the paper's transfer head: ``f_i(z) = g_u(z) + r_i(z)``, every
       row of every task weighted alike, no penalty on the residual
-      (``residual_shrinkage`` must be 0).
+      (``residual_shrinkage`` must be 0).  The rest of the model is this
+      package's NAO codec, whose differences from NAO's published code (position
+      embeddings, general attention, head sizes the paper does not give, training
+      length) are listed in the README's "Paper fidelity".
     * ``"calibrated"`` (default) - ``f_i(z) = a_i * g_u(z) + b_i + r_i(z)``: a
       learned per-task scale ``a_i`` (starts at 1) and shift ``b_i`` (starts at 0)
       on the universal network's output absorb a task's change of scale (a

@@ -618,8 +618,9 @@ class NAOPredictor(TransferPredictor):
 
 
 def paper_predictor(space: SearchSpace, seed: int = 0, **options: Any) -> TransferPredictor:
-    """XferNAS's transfer predictor exactly as the paper describes it: ``head="paper"`` and
-    no residual shrinkage (options may override either)."""
+    """XferNAS's transfer head and loss as the paper gives them: ``head="paper"`` and no
+    residual shrinkage (options may override either), on the package's NAO codec (its
+    differences from NAO's published code: the README's "Paper fidelity")."""
     return TransferPredictor(space, seed=seed, **{"head": "paper", "residual_shrinkage": 0.0, **options})
 
 
