@@ -207,6 +207,8 @@ def test_bad_input_gives_clear_errors(setup, tmp_path):
         p.propose("nope", held)
     with pytest.raises(ValueError, match="alpha"):
         PredictorConfig(alpha=1.5)
+    with pytest.raises(ValueError, match=r"encoder_dropout must be in \[0, 1\)"):
+        PredictorConfig(encoder_dropout=1.0)
     with pytest.raises(ValueError, match="unknown fields"):
         TransferPredictor(space, hidden=3)
     bad = tmp_path / "bad.pt"
@@ -523,3 +525,22 @@ def test_hedged_predictor_errors_and_registry():
         p.fit({"a": ([], []), "b": ([], [])})
     with pytest.raises(ValueError, match="no evaluations"):
         p.fit({"t": ([], [])}, target="t")
+
+
+def test_encoder_dropout_acts_while_training_only():
+    """NAO's encoder dropout (``encoder_dropout``): the codes differ between two passes in
+    training mode and are deterministic in evaluation mode, where predictions are made; off by
+    default, so the default model's codes are unchanged."""
+    from nasbench_xfer.predictor.model import Codec
+
+    space = NASNetSpace()
+    tokens = torch.as_tensor(np.asarray([space.encode(a) for a in space.sample_many(4, np.random.default_rng(1))]))
+    torch.manual_seed(0)
+    codec = Codec(space.token_mask(), encoder_dropout=0.5)
+    codec.train()
+    assert not torch.equal(codec.encode(tokens)[1], codec.encode(tokens)[1])
+    codec.eval()
+    assert torch.equal(codec.encode(tokens)[1], codec.encode(tokens)[1])
+    plain = Codec(space.token_mask())
+    plain.train()
+    assert torch.equal(plain.encode(tokens)[1], plain.encode(tokens)[1])

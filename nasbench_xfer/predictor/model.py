@@ -56,6 +56,8 @@ class PredictorConfig:
     * ``universal_hidden`` - hidden layer sizes of the universal network (ReLU MLP).
     * ``residual_hidden`` - hidden layer sizes of each task's residual network.
     * ``dropout`` - dropout in the heads (NAO's ``mlp_dropout``; 0 disables it).
+    * ``encoder_dropout`` - dropout on the encoder LSTM's outputs while training (NAO's CNN
+      configuration: 0.1; default 0, as the package's measurements were made).
 
     Training (equation 6): ``alpha`` 0.8, Adam with ``lr`` 1e-3 and ``weight_decay``
     1e-4 (L2, as NAO's Adam), gradient-norm clipping ``grad_clip`` (NAO: 5),
@@ -100,6 +102,7 @@ class PredictorConfig:
     position_embedding: bool = True
     general_attention: bool = True
     dropout: float = 0.0
+    encoder_dropout: float = 0.0
     alpha: float = 0.8
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -128,8 +131,10 @@ class PredictorConfig:
             raise ValueError("PredictorConfig: hidden layer sizes must be positive")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"PredictorConfig.alpha must be in [0, 1], got {self.alpha!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"PredictorConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "encoder_dropout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+                raise ValueError(f"PredictorConfig.{name} must be in [0, 1), got {v!r}")
         if self.head not in HEADS:
             raise ValueError(f"PredictorConfig.head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if not (isinstance(self.residual_shrinkage, (int, float)) and math.isfinite(self.residual_shrinkage)
@@ -173,7 +178,8 @@ class Codec(nn.Module):
     valid: torch.Tensor
 
     def __init__(self, token_mask: np.ndarray, emb_size: int = 32, hidden_size: int = 96,
-                 decoder_hidden_size: int = 96, position_embedding: bool = True, general_attention: bool = True):
+                 decoder_hidden_size: int = 96, position_embedding: bool = True, general_attention: bool = True,
+                 encoder_dropout: float = 0.0):
         super().__init__()
         mask = np.asarray(token_mask, dtype=bool)
         if mask.ndim != 2 or mask.shape[0] < 1 or mask.shape[1] < 1:
@@ -184,6 +190,7 @@ class Codec(nn.Module):
         self.seq_len, self.vocab_size = mask.shape
         self.hidden_size = hidden_size
         self.decoder_hidden_size = decoder_hidden_size
+        self.encoder_dropout = float(encoder_dropout)
         self.register_buffer("valid", torch.from_numpy(mask.copy()), persistent=False)
         self.embedding = nn.Embedding(self.vocab_size, emb_size)
         # learned position embeddings (not in NAO; see the module docstring), N(0, 1) like nn.Embedding
@@ -213,6 +220,8 @@ class Codec(nn.Module):
         if self.pos_embedding is not None:
             emb = emb + self.pos_embedding
         out, _ = self.encoder(emb)
+        if self.encoder_dropout > 0:  # NAO's encoder dropout (training only)
+            out = F.dropout(out, self.encoder_dropout, self.training)
         out = F.normalize(out, p=2, dim=-1)
         return out, self.pool(out)
 
@@ -338,7 +347,7 @@ class TransferNet(nn.Module):
     def __init__(self, token_mask: np.ndarray, num_tasks: int, cfg: PredictorConfig):
         super().__init__()
         self.codec = Codec(token_mask, cfg.emb_size, cfg.hidden_size, cfg.decoder_hidden_size,
-                           cfg.position_embedding, cfg.general_attention)
+                           cfg.position_embedding, cfg.general_attention, cfg.encoder_dropout)
         self.universal = MLP(cfg.hidden_size, cfg.universal_hidden, cfg.dropout)
         self.num_tasks = num_tasks
         self.residual = (ResidualHeads(num_tasks, cfg.hidden_size, cfg.residual_hidden, cfg.dropout)
