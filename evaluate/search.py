@@ -143,7 +143,11 @@ def run_search(spec: SearchSpec, optimizer: str, seed: int) -> pd.DataFrame:
     traj.insert(0, "optimizer", optimizer_label(optimizer))
     traj.insert(1, "seed", seed)
     traj.insert(2, "target", spec.target)
-    return add_regret(traj, values, best)
+    traj = add_regret(traj, values, best)
+    get_logger(__name__).debug("%s seed %d on %s: %d evaluations, final regret %.4g, optimizer %.2f s",
+                               optimizer, seed, spec.target, len(traj), traj["regret"].iloc[-1],
+                               float(traj["optimizer_seconds"].sum()) if "optimizer_seconds" in traj else float("nan"))
+    return traj
 
 
 def _oracle(bench: Any, target: str, budget: int | None, seed: int) -> Any:

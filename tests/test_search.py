@@ -777,3 +777,21 @@ def test_regret_plots_draw_the_mean_over_seeds_with_a_standard_error_band(monkey
     np.testing.assert_allclose(end.sort_values("seed")["regret"], [0.0, 0.0, 0.0])
     S.plot_regret_by_time(traj, tmp_path / "t", title="t", metric="accuracy (%)")
     assert figs[1].axes[0].get_xscale() == "log" and "optimizers' own seconds" in figs[1].axes[0].get_xlabel()
+
+
+def test_verbose_compare_reports_each_search_and_fit(store_path, tmp_path):
+    """``-v``: debug messages name each search's result and each predictor fit; not by default."""
+    from nasbench_xfer.logs import configure
+
+    base = ["compare", "-s", str(store_path), "-t", "target", "-O", "random,nao", "--budget", "6",
+            "--seeds", "1", "-j", "1", "--option", "nao.epochs=2", "--option", "nao.min_steps=5",
+            "--option", "nao.n_init=3", "--option", "nao.refit_every=3"]
+    try:
+        loud = CliRunner().invoke(cli, ["-v", *base, "-o", str(tmp_path / "v")])
+        assert loud.exit_code == 0, loud.output
+        assert "random seed 0 on target: 6 evaluations, final regret" in loud.output
+        assert "predictor fit:" in loud.output and "Adam steps" in loud.output
+        plain = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "p")])
+        assert plain.exit_code == 0 and "predictor fit:" not in plain.output
+    finally:
+        configure(0)

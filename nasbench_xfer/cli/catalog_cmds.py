@@ -16,8 +16,9 @@ import click
               help="Data home (default: $NASBENCH_XFER_HOME or the user data folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def benchmarks_cmd(name, do_import, source, home, as_json) -> None:
-    """List the known benchmarks (source, licence, what importing needs), or show NAME with its
-    BibTeX; `--import` imports NAME so that `nasbench_xfer.load(NAME)` opens it at once."""
+    """List the known benchmarks (title, tasks, what importing needs, whether cached), or show
+    NAME with its source, licence and BibTeX; `--import` imports NAME so that
+    `nasbench_xfer.load(NAME)` opens it at once."""
     from ..catalog import KNOWN, cached_path, load
     from ..importers import ImporterError
     from ..store import StoreError

@@ -16,7 +16,8 @@ from .params import executor_options, parse_seeds, store_input
               help="Dataset root (default: $NASBENCH_XFER_DATA or ~/.cache/nasbench_xfer/data).")
 @click.option("--task", "-t", "task_name", default=None, help="Task name in the store (default: the dataset).")
 @click.option("--protocol", "-p", default="paper-search", show_default=True,
-              help="Training protocol (paper-search, paper-final, proxy-10ep, proxy-25ep, smoke).")
+              help="Training protocol: a registered name (`nasbench-xfer list protocols`: paper-search, "
+                   "paper-final, proxy-10ep, proxy-25ep, nb-proxy, nb-proxy-3x, smoke, or a plugin's).")
 @click.option("--arch", "-a", "archs", multiple=True,
               help="Architecture: a name (xfernasnet) or appendix-C JSON (repeatable).")
 @click.option("--archs-file", "--archs", "arch_files", multiple=True, type=click.Path(dir_okay=False),

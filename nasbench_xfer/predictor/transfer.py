@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..logs import get_logger
 from ..space import SearchSpace, SpaceError, get_space
 from .model import PredictorConfig, TransferNet
 
@@ -299,6 +300,7 @@ class TransferPredictor:
         total = max(cfg.epochs * math.ceil(N / bs), cfg.min_steps) if steps is None else int(steps)
         log: list[tuple[float, float, float]] = []
         step = 0
+        t0 = time.perf_counter()
         net.train()
         while step < total:
             perm = torch.randperm(N, generator=gen).to(dev)
@@ -322,6 +324,10 @@ class TransferPredictor:
             if verbose:
                 print(f"epoch {len(log):4d}  loss {ep[0]:.4f}  pred {ep[1]:.4f}  rec {ep[2]:.4f}")
         net.eval()
+        if log:
+            get_logger(__name__).debug("predictor fit: %d rows, %d Adam steps, loss %.4f (prediction %.4f, "
+                                       "reconstruction %.4f), %.2f s", N, step, *log[-1],
+                                       time.perf_counter() - t0)
         return log, step
 
     def _batch_loss(self, net: TransferNet, xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor,
