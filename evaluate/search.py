@@ -172,19 +172,24 @@ def _with_incumbent_means(traj: pd.DataFrame, oracle: Any) -> pd.DataFrame:
     if "incumbent_mean_score" in traj.columns and traj["incumbent_mean_score"].notna().all():
         return traj
     traj = traj.copy()
-    space = oracle.space
-    mean = oracle.sign * oracle.surrogate.predict(oracle.target, [space.from_string(s) for s in traj["spec"]])
-    traj["mean_metric"] = oracle.sign * mean
-    traj["mean_score"] = mean
-    inc = np.empty(len(traj))
-    for _, idx in traj.groupby(["optimizer", "seed"], sort=False).indices.items():
-        best, m = -np.inf, np.nan
-        for i in idx[np.argsort(traj["step"].to_numpy()[idx], kind="stable")]:
-            if traj["score"].iat[i] > best:
-                best, m = traj["score"].iat[i], mean[i]
-            inc[i] = m
-    traj["incumbent_mean_score"] = inc
+    traj["mean_metric"] = oracle.surrogate.predict(oracle.target, [oracle.space.from_string(s) for s in traj["spec"]])
+    traj["mean_score"] = oracle.sign * traj["mean_metric"]
+    traj["incumbent_mean_score"] = incumbent_values(traj, traj["mean_score"])
     return traj
+
+
+def incumbent_values(traj: pd.DataFrame, values: Sequence[float] | pd.Series) -> np.ndarray:
+    """Per row, ``values`` at the search's incumbent after that row: the first row of the strictly
+    best ``score`` so far in its (optimizer, seed) run, in step order (the oracle's rule)."""
+    score, steps, vals = traj["score"].to_numpy(), traj["step"].to_numpy(), np.asarray(values, dtype=float)
+    out = np.full(len(traj), np.nan)
+    for idx in traj.groupby(["optimizer", "seed"], sort=False).indices.values():
+        best, v = -np.inf, np.nan
+        for i in idx[np.argsort(steps[idx], kind="stable")]:
+            if score[i] > best:
+                best, v = score[i], vals[i]
+            out[i] = v
+    return out
 
 
 def add_regret(traj: pd.DataFrame, pool_scores: np.ndarray, best: float) -> pd.DataFrame:
@@ -683,7 +688,7 @@ def plot_best_so_far(traj: pd.DataFrame, stem: Path, title: str = "", metric: st
 
 
 __all__ = ["SearchSpec", "run_search", "compare", "write_comparison_outputs", "summarize", "paired_tests",
-           "regrets_at", "add_times",
+           "regrets_at", "add_times", "incumbent_values",
            "plot_regret_by_time", "regret_by_time_frame", "plot_comparison", "replot_comparison",
            "read_trajectories",
            "summary_markdown", "plot_best_so_far", "check_spec", "is_reference_line", "OracleError"]

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from nasbench_xfer.evaluate.search import REGRET_BAND  # noqa: E402  (the band the package draws: one s.e.)
+from nasbench_xfer.evaluate.search import REGRET_BAND, incumbent_values  # noqa: E402  (band: one s.e.)
 from nasbench_xfer.evaluate.stats import paired_wilcoxon  # noqa: E402
 from nasbench_xfer.store import Store  # noqa: E402
 
@@ -52,14 +52,7 @@ def table_regret(traj: pd.DataFrame, store: Path, target: str) -> pd.DataFrame:
     out = traj.sort_values(["optimizer", "seed", "step"]).copy()
     out["true_val"] = out["spec"].map(true)
     # the architecture the search holds as best at each step (its own best by what it saw)
-    holder = []
-    for _, g in out.groupby(["optimizer", "seed"], sort=False):
-        best_true, best_seen = np.nan, -np.inf
-        for s, tv in zip(g["score"], g["true_val"]):
-            if s > best_seen:
-                best_seen, best_true = s, tv
-            holder.append(best_true)
-    out["true_regret"] = sign * (best - np.asarray(holder))
+    out["true_regret"] = sign * (best - incumbent_values(out, out["true_val"]))
     return out
 
 

@@ -175,8 +175,11 @@ class SearchSpace(ABC, Generic[A]):
 
     def hash(self, arch: A) -> str:
         """Canonical hash: 16 hex digits, equal for equivalent specifications."""
-        text = self.name + ":" + ",".join(map(str, self.encode(self.canonical(arch))))
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
+        return self._digest(self.encode(self.canonical(arch)))
+
+    def _digest(self, tokens: Sequence[int]) -> str:
+        """The 16-hex-digit hash of a canonical token sequence in this space."""
+        return hashlib.sha1((self.name + ":" + ",".join(map(str, tokens))).encode()).hexdigest()[:16]
 
     @abstractmethod
     def to_string(self, arch: A) -> str:

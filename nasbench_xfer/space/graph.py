@@ -37,7 +37,6 @@ same network has the same hash in an op subset (the proteins store) as in the 9-
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -268,8 +267,7 @@ class GraphSpace(EnumerableSpace[GraphArch]):
         network has the same hash in every op subset and order (a ``--proteins separate`` store
         and the 9-op store agree).  For the default 9 ops it is the base rule's value."""
         c = self.canonical(arch)
-        tokens = (LINK_INDEX[tuple(c.links)],) + tuple(N_LINKS + GNN_INDEX[op] for op in c.ops)
-        return hashlib.sha1((self.name + ":" + ",".join(map(str, tokens))).encode()).hexdigest()[:16]
+        return self._digest((LINK_INDEX[tuple(c.links)],) + tuple(N_LINKS + GNN_INDEX[op] for op in c.ops))
 
     def _from_tokens(self, tokens: tuple[int, ...]) -> GraphArch:
         off = self.n_links
