@@ -91,7 +91,7 @@ def test_import_overwrite_refuses_a_store_being_written(tmp_path):
     import_csv(_csv(tmp_path / "a.csv"), out, arch_column="arch", task_columns={"t": "c10"})
     writer = Store.open(out, "a")  # another writer holds the lock
     try:
-        with pytest.raises(ImporterError, match=r"being written by another process \(PID \d+"):
+        with pytest.raises(ImporterError, match=r"being written by another writer in this process \(PID \d+"):
             import_csv(_csv(tmp_path / "b.csv", seed=1), out, arch_column="arch",
                        task_columns={"other": "c10"}, overwrite=True)
         writer.append("t", [dict(arch=NB201.sample(np.random.default_rng(5)), seed=7, val_metric=1.0)])
@@ -103,7 +103,7 @@ def test_import_overwrite_refuses_a_store_being_written(tmp_path):
     other = tmp_path / "o.h5"
     import_csv(_csv(tmp_path / "c.csv", seed=2), other, arch_column="arch", task_columns={"t": "c10"})
     with Store.open(out, "a"):
-        with pytest.raises(StoreError, match="being written by another process"):
+        with pytest.raises(StoreError, match="being written by another writer in this process"):
             Store.merge([other], out, overwrite=True)
 
 
@@ -191,7 +191,7 @@ def test_symlinked_store_is_written_through_the_link_with_its_mode(tmp_path):
     with Store.open(link, "a") as st:
         assert st.path == real
         # a second writer on the target gets the same lock
-        with pytest.raises(StoreError, match="being written by another process"):
+        with pytest.raises(StoreError, match="being written by another writer in this process"):
             Store.open(real, "a")
         st.append("cifar10", [dict(arch=archs[0], seed=5, val_metric=0.9, protocol="tiny")])
     assert link.is_symlink() and os.readlink(link) == str(real)
@@ -596,7 +596,8 @@ def test_train_says_whose_lock_it_waits_for(quickdraw_task, tmp_path, capsys):
     with Store.open(store, "a"):
         t0 = time.monotonic()
         with pytest.raises(RunError, match=rf"gave up after 0.3 s waiting for the lock on .*qd.h5 held "
-                                           rf"by PID {os.getpid()} \(--lock-timeout"):
+                                           rf"by PID {os.getpid()} \(this process: a Store it has open for writing\) "
+                                           rf"\(--lock-timeout"):
             run(store, "quickdraw", archs, wait_s=0.3, **kw)
         assert time.monotonic() - t0 < 5
     assert f"waiting for the lock on {store} held by PID {os.getpid()}" in capsys.readouterr().err

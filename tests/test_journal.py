@@ -258,7 +258,7 @@ def test_journal_goes_through_symlinks_with_the_file_mode(tmp_path):
     link.symlink_to(real)
     with Store.open(link, "a") as st:
         st.append("cifar10", _records(archs[6:7], seed=1))
-        with pytest.raises(StoreError, match="being written by another process"):
+        with pytest.raises(StoreError, match="being written by another writer in this process"):
             Store.open(real, "a")  # one lock for link and target
     assert _journal(real).exists() and not _journal(link).exists()
     assert stat.S_IMODE(_journal(real).stat().st_mode) == 0o640

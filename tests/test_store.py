@@ -105,7 +105,7 @@ def test_bad_records_are_refused_without_writing(tmp_path):
 
 def test_read_only_and_single_writer(tmp_path):
     st, archs = _make(tmp_path / "s.h5", n=2)
-    with pytest.raises(StoreError, match="being written by another process"):
+    with pytest.raises(StoreError, match="being written by another writer in this process"):
         Store.open(tmp_path / "s.h5", "a")
     reader = Store.open(tmp_path / "s.h5")
     with pytest.raises(StoreError, match="read-only"):
@@ -239,9 +239,48 @@ def test_sigkill_at_any_moment_loses_no_returned_append(tmp_path):
     assert not list(tmp_path.glob("crash.h5.tmp-*"))
 
 
+def test_lock_message_names_the_holder_this_process_or_another(tmp_path):
+    """A Store of this process left open for writing is named as such (not as "another process"),
+    and a writer in another process by its PID; both are StoreLocked (a StoreError) with ``pid``."""
+    from nasbench_xfer.store import StoreLocked
+
+    path = tmp_path / "s.h5"
+    st, _ = _make(path, n=2)
+    with pytest.raises(StoreLocked, match="another writer in this process") as exc:
+        Store.open(path, "a")
+    assert exc.value.pid == os.getpid() and "another process" not in str(exc.value)
+    other, _ = _make(tmp_path / "o.h5", n=3, seed=1)
+    with pytest.raises(StoreLocked, match="another writer in this process"):
+        Store.merge([path], tmp_path / "o.h5", overwrite=True)  # its output is open for writing here
+    with pytest.raises(StoreLocked, match="another writer in this process"):
+        Store.create(tmp_path / "o.h5", NASNetSpace(), overwrite=True)
+    assert other.num_evaluations("cifar10") == 3
+    other.close()
+    st.close()
+    holder = textwrap.dedent("""
+        import sys, time
+        from nasbench_xfer.store import Store
+        st = Store.open(sys.argv[1], "a")
+        print("open", flush=True)
+        time.sleep(60)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLocked, match=rf"being written by another process \(PID {proc.pid} holds") as exc:
+            Store.open(path, "a")
+        assert exc.value.pid == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+    with Store.open(path, "a") as again:  # the lock died with its holder
+        assert again.num_evaluations("cifar10") == 2
+
+
 def test_overwrite_never_replaces_a_store_being_written(tmp_path):
     st, _ = _make(tmp_path / "s.h5", n=3)
-    with pytest.raises(StoreError, match="being written by another process"):
+    with pytest.raises(StoreError, match="being written by another writer in this process"):
         Store.create(tmp_path / "s.h5", NASNetSpace(), overwrite=True)
     assert st.num_evaluations("cifar10") == 3
     st.close()

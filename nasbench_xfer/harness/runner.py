@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -162,20 +163,23 @@ def _open_store(path: Path, mode: str, wait_s: float):
     """Open the store, waiting up to ``wait_s`` seconds for another writer's lock; logs a
     warning at once that names the process it waits for."""
 
-    from ..store import Store, StoreError, lock_holder
+    from ..store import Store, StoreLocked
     t0 = time.monotonic()
     told = False
     while True:
         try:
             return Store.open(path, mode)
-        except StoreError as exc:
-            if "being written by another process" not in str(exc):
-                raise
-            pid = lock_holder(path)
-            who = f"PID {pid}" if pid else "another process"
+        except StoreLocked as exc:
+            pid = exc.pid
+            if pid is None:
+                who = "another process"
+            elif pid == os.getpid():
+                who = f"PID {pid} (this process: a Store it has open for writing)"
+            else:
+                who = f"PID {pid}"
             if time.monotonic() - t0 > wait_s:
-                raise StoreError(f"gave up after {wait_s:g} s waiting for the lock on {path} held by "
-                                 f"{who} (--lock-timeout sets how long to wait)") from None
+                raise StoreLocked(f"gave up after {wait_s:g} s waiting for the lock on {path} held by "
+                                  f"{who} (--lock-timeout sets how long to wait)", pid) from None
             if not told:
                 get_logger(__name__).warning(f"waiting for the lock on {path} held by {who} (up to {wait_s:g} s; "
                                              f"--lock-timeout sets how long)")

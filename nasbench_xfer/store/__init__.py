@@ -55,7 +55,7 @@ Package layout (one job per module):
 """
 from .core import Store
 from .locking import lock_holder, output_path, real_path
-from .schema import CHECKSUM_ATTR, EVAL_COLUMNS, FORMAT, SCHEMA_VERSION, StoreError, provenance
+from .schema import CHECKSUM_ATTR, EVAL_COLUMNS, FORMAT, SCHEMA_VERSION, StoreError, StoreLocked, provenance
 
-__all__ = ["CHECKSUM_ATTR", "EVAL_COLUMNS", "FORMAT", "SCHEMA_VERSION", "Store", "StoreError",
+__all__ = ["CHECKSUM_ATTR", "EVAL_COLUMNS", "FORMAT", "SCHEMA_VERSION", "Store", "StoreError", "StoreLocked",
            "lock_holder", "output_path", "provenance", "real_path"]

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from .schema import StoreError
+from .schema import StoreError, StoreLocked
 
 
 def fsync_dir(path: Path) -> None:
@@ -72,9 +72,13 @@ def lock(path: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         pid = lock_holder(path)
+        if pid == os.getpid():  # flock is per open file: a Store of this process left open
+            raise StoreLocked(f"{path} is being written by another writer in this process (PID {pid}: "
+                              f"a Store opened for writing and not yet closed holds the lock {lock_path}; "
+                              f"close it first, or use `with Store.open(...)`)", pid) from None
         who = f"PID {pid}" if pid else "another process"
-        raise StoreError(f"{path} is being written by another process "
-                         f"({who} holds the lock {lock_path})") from None
+        raise StoreLocked(f"{path} is being written by another process "
+                          f"({who} holds the lock {lock_path})", pid) from None
     try:  # the lock file may have been removed (a failed merge's) after we opened it: lock the new one
         same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
     except OSError:

@@ -15,7 +15,16 @@ import numpy as np
 from . import journal
 from .checksums import _stale_digests, _verify_checksums
 from .locking import output_path, real_path
-from .schema import EVAL_COLUMNS, StoreError, _damaged, _jload, _missing, column_layout_problems, provenance
+from .schema import (
+    EVAL_COLUMNS,
+    StoreError,
+    StoreLocked,
+    _damaged,
+    _jload,
+    _missing,
+    column_layout_problems,
+    provenance,
+)
 from .state import StoreState
 
 if TYPE_CHECKING:
@@ -237,6 +246,8 @@ class MaintenanceMixin(StoreState):
             lock_fd = None  # now the result's
             result.merge_report = report
             return result
+        except StoreLocked:
+            raise  # names the output and its holder already
         except StoreError as exc:
             raise StoreError(str(exc).replace(str(building), str(given))) from None
         finally:

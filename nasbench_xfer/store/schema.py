@@ -57,6 +57,15 @@ class StoreError(Exception):
     """A store cannot be opened, read or written as asked (the message says why)."""
 
 
+class StoreLocked(StoreError):
+    """Another writer holds the store's lock: another process, or (``pid`` equal to this
+    process's) a Store of this process opened for writing and not yet closed."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+
+
 def provenance(**extra: Any) -> dict[str, Any]:
     """Standard provenance record: package version, date, host, plus ``extra``."""
     rec = {"package": "nasbench_xfer", "package_version": __version__,
