@@ -61,6 +61,15 @@ class RawDataset:
                 raise ValueError(f"{self.name} {which}: expected uint8 (N, C, H, W), got {x.dtype} {x.shape}")
             if len(x) != len(y):
                 raise ValueError(f"{self.name} {which}: {len(x)} images but {len(y)} labels")
+            if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"{self.name} {which}: labels must be a 1-D integer array, got "
+                                 f"{y.dtype} {y.shape}")
+            if len(y) and int(y.min()) < 0:
+                raise ValueError(f"{self.name} {which}: labels must be class indices 0..K-1, found "
+                                 f"{int(y.min())} ({self.source})")
+            if which == "train" and len(np.unique(y)) < 2:
+                raise ValueError(f"{self.name} train: the labels hold {len(np.unique(y))} class; a "
+                                 f"classification task needs at least 2 ({self.source})")
 
 
 def to_nchw(x: np.ndarray, where: str) -> np.ndarray:
@@ -306,6 +315,22 @@ def _decode_split(items: list[tuple[str, str, bytes]], cindex: dict[str, int],
             np.asarray([cindex[c] for c, _, _ in items], dtype=np.int64))
 
 
+def _labels(y: np.ndarray, where: str) -> np.ndarray:
+    """``y`` as int64 class indices; ValueError naming ``where`` for labels that are not whole
+    numbers (an astype would truncate 0.5 to 0) or not one per image."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{where}: labels must be one class index per image (1-D), got shape {y.shape}")
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            raise ValueError(f"{where}: labels must be integer class indices 0..K-1, found "
+                             f"{float(y[bad][0]):g} ({int(bad.sum())} non-integer labels)")
+    elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+        raise ValueError(f"{where}: labels must be integer class indices 0..K-1, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
 def load_npz(path: Path, name: str, classes: Sequence[str] | None = None) -> RawDataset:
     """An ``.npz`` with ``images``/``labels`` (one pooled set) or ``train_``/``test_`` arrays."""
     if not path.is_file():
@@ -321,13 +346,13 @@ def load_npz(path: Path, name: str, classes: Sequence[str] | None = None) -> Raw
         vx: np.ndarray | None
         vy: np.ndarray | None
         if {"train_images", "train_labels"} <= keys:
-            tx, ty = to_nchw(z["train_images"], str(path)), z["train_labels"].astype(np.int64)
+            tx, ty = to_nchw(z["train_images"], str(path)), _labels(z["train_labels"], f"{path}: train_labels")
             if {"test_images", "test_labels"} <= keys:
-                vx, vy = to_nchw(z["test_images"], str(path)), z["test_labels"].astype(np.int64)
+                vx, vy = to_nchw(z["test_images"], str(path)), _labels(z["test_labels"], f"{path}: test_labels")
             else:
                 vx = vy = None
         elif {"images", "labels"} <= keys:
-            tx, ty = to_nchw(z["images"], str(path)), z["labels"].astype(np.int64)
+            tx, ty = to_nchw(z["images"], str(path)), _labels(z["labels"], f"{path}: labels")
             vx = vy = None
         else:
             raise ValueError(f"{path}: expected arrays 'images' and 'labels' (or train_/test_ ones), "

@@ -358,18 +358,32 @@ def _write_outputs(spec: LiveSearchSpec, out: Path, oracle: LiveOracle, opt: Any
     traj["origin"] = [origins.get(h, "") for h in traj["hash"]]
     traj["train_seconds_cum"] = traj["train_seconds"].fillna(0.0).cumsum()
     traj.to_csv(out / "trajectory.csv", index=False)
-    best = traj.loc[traj["score"].idxmax()]
+    from nasbench_xfer.harness.runner import RunError
+
+    ok = np.isfinite(traj["score"].to_numpy(dtype=float))
+    if not ok.any():  # every training failed: there is no best architecture to report
+        raise RunError(f"none of the search's {len(traj)} evaluations succeeded (each training failed: "
+                       f"the store {spec.store} holds them with status 'failed' and their errors); "
+                       f"no best architecture. The trajectory is in {out / 'trajectory.csv'}")
+    best = traj.loc[traj["score"].where(ok).idxmax()]
     arch = oracle.space.from_string(best["spec"])
     (out / "best_arch.json").write_text(arch.to_json() + "\n")
     summary = {"target": oracle.target, "optimizer": spec.optimizer, "evaluations": int(len(traj)),
                "trained_now": int((~traj["from_store"].astype(bool)).sum()),
                "from_store": int(traj["from_store"].astype(bool).sum()),
                "train_seconds": float(traj["train_seconds"].fillna(0.0).sum()),
-               "best_val_metric": float(best["val_metric"]), "best_test_metric": float(best["test_metric"]),
+               "best_val_metric": _finite_or_none(best["val_metric"]),
+               "best_test_metric": _finite_or_none(best["test_metric"]),
                "best_hash": str(best["hash"]), "best_spec": str(best["spec"]), "store": spec.store}
     write_json_atomic(out / "summary.json", summary)
     _plot(traj, out / "best_so_far", oracle.target)
     return summary
+
+
+def _finite_or_none(x: Any) -> float | None:
+    """``x`` as a float, or None (JSON null) where it is missing or not finite: JSON has no NaN."""
+    v = float(x)
+    return v if np.isfinite(v) else None
 
 
 def _plot(traj: pd.DataFrame, stem: Path, target: str) -> None:

@@ -149,6 +149,28 @@ def test_generic_npz(ds, tmp_path):
         ds.load_raw(f"npz:{tmp_path / 'bad.npz'}")
 
 
+def test_npz_labels_that_are_not_class_indices_are_refused(ds, tmp_path):
+    """Negative, fractional, 2-D or single-class labels are named before any training (a float
+    label was truncated to an integer, a negative one failed every training)."""
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    cases = {"neg": (np.arange(40) % 4 - 2, r"labels must be class indices 0..K-1, found -2"),
+             "frac": (np.arange(40) % 4 + 0.5, r"train_labels: labels must be integer class indices 0..K-1, "
+                                               r"found 0.5 \(40 non-integer labels\)"),
+             "nan": (np.where(np.arange(40) == 3, np.nan, np.arange(40) % 2), r"found nan \(1 non-integer"),
+             "flat2d": (np.zeros((40, 2), dtype=int), r"one class index per image \(1-D\), got shape \(40, 2\)"),
+             "one": (np.zeros(40, dtype=int), r"the labels hold 1 class; a classification task needs at least 2"),
+             "text": (np.array(["a", "b"] * 20), r"labels must be integer class indices 0..K-1, got dtype <U1")}
+    for name, (labels, message) in cases.items():
+        p = tmp_path / f"{name}.npz"
+        np.savez(p, train_images=imgs, train_labels=labels, test_images=imgs[:10], test_labels=np.arange(10) % 2)
+        with pytest.raises(ValueError, match=message):
+            ds.load_raw(f"npz:{p}")
+    whole = tmp_path / "whole.npz"  # whole-number floats are class indices
+    np.savez(whole, images=imgs, labels=(np.arange(40) % 4).astype(float))
+    assert ds.load_raw(f"npz:{whole}").train_y.dtype == np.int64
+
+
 def test_missing_files_name_the_paths(ds, tmp_path):
     for name in ("svhn", "cifar100", "mnist", "quickdraw"):
         with pytest.raises(FileNotFoundError) as ei:

@@ -86,6 +86,25 @@ def test_search_trains_records_and_resumes(task, sources, tmp_path):
         run_live_search(spec(tmp_path, sources, optimizer="nao"), tmp_path / "run", task_data=task, progress=False)
 
 
+def test_a_search_whose_every_training_fails_reports_no_best(task, sources, tmp_path, monkeypatch):
+    """Failed trainings are stored (status 'failed'), but a search with no success names no
+    "best" architecture: RunError, and the CLI exits non-zero."""
+    import nasbench_xfer.harness.train as train
+    from nasbench_xfer.harness.runner import RunError
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom: this network cannot be built")
+
+    monkeypatch.setattr(train, "_build_counted", broken)
+    s = spec(tmp_path, sources, budget=2)
+    with pytest.raises(RunError, match="none of the search's 2 evaluations succeeded"):
+        run_live_search(s, tmp_path / "run", task_data=task, progress=False)
+    assert not (tmp_path / "run" / "best_arch.json").exists()
+    with Store.open(s.store) as st:
+        ev = st.evaluations("qd")
+    assert len(ev) == 2 and all(x.startswith("failed: ") and "boom" in x for x in ev["status"])
+
+
 def test_xfernas_warm_start_uses_the_sources(task, sources, tmp_path):
     s = spec(tmp_path, sources, optimizer="xfernas", budget=2, parallel=2,
              options={"epochs": 2, "min_steps": 20, "refit_every": 10})

@@ -78,9 +78,13 @@ def search_cmd(dataset, data_root, task, protocol, optimizer, sources, source_si
             ex.close()
     click.echo(f"{summary['evaluations']} evaluations ({summary['trained_now']} trained now, "
                f"{summary['from_store']} from {store}), {summary['train_seconds'] / 3600:.3f} h of training; "
-               f"best val {summary['best_val_metric']:.4f} (test {summary['best_test_metric']:.4f})")
+               f"best val {_fmt(summary['best_val_metric'])} (test {_fmt(summary['best_test_metric'])})")
     with open(f"{out}/best_arch.json") as fh:
         click.echo(json.dumps(json.loads(fh.read())))
+
+
+def _fmt(x: float | None) -> str:
+    return "none" if x is None else f"{x:.4f}"
 
 
 def register(cli: click.Group) -> None:
