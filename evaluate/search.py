@@ -224,6 +224,31 @@ def _run_file(out: Path, optimizer: str, seed: int) -> Path:
     return out / "runs" / f"{safe}__seed{seed}.csv"
 
 
+def run_file_problem(path: Path, optimizer: str, seed: int, budget: int) -> str | None:
+    """Why the run file of a finished search cannot be used (None if it can): unreadable, the
+    wrong search's, columns missing, or not one row per evaluation 1..budget with a value.
+    Run files are written whole (a temporary file renamed), so a damaged one was cut or edited
+    by hand; ``compare`` runs that search again."""
+    try:
+        traj = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        return f"unreadable ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+    missing = {"optimizer", "seed", "step", "hash", "val_metric"} - set(traj.columns)
+    if missing:
+        return f"no column(s) {', '.join(sorted(missing))}"
+    if set(traj["optimizer"].astype(str)) != {optimizer} or set(traj["seed"].tolist()) != {seed}:
+        return f"holds another search than {optimizer} seed {seed}"
+    steps = pd.to_numeric(traj["step"], errors="coerce")
+    if steps.tolist() != list(range(1, budget + 1)):
+        return f"{int(steps.notna().sum())} of its {budget} evaluations, or not in order"
+    if traj[["hash", "val_metric"]].isna().any().any():
+        return "evaluations without a value (a row cut short)"
+    complete = traj.iloc[:-1].notna().all()
+    if len(traj) > 1 and traj.iloc[-1][complete[complete].index].isna().any():
+        return "its last row is cut short"
+    return None
+
+
 def _job(spec_dict: dict[str, Any], optimizer: str, seed: int, path: str) -> tuple[str, pd.DataFrame]:
     """One search, wherever it runs; its trajectory comes back to the driver, which writes ``path``."""
     import torch
@@ -282,8 +307,16 @@ def compare(spec: SearchSpec, out: str | os.PathLike, *, jobs: int = 1, progress
     # the folder's optimizers: those it held before (a resume may run a subset) and these
     every = list(dict.fromkeys([*resumed, *spec.optimizers]))
     write_json_atomic(spec_file, {**spec_dict, "optimizers": every, "data": data, "package_version": __version__})
-    todo = [(spec_dict, o, s, str(_run_file(out, o, s))) for o in spec.optimizers for s in spec.seeds
-            if not _run_file(out, o, s).exists()]
+    todo = []
+    for o in spec.optimizers:
+        for s in spec.seeds:
+            path = _run_file(out, o, s)
+            if path.exists():
+                problem = run_file_problem(path, o, s, spec.budget)
+                if problem is None:
+                    continue
+                get_logger(__name__).warning(f"{path} is damaged ({problem}): running {o} seed {s} again")
+            todo.append((spec_dict, o, s, str(path)))
     total = len(spec.optimizers) * len(spec.seeds) * spec.budget  # progress in evaluations, as each search ends
     run_jobs(_job, todo, workers=jobs, executor=executor, on_done=_write_run, describe=lambda a: f"{a[1]} seed {a[2]}",
              progress=dict(total=total, initial=total - len(todo) * spec.budget, desc="evaluations", unit="eval")

@@ -560,6 +560,39 @@ def test_compare_refuses_to_resume_on_changed_data_or_a_torn_spec(store_path, tm
         compare(s, out, progress=False)
 
 
+def test_compare_runs_a_damaged_run_file_again(store_path, tmp_path, caplog):
+    """A run file cut short, cut inside a row, emptied, garbled or another search's is not taken
+    as a finished search: the rerun names it and runs that search again (the same architectures)."""
+    import logging
+
+    s = spec(store_path, optimizers=["random"], seeds=[0, 1], budget=5)
+    out = tmp_path / "cmp"
+    compare(s, out, progress=False)
+    run0, run1 = out / "runs" / "random__seed0.csv", out / "runs" / "random__seed1.csv"
+    good = run0.read_text()
+    archs = pd.read_csv(run0)["hash"].tolist()
+    lines = good.splitlines(keepends=True)
+    damage = {"cut": ("".join(lines[:3]), "2 of its 5 evaluations"),
+              "mid-row": (good[: good.rindex(",random,") + 8], "its last row is cut short"),
+              "mid-spec": (good[: len(good) - len(lines[-1]) // 2], "unreadable (ParserError"),
+              "empty": ("", "unreadable (EmptyDataError"),
+              "garbage": ("x,y\n1,2\n", "no column(s) hash, optimizer, seed, step, val_metric"),
+              "other seed": (run1.read_text(), "holds another search than random seed 0")}
+    for what, (text, problem) in damage.items():
+        run0.write_text(text)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nasbench_xfer"):
+            res = compare(s, out, progress=False)
+        assert f"random__seed0.csv is damaged ({problem}" in caplog.text, what
+        assert "running random seed 0 again" in caplog.text
+        assert pd.read_csv(run0)["hash"].tolist() == archs, what  # the same search again
+        assert len(res["trajectories"]) == 10
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nasbench_xfer"):
+        compare(s, out, progress=False)  # intact: nothing run again
+    assert "damaged" not in caplog.text
+
+
 @pytest.mark.parametrize("size", [-1, 0])
 def test_compare_rejects_a_non_positive_source_size(store_path, tmp_path, size):
     with pytest.raises(OptimizerError, match=f"source size must be a positive number .* got {size}"):
