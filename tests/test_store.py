@@ -278,6 +278,45 @@ def test_lock_message_names_the_holder_this_process_or_another(tmp_path):
         assert again.num_evaluations("cifar10") == 2
 
 
+def test_a_store_that_lost_a_whole_task_is_refused_on_open(tmp_path):
+    """A task group deleted outside nasbench_xfer (its digests remain) is named on every open,
+    not silently left out of ``tasks`` (and of a search's default sources); validate still
+    reports it in full."""
+    from click.testing import CliRunner
+
+    from nasbench_xfer.cli.main import cli
+
+    path = tmp_path / "s.h5"
+    st, archs = _make(path, n=3)
+    st.add_task("other", dataset="d")
+    st.append("other", [dict(arch=archs[0], val_metric=0.5)])
+    st.close()
+    with h5py.File(path, "a") as f:
+        del f["tasks/other"]
+    before = path.read_bytes()
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError, match=r"damaged store: task\(s\) other listed in its checksums but "
+                                             r"missing from the file; run `nasbench-xfer validate"):
+            Store.open(path, mode)
+    with Store.open(path, for_validation=True) as st:
+        assert st.tasks == ["cifar10"]
+        assert "/tasks/other: listed in the checksums but missing from the file" in st.validate()
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code != 0 and "/tasks/other: listed in the checksums but missing" in result.output
+    result = CliRunner().invoke(cli, ["export", str(path), "-o", str(tmp_path / "x.csv")])
+    assert result.exit_code != 0 and "task(s) other listed in its checksums" in result.output
+    assert not (tmp_path / "x.csv").exists() and path.read_bytes() == before
+    with pytest.raises(StoreError, match="read-only"):
+        Store.open(path, "a", for_validation=True)
+
+
+def test_a_pipe_is_not_opened_as_a_store(tmp_path):
+    fifo = tmp_path / "f.h5"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="is not a regular file"):
+        Store.open(fifo)  # h5py would block on it
+
+
 def test_overwrite_never_replaces_a_store_being_written(tmp_path):
     st, _ = _make(tmp_path / "s.h5", n=3)
     with pytest.raises(StoreError, match="being written by another writer in this process"):

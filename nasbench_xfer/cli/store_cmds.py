@@ -185,7 +185,7 @@ def validate_cmd(stores: tuple[str, ...], quick: bool) -> None:
         notes: list[str] = []
         n = ntasks = 0
         try:
-            with Store.open(path) as st:
+            with Store.open(path, for_validation=True) as st:
                 problems = st.validate(full=not quick, notes=notes)
                 if not problems:
                     n = sum(st.num_evaluations(t) for t in st.tasks)

@@ -54,6 +54,17 @@ def _objects(f: h5py.File) -> list[tuple[str, Any]]:
 
 
 
+def _lost_tasks(f: h5py.File) -> list[str]:
+    """Tasks whose group the stored digests list but the file lacks (a task deleted outside
+    nasbench_xfer): cheap enough for every open, unlike the full check of ``validate``."""
+    try:
+        ck = _jload(f.attrs.get(CHECKSUM_ATTR))
+        listed = {n.split("/")[2] for n in ck["attrs"] if n.startswith("/tasks/") and n.count("/") == 2}
+    except Exception:  # noqa: BLE001 - no or damaged digests: validate reports them
+        return []
+    return sorted(t for t in listed if t not in f["tasks"])
+
+
 def _write_checksums(f: h5py.File, *, full: bool = False) -> None:
     """Refresh the root attribute :data:`CHECKSUM_ATTR` before a commit.
 

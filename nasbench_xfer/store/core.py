@@ -17,7 +17,7 @@ import numpy as np
 from .. import __version__
 from ..space import SearchSpace, SpaceError, get_space
 from . import journal, locking
-from .checksums import _write_checksums
+from .checksums import _lost_tasks, _write_checksums
 from .locking import output_path, real_path
 from .maintenance import MaintenanceMixin
 from .reading import ReadingMixin
@@ -42,9 +42,10 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
     when requested.
     """
 
-    def __init__(self, path: Path, mode: str, _lock_fd: int | None = None):
+    def __init__(self, path: Path, mode: str, _lock_fd: int | None = None, _for_validation: bool = False):
         self.path = real_path(path)
         self.mode = mode
+        self._for_validation = _for_validation
         self._lock_fd: int | None = _lock_fd
         self._h5: h5py.File | None = None
         self._tx: h5py.File | None = None  # the writable copy during a commit
@@ -75,23 +76,30 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
 
     # ------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r") -> Store:
-        """Open an existing store, read-only (``"r"``) or for appending (``"a"``)."""
+    def open(cls, path: str | os.PathLike, mode: str = "r", *, for_validation: bool = False) -> Store:
+        """Open an existing store, read-only (``"r"``) or for appending (``"a"``).
+
+        ``for_validation`` (read-only) skips the check on open that refuses a store which lost a
+        whole task, so that :meth:`validate` can report everything else about it too."""
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
+        if for_validation and mode != "r":
+            raise StoreError("for_validation opens a store read-only (mode 'r')")
         given = Path(path)
         path = real_path(given)
         if not path.exists():
             raise StoreError(f"no store at {given}")
         if path.is_dir():
             raise StoreError(f"{given} is a directory, not a store file")
+        if not path.is_file():  # a FIFO or device: h5py would block reading it
+            raise StoreError(f"{given} is not a regular file (a pipe or device?), not a store file")
         if mode == "a":
             links = path.stat().st_nlink
             if links > 1:
                 raise StoreError(f"{path} has {links} hard links; a write replaces the file, so the "
                                  f"other links would keep the old version. Copy the store "
                                  f"(cp {path} NEW) and write the copy")
-        return cls(path, mode)
+        return cls(path, mode, _for_validation=for_validation)
 
     @classmethod
     def create(cls, path: str | os.PathLike, space: SearchSpace, *, overwrite: bool = False,
@@ -213,6 +221,11 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
             for name in ("space", "space/tokens", "space/hash", "space/spec", "tasks"):
                 if name not in f:
                     raise StoreError(f"{self.path}: damaged store, missing /{name}")
+            lost = [] if self._for_validation else _lost_tasks(f)
+            if lost:
+                raise StoreError(f"{self.path}: damaged store: task(s) {', '.join(lost)} listed in its "
+                                 f"checksums but missing from the file; run `nasbench-xfer validate "
+                                 f"{self.path}` for a full report")
             g = f["space"]
             try:
                 self.space = get_space(str(g.attrs["name"]), _jload(g.attrs["config"], {}))
