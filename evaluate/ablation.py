@@ -251,7 +251,15 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
     rows: list[dict] = []
     lines = results.read_text().splitlines() if results.exists() else []
     if len([line for line in lines if line.strip()]) > 1:  # a header alone holds no results: start over
-        first = json.loads(lines[0])
+        try:
+            first = json.loads(lines[0])
+        except json.JSONDecodeError as exc:
+            first, why = None, f"not JSON ({exc})"
+        else:
+            why = "not an ablation header (a JSON object with the spec)"
+        if not isinstance(first, dict) or not isinstance(first.get("spec", {}), dict):
+            raise ValueError(f"{results}: line 1 is {why}: the file is damaged; use a new output "
+                             f"location (or remove the file to start over)")
         old_spec = first.get("spec") or {}
         # more splits extend an ablation (split k is seeded by k alone, so the first ones are the
         # same); fewer would silently drop results
@@ -262,11 +270,7 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
             raise ValueError(f"{results} holds results of predictor {spec.predictor!r} as implemented by "
                              f"{made_by}; that name now means {header['implementation']}: use a new "
                              f"output location")
-        for line in lines[1:]:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:  # a line torn by an interruption
-                continue
+        for r in _result_rows(lines, results):
             done.add((r["source_size"], r["target_size"], r["split"]))
             rows.append(r)
         tmp = results.with_name(results.name + ".tmp")  # drop any torn tail, atomically
@@ -306,17 +310,30 @@ def run_ablation(spec: AblationSpec, results: str | os.PathLike, *, jobs: int = 
 def load_results(path: str | os.PathLike) -> pd.DataFrame:
     """The per-split rows of an ablation's ``runs.jsonl`` (its header line skipped; a last line
     torn by an interrupted ablation is skipped, as the ablation itself does when it resumes)."""
-    lines = [(i, line) for i, line in enumerate(Path(path).read_text().splitlines()[1:], start=2)
-             if line.strip()]
+    return pd.DataFrame(_result_rows(Path(path).read_text().splitlines(), path))
+
+
+_CELL_KEYS = ("source_size", "target_size", "split")
+
+
+def _result_rows(lines: list[str], path: str | os.PathLike) -> list[dict]:
+    """The result rows of a ``runs.jsonl`` read as ``lines`` (line 1, the header, skipped).  A
+    last line torn by an interruption is skipped; any other line that is not a result (JSON
+    object naming its cell) is damage: ValueError naming the file and line."""
+    numbered = [(i, line) for i, line in enumerate(lines[1:], start=2) if line.strip()]
     rows = []
-    for k, (i, line) in enumerate(lines):
+    for k, (i, line) in enumerate(numbered):
         try:
-            rows.append(json.loads(line))
+            r = json.loads(line)
         except json.JSONDecodeError as exc:
-            if k == len(lines) - 1:
+            if k == len(numbered) - 1:
                 continue
-            raise ValueError(f"{path}: line {i} is not JSON ({exc})") from None
-    return pd.DataFrame(rows)
+            raise ValueError(f"{path}: line {i} is not JSON ({exc}): the file is damaged") from None
+        if not isinstance(r, dict) or any(c not in r for c in _CELL_KEYS):
+            raise ValueError(f"{path}: line {i} is not an ablation result (a JSON object with "
+                             f"{', '.join(_CELL_KEYS)}): the file is damaged")
+        rows.append(r)
+    return rows
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

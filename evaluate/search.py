@@ -409,15 +409,24 @@ def read_trajectories(folder: str | os.PathLike) -> pd.DataFrame:
     ValueError naming the folder when it has neither or they lack the columns every summary reads."""
     d = Path(folder)
     pq, csv = d / "trajectories.parquet", d / "trajectories.csv"
-    if pq.exists():
-        traj = pd.read_parquet(pq)
-    elif csv.exists():
-        traj = pd.read_csv(csv)
-    else:
+    src = pq if pq.exists() else csv
+    if not src.exists():
         raise ValueError(f"{d} is not a compare output folder (no trajectories.parquet or .csv)")
+    try:
+        traj = pd.read_parquet(src) if src is pq else pd.read_csv(src)
+    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many kinds on a damaged file
+        raise ValueError(f"{src} cannot be read, damaged? ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
     missing = {"optimizer", "seed", "step", "regret"} - set(traj.columns)
     if missing:
-        raise ValueError(f"{d}: trajectories lack the column(s) {', '.join(sorted(missing))}")
+        raise ValueError(f"{src}: trajectories lack the column(s) {', '.join(sorted(missing))}")
+    for col in ("seed", "step", "regret"):  # a missing regret is allowed, a missing seed or step is not
+        bad = pd.to_numeric(traj[col], errors="coerce").isna().to_numpy()
+        if col == "regret":
+            bad = bad & traj[col].notna().to_numpy()
+        if bad.any():
+            raise ValueError(f"{src}: column {col!r} has a value that is not a number (first in data "
+                             f"row {int(np.flatnonzero(bad)[0]) + 1}): the file is damaged")
     return traj
 
 

@@ -181,6 +181,27 @@ def test_ablation_cli_bad_input(store_path, tmp_path, args, message):
     assert not (tmp_path / "x").exists()
 
 
+def test_ablation_resume_names_a_damaged_results_file(store_path, tmp_path):
+    """A damaged header or result line (not the torn last line of an interruption) is named,
+    file and line, by the resume and by the readers: no traceback, no silently recomputed cell."""
+    base = ["ablation", "-s", str(store_path), "-t", "target", "--predictor", "ridge", "--source-sizes", "0,20",
+            "--target-sizes", "0,20", "--splits", "2", "--holdout", "30", "-j", "1"]
+    out = tmp_path / "abl"
+    assert CliRunner().invoke(cli, base + ["-o", str(out)]).exit_code == 0
+    good = (out / "runs.jsonl").read_text().splitlines()
+    cases = {"list header": (["[1, 2]", *good[1:]], "line 1 is not an ablation header"),
+             "text header": (["{spec: 1}", *good[1:]], "line 1 is not JSON"),
+             "foreign row": ([good[0], '{"foo": 1}', *good[2:]], "line 2 is not an ablation result"),
+             "torn middle": ([good[0], good[1][:20], *good[2:]], "line 2 is not JSON")}
+    for what, (lines, message) in cases.items():
+        (out / "runs.jsonl").write_text("\n".join(lines) + "\n")
+        r = CliRunner().invoke(cli, base + ["-o", str(out)])
+        assert r.exit_code == 1 and message in r.output and "runs.jsonl" in r.output, (what, r.output)
+        assert "Traceback" not in r.output and (out / "runs.jsonl").read_text() == "\n".join(lines) + "\n"
+    r = CliRunner().invoke(cli, ["figure3", str(out), "-o", str(tmp_path / "fig")])
+    assert r.exit_code == 1 and "line 2 is not JSON" in r.output
+
+
 def test_ablation_results_with_a_torn_last_line_still_read_and_a_header_alone_is_no_result(store_path, tmp_path):
     base = ["ablation", "-s", str(store_path), "-t", "target", "--predictor", "ridge", "--source-sizes", "0,20",
             "--target-sizes", "0,20", "--splits", "2", "--holdout", "30", "-j", "1"]

@@ -593,6 +593,21 @@ def test_compare_runs_a_damaged_run_file_again(store_path, tmp_path, caplog):
     assert "damaged" not in caplog.text
 
 
+def test_replot_and_aggregate_name_a_damaged_trajectories_file(store_path, tmp_path):
+    s = spec(store_path, optimizers=["random"], seeds=[0], budget=5)
+    out = tmp_path / "cmp"
+    compare(s, out, progress=False)
+    (out / "trajectories.parquet").unlink()
+    good = (out / "trajectories.csv").read_text()
+    for text, message in ((good + "garbage,,,\n", "column 'seed' has a value that is not a number (first in "
+                                                   "data row 6): the file is damaged"),
+                          ("", "trajectories.csv cannot be read, damaged? (EmptyDataError")):
+        (out / "trajectories.csv").write_text(text)
+        for args in (["replot", str(out)], ["aggregate", str(out), "--focus", "random", "-o", str(tmp_path / "g")]):
+            r = CliRunner().invoke(cli, args)
+            assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (args, r.output)
+
+
 @pytest.mark.parametrize("size", [-1, 0])
 def test_compare_rejects_a_non_positive_source_size(store_path, tmp_path, size):
     with pytest.raises(OptimizerError, match=f"source size must be a positive number .* got {size}"):

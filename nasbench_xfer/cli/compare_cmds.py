@@ -110,7 +110,7 @@ def replot_cmd(dirs):
     for d in dirs:
         try:
             written = replot_comparison(d)
-        except OptimizerError as exc:
+        except (OptimizerError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{d}: " + ", ".join(p.name for p in written))
 
