@@ -206,6 +206,33 @@ def test_a_journal_already_folded_is_never_applied_twice(tmp_path):
     assert not _journal(path).exists()
 
 
+def test_a_journal_of_another_version_is_kept_aside_not_deleted(tmp_path, caplog):
+    """A journal copied beside another version of the file (a store restored or replaced by
+    hand) is not called "already folded": its rows are in no file.  validate says so, and the
+    next writer moves it aside (with a warning) instead of deleting it."""
+    import logging
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    archs = _make(a)
+    _make(b)
+    with Store.open(b, "a") as st:
+        st.append("cifar10", _records(archs[6:10], seed=1))
+        foreign = _journal(b).read_bytes()
+    _journal(a).write_bytes(foreign)
+    with Store.open(a) as st:
+        notes: list[str] = []
+        assert st.validate(notes=notes) == [] and st.num_evaluations("cifar10") == 6
+        note = next(n for n in notes if "journal" in n)
+        assert "extends another version of this file" in note
+        assert "1 append(s) are not read" in note and "already folded" not in note
+    with caplog.at_level(logging.WARNING, logger="nasbench_xfer"):
+        Store.open(a, "a").close()
+    assert not _journal(a).exists()
+    kept = list(tmp_path.glob("a.h5.journal.orphan-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == foreign
+    assert "may be in no file, so it was kept aside as a.h5.journal.orphan-" in caplog.text
+
+
 def test_replacing_commands_drop_the_journal_and_merge_reads_it(tmp_path):
     from nasbench_xfer.importers import import_csv
 

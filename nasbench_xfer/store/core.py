@@ -15,13 +15,14 @@ import h5py
 import numpy as np
 
 from .. import __version__
+from ..logs import get_logger
 from ..space import SearchSpace, SpaceError, get_space
 from . import journal, locking
 from .checksums import _lost_tasks, _write_checksums
 from .locking import output_path, real_path
 from .maintenance import MaintenanceMixin
 from .reading import ReadingMixin
-from .schema import FORMAT, GENERATION_ATTR, SCHEMA_VERSION, StoreError, _jload, fill_empty
+from .schema import FORMAT, GENERATION_ATTR, PARENT_ATTR, SCHEMA_VERSION, StoreError, _jload, fill_empty
 from .writing import WritingMixin
 
 
@@ -55,6 +56,7 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
         self.space: SearchSpace
         # the append journal (see .journal): what it holds, its rows, and the writer's handle
         self._generation = ""
+        self._parent_generation: str | None = None
         self._jscan = journal.Scan()
         self._overlay = journal.EMPTY
         self._journal_problem: str | None = None
@@ -280,10 +282,14 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
         self._overlay = journal.EMPTY
         self._journal_problem = None
         try:
-            gen = self._h5.attrs.get(GENERATION_ATTR, "") if self._h5 is not None else ""
+            attrs = self._h5.attrs if self._h5 is not None else {}
+            gen, parent = attrs.get(GENERATION_ATTR, ""), attrs.get(PARENT_ATTR, None)
             self._generation = gen.decode() if isinstance(gen, bytes) else str(gen)
+            self._parent_generation = (parent.decode() if isinstance(parent, bytes) else
+                                       None if parent is None else str(parent))
         except Exception as exc:  # a damaged attribute: validate's checksum pass reports it
             self._generation = "\0unreadable"
+            self._parent_generation = None
             if scan.exists:
                 self._journal_problem = (f"the file's {GENERATION_ATTR} attribute cannot be read "
                                          f"({exc.__class__.__name__}), so the journal cannot be matched")
@@ -308,13 +314,33 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
             self._journal_problem = scan.damage
         self._overlay = ov
 
-    def _clear_stale_journal(self) -> None:
-        """(writer, under the lock) Remove a journal that a commit has already folded in (its
-        writer was killed before removing it) or whose header a killed writer left torn."""
+    def _journal_folded(self) -> bool:
+        """Whether the journal beside the file, which does not extend it, was folded into it:
+        it extends the generation this file's commit replaced (its writer was killed before
+        removing it).  A header a killed writer left torn holds nothing either."""
         scan = self._jscan
-        if scan.exists and scan.base != self._generation and not (scan.base is None and scan.damage):
+        return scan.base == self._parent_generation or (scan.base is None and not scan.records)
+
+    def _clear_stale_journal(self) -> None:
+        """(writer, under the lock) Remove a journal that a commit has already folded in, or
+        whose header a killed writer left torn.  A journal of another version of the file
+        (copied or restored beside it by hand; or any, beside a file written before parents
+        were recorded) is kept aside as ``STORE.journal.orphan-<generation>`` with a warning:
+        its rows may be in no file."""
+        scan = self._jscan
+        if not scan.exists or scan.base == self._generation or (scan.base is None and scan.damage):
+            return
+        if self._journal_folded():
             journal.remove(self.path)
-            self._jscan = journal.Scan()
+        else:
+            where = journal.journal_path(self.path)
+            aside = where.with_name(f"{where.name}.orphan-{scan.base or 'unknown'}")
+            os.replace(where, aside)
+            get_logger(__name__).warning(
+                f"{where} extends another version of {self.path.name} (generation {scan.base}; this "
+                f"file is {self._generation}): its {len(scan.records)} append(s) may be in no file, so it "
+                f"was kept aside as {aside.name}")
+        self._jscan = journal.Scan()
 
     def _close_journal_writer(self) -> None:
         if self._jw is not None:

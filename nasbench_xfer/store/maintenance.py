@@ -68,8 +68,16 @@ class MaintenanceMixin(StoreState):
         if not scan.exists:
             return
         if scan.base != self._generation and self._journal_problem is None:
-            notes.append(f"{where} was already folded into the store (a writer was killed before "
-                         f"removing it); it is ignored and the next writer removes it")
+            if self._journal_folded():
+                notes.append(f"{where} was already folded into the store (a writer was killed before "
+                             f"removing it); it is ignored and the next writer removes it")
+            else:
+                notes.append(f"{where} extends another version of this file (generation {scan.base}, "
+                             f"the file is {self._generation}"
+                             + ("" if self._parent_generation is None else
+                                f", committed over {self._parent_generation}")
+                             + f"): its {len(scan.records)} append(s) are not read, and may be in no "
+                             f"file; the next writer keeps it aside as {where.name}.orphan-{scan.base}")
             return
         if self._journal_problem is not None:
             problems.append(f"{where}: damaged journal: {self._journal_problem}")

@@ -46,6 +46,8 @@ _STR = h5py.string_dtype("utf-8")
 CHECKSUM_ATTR = "nbx_checksums"
 #: root attribute: random token written by every commit; the journal names the one it extends
 GENERATION_ATTR = "nbx_generation"
+#: the generation a commit replaced: a journal that names it was folded into this file
+PARENT_ATTR = "nbx_parent_generation"
 #: creation options of every dataset: fletcher32 checksums on each chunk
 _CK = {"fletcher32": True}
 #: what h5py and numpy raise on damaged files/attributes (turned into StoreError)

@@ -22,6 +22,7 @@ from .schema import (
     _CK,
     EVAL_COLUMNS,
     GENERATION_ATTR,
+    PARENT_ATTR,
     StoreError,
     _as_curve,
     _as_float,
@@ -109,6 +110,7 @@ class WritingMixin(StoreState):
     def _finalize(self, f: h5py.File) -> None:
         """Refresh derived data before a commit: the dense lookup map, then the checksums."""
         self._refresh_dense_map(f)
+        f.attrs[PARENT_ATTR] = f.attrs.get(GENERATION_ATTR, "")  # the journal on it is folded in here
         f.attrs[GENERATION_ATTR] = new_generation()
         _write_checksums(f)
 
