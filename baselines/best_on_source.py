@@ -16,6 +16,8 @@ Two variants:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from nasbench_xfer.baselines.probe import DEFAULT_PROBES, most_similar, rank_agreement
@@ -41,6 +43,11 @@ class BestOnSource(Optimizer):
         self.n_probes = int(n_probes)
         if source is not None:
             self.uses_probe = False  # the source is given: nothing to characterise
+
+    def check_tasks(self, target: str, sources: Sequence[str]) -> None:
+        if self.source is not None and self.source not in sources:
+            raise OptimizerError(f"{self.name}: source {self.source!r} is not among the sources "
+                                 f"({', '.join(sources) or 'none'})")
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)

@@ -48,7 +48,7 @@ import pandas as pd
 from nasbench_xfer.evaluate.runs import derive_seed, make_output_folder, new_figure, save_figure, write_json_atomic
 from nasbench_xfer.optimizer import OptimizerError, SearchContext, make_optimizer
 from nasbench_xfer.oracle import LiveOracle, load_task_data
-from nasbench_xfer.store import Store, StoreError
+from nasbench_xfer.store import Store, StoreError, check_task_name
 
 
 @dataclass
@@ -128,6 +128,7 @@ def run_live_search(spec: LiveSearchSpec, out: str | os.PathLike, *, device: str
         except (FileNotFoundError, ValueError) as exc:
             raise OptimizerError(str(exc)) from None
     target = spec.task or task_data.name
+    check_task_name(target)  # before the store is created
     knowledge, info, probes, table = _sources(spec, protocol.num_blocks)
     if target in knowledge:
         raise OptimizerError(f"the target task {target!r} is also a source; name the target --task differently")

@@ -73,8 +73,8 @@ def check_spec(spec: SearchSpec, resumed: Sequence[str] = ()) -> None:
     for name in spec.optimizers:
         get_optimizer_class(name)  # an unknown name fails here, before any search runs
     options = resolve_option_groups(spec.optimizers, spec.options, resumed)  # labels distinct, no stray group
-    for name in spec.optimizers:  # every option checked by building each optimizer once
-        make_optimizer(name, **options.get(name, {}))
+    built = [make_optimizer(name, **options.get(name, {}))  # every option checked by building each once
+             for name in spec.optimizers]
     if spec.budget < 1:
         raise OptimizerError(f"budget must be at least 1, got {spec.budget}")
     if spec.source_size is not None and (not isinstance(spec.source_size, int) or spec.source_size < 1):
@@ -89,6 +89,8 @@ def check_spec(spec: SearchSpec, resumed: Sequence[str] = ()) -> None:
                 raise StoreError(f"source task {s!r} is not in {spec.store} (tasks: {', '.join(tasks)})")
         if spec.target in spec.sources:
             raise OptimizerError(f"the target {spec.target!r} cannot also be a source")
+        for opt in built:
+            opt.check_tasks(spec.target, list(spec.sources))
         if not isinstance(st, SurrogateView):
             TabularOracle(st, spec.target, spec.budget)  # budget vs pool
 

@@ -118,6 +118,11 @@ class Optimizer(ABC):
     #: architectures asked for and still being evaluated (asynchronous batches), by hash
     pending: dict[str, Hashable]
 
+    def check_tasks(self, target: str, sources: Sequence[str]) -> None:  # noqa: B027 - an optional hook
+        """Refuse (OptimizerError) options that name tasks the search does not have; called
+        before any search runs, so that such a typo fails at once rather than in every job.
+        The default checks nothing."""
+
     def setup(self, ctx: SearchContext) -> None:
         self.ctx = ctx
         self.evaluated = {}

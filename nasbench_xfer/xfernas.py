@@ -110,9 +110,9 @@ class SurrogateSearch(Optimizer):
         if (isinstance(phase1_step, (bool, np.bool_)) or not isinstance(phase1_step, (int, float, np.number))
                 or not phase1_step > 0):
             raise OptimizerError(f"phase1_step must be a number > 0, got {phase1_step!r}")
-        if step_sizes is not None and (isinstance(step_sizes, (str, bytes)) or not all(
+        if step_sizes is not None and (isinstance(step_sizes, (str, bytes)) or not len(step_sizes) or not all(
                 isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and x > 0 for x in step_sizes)):
-            raise OptimizerError(f"step_sizes must be a list of numbers > 0, got {step_sizes!r}")
+            raise OptimizerError(f"step_sizes must be a non-empty list of numbers > 0, got {step_sizes!r}")
         if predictor_options:
             from .predictor.model import PredictorConfig
 

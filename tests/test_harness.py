@@ -334,6 +334,11 @@ def test_train_cli(tmp_path):
     res = CliRunner().invoke(cli, ["train", str(store), "-d", "quickdraw", "--data", str(SHARED), "-p", "smoke",
                                    "-a", "xfernasnet", "--devices", "cpu,cuda:7", "--dry-run"])
     assert res.exit_code != 0 and "cuda:7" in res.output
+    for extra in ([], ["--dry-run"]):  # a task name the store cannot take: refused before anything is written
+        res = CliRunner().invoke(cli, ["train", str(tmp_path / "t.h5"), "-d", "quickdraw", "--data", str(SHARED),
+                                       "-p", "smoke", "-a", "xfernasnet", "--device", "cpu", "-t", "a/b", *extra])
+        assert res.exit_code != 0 and "invalid task name 'a/b'" in res.output, res.output
+        assert not list(tmp_path.glob("t.h5*"))
 
 
 def test_quiet_and_verbose_through_logging(tmp_path):

@@ -306,6 +306,7 @@ def test_bad_input_fails_before_anything_trains(task, sources, tmp_path):
 
     qd = ["-d", "quickdraw", "--data-root", str(SHARED)]
     fails(["-d", "nosuchdata", "--data-root", str(SHARED)], "nosuchdata")
+    fails([*qd, "-t", "a/b"], "invalid task name 'a/b'")
     fails(["-d", "mnist", "--data-root", str(tmp_path / "nowhere")], str(tmp_path / "nowhere"))
     # a protocol whose B differs from the source store's architectures (B=5)
     register_protocol(get_protocol("smoke").replace(name="smoke-b3", num_blocks=3))

@@ -217,6 +217,9 @@ def test_compare_writes_resumes_and_summarises(store_path, tmp_path):
     (["-O", "nasbench_xfer.baselines.tapas:TapasLike", "--option", "tapas.n_probes=1"],
      "n_probes must be an integer >= 2, got 1"),
     (["--sources", ","], "--sources ',' names no task"),
+    (["-O", "xfernas", "--option", "xfernas.step_sizes=[]"], "step_sizes must be a non-empty list of numbers > 0"),
+    (["-O", "best-on-source", "--option", "best-on-source.source=mars"],
+     "best-on-source: source 'mars' is not among the sources (far, near)"),
     (["--executor-option", "workers=abc"], "executor 'local' with options {'workers': 'abc'}"),
 ])
 def test_compare_cli_bad_input(store_path, tmp_path, args, message):

@@ -427,6 +427,12 @@ def run(store: str | Path, dataset: str, archs: Sequence[NASNetArch], protocol: 
         except (FileNotFoundError, ValueError) as exc:
             raise RunError(str(exc)) from None
     task_name = task_name or task_data.name
+    from ..store import StoreError, check_task_name
+
+    try:
+        check_task_name(task_name)
+    except StoreError as exc:
+        raise RunError(str(exc)) from None
     path = Path(store)
     done = (_stored_keys(path, task_name, task_data, protocol, create) if dry_run
             else _prepare_store(path, task_name, task_data, protocol, create, wait_s))

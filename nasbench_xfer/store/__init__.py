@@ -55,7 +55,16 @@ Package layout (one job per module):
 """
 from .core import Store
 from .locking import lock_holder, output_path, real_path
-from .schema import CHECKSUM_ATTR, EVAL_COLUMNS, FORMAT, SCHEMA_VERSION, StoreError, StoreLocked, provenance
+from .schema import (
+    CHECKSUM_ATTR,
+    EVAL_COLUMNS,
+    FORMAT,
+    SCHEMA_VERSION,
+    StoreError,
+    StoreLocked,
+    check_task_name,
+    provenance,
+)
 
 __all__ = ["CHECKSUM_ATTR", "EVAL_COLUMNS", "FORMAT", "SCHEMA_VERSION", "Store", "StoreError", "StoreLocked",
-           "lock_holder", "output_path", "provenance", "real_path"]
+           "check_task_name", "lock_holder", "output_path", "provenance", "real_path"]

@@ -182,7 +182,8 @@ def _as_curve(value: Any, what: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def _check_task_name(task: str) -> None:
+def check_task_name(task: str) -> None:
+    """StoreError unless ``task`` can name a task of a store (checked before any work starts)."""
     if (not isinstance(task, str) or not task or "/" in task or task.startswith(".")
             or any(ord(ch) < 32 for ch in task)):
         raise StoreError(f"invalid task name {task!r} (non-empty, no '/', no leading '.', "

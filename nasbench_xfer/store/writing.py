@@ -29,9 +29,9 @@ from .schema import (
     _as_int,
     _as_str,
     _check_extra_columns,
-    _check_task_name,
     _jload,
     _missing,
+    check_task_name,
     create_task,
     new_generation,
     normal_protocol,
@@ -142,7 +142,7 @@ class WritingMixin(StoreState):
                  info: Mapping[str, Any] | None = None,
                  extra_columns: Sequence[str] = (), exist_ok: bool = False) -> None:
         """Declare a task (its dataset, metric, protocols, provenance and extra float columns)."""
-        _check_task_name(task)
+        check_task_name(task)
         self._require_writer()
         extra_columns = _check_extra_columns(extra_columns)
         if task in self._f["tasks"]:
