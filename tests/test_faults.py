@@ -860,6 +860,10 @@ def test_cli_bad_input_messages(tmp_path):
             (["transferability", str(store), "--min-shared", "0"], "--min-shared must be at least 2"),
             (["query", str(store), "-t", "cifar10", "--arch", "x", "--hash", "y"], "give --arch or --hash, not both"),
             (["query", str(store), "-t", "cifar10", "--top", "-1"], "--top must be 0 (all) or a positive number"),
+            (["query", str(store), "-t", "cifar10", "--arch", str(tmp_path / "typo.json")],
+             "typo.json': no such file, and not a spec string of the nasnet space"),
+            (["query", str(store), "-t", "cifar10", "--arch", str(tmp_path / "adir")], "adir: a folder; give a spec"),
+            (["query", str(store), "-t", "cifar10", "--arch", "xfernasnet"], "has no evaluation on task 'cifar10'"),
             (["query", str(store), "-t", "cifar10/"], "task 'cifar10/' is not in"),
             (["validate", str(store), str(tmp_path / "adir")], "adir is a directory, not a store file"),
             (["import", "csv", "--csv", str(csv), "--arch-column", "arch", "--task-column", "t=c10", "--sep", "",
@@ -878,6 +882,8 @@ def test_train_cli_bad_input_messages(tmp_path):
     assert r.exit_code == 2 and "-3 is not in the range x>=0" in r.output
     r = runner.invoke(cli, base + ["--lock-timeout", "-1"])
     assert r.exit_code == 2 and "--lock-timeout" in r.output
+    r = runner.invoke(cli, base + ["-a", '[{"conv_dag": {}}]'])
+    assert r.exit_code == 1 and "a JSON list; --arch takes one architecture" in r.output, r.output
     csv = _csv(tmp_path / "fake.npz")
     r = runner.invoke(cli, ["train", str(tmp_path / "t.h5"), "-d", f"npz:{csv}", "-a", "xfernasnet",
                             "-p", "smoke", "--device", "cpu", "--dry-run"])

@@ -215,6 +215,15 @@ def test_bad_input_gives_clear_errors(setup, tmp_path):
     torch.save({"something": 1}, bad)
     with pytest.raises(ValueError, match="not a saved nasbench_xfer predictor"):
         TransferPredictor.load(bad)
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))  # not a torch file at all
+    with pytest.raises(ValueError, match=r"bad.pt is not a saved nasbench_xfer predictor \(TransferPredictor.save\)"
+                       ) as exc:
+        TransferPredictor.load(bad)
+    assert "weights_only" not in str(exc.value)  # torch's advice to load it unsafely is not relayed
+    with pytest.raises(ValueError, match=r"universal_hidden must be a list of layer sizes \(integers\)"):
+        PredictorConfig(universal_hidden="x")
+    with pytest.raises(ValueError, match=r"residual_hidden must be a list of layer sizes"):
+        PredictorConfig(residual_hidden=[64, "x"])
     nao = NAOPredictor(space, device="cpu")
     with pytest.raises(ValueError, match="single task"):
         nao.fit({"a": (held, [1.0, 2.0, 3.0]), "b": (held, [1.0, 2.0, 3.0])})

@@ -4,12 +4,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Hashable
 from pathlib import Path
 
 import click
 import pandas as pd
 
-from ..space import SpaceError
+from ..space import SearchSpace, SpaceError
 from ..store import Store, StoreError
 from ..store.locking import durable_replace, output_path, real_path
 from .params import store_input
@@ -98,14 +99,7 @@ def query_cmd(store: str, task: str, top: int, sort_by: str, arch_spec: str | No
             frame = st.evaluations(task, spec=spec)
             higher = st.task_info(task)["higher_is_better"]
             if arch_spec is not None:
-                text = arch_spec
-                if not arch_spec.lstrip().startswith(("{", "|", "(", "[")):
-                    try:
-                        if Path(arch_spec).is_file():
-                            text = Path(arch_spec).read_text()
-                    except OSError:
-                        pass
-                arch_hash = st.space.hash(st.space.from_string(text))
+                arch_hash = st.space.hash(_arch_from_option(arch_spec, st.space))
         except (StoreError, SpaceError) as exc:
             raise click.ClickException(str(exc)) from None
     if arch_hash is not None:
@@ -250,6 +244,31 @@ def compact_cmd(store: str) -> None:
                    f"{done['rows']} evaluation(s), {done['journal_bytes']} bytes")
     else:
         click.echo(f"{store}: no journal to compact")
+
+
+def _arch_from_option(value: str, space: SearchSpace) -> Hashable:
+    """``--arch``: a spec string of ``space``, a file holding one, or (NASNet) a published name."""
+    if value.lstrip().startswith(("{", "|", "(", "[")):
+        return space.from_string(value)
+    path = Path(value)
+    if path.is_dir():
+        raise SpaceError(f"--arch {value}: a folder; give a spec string of the {space.name} space or a "
+                         f"file holding one")
+    if path.is_file():
+        try:
+            return space.from_string(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpaceError(f"--arch {value}: cannot read the file ({exc})") from None
+    if space.name == "nasnet":
+        from ..space.nasnet import NAMED_ARCHS, named_arch
+
+        if value.lower() in NAMED_ARCHS:
+            return named_arch(value)
+    try:
+        return space.from_string(value)
+    except SpaceError as exc:
+        raise SpaceError(f"--arch {value!r}: no such file, and not a spec string of the {space.name} "
+                         f"space ({exc})") from None
 
 
 def register(cli: click.Group) -> None:

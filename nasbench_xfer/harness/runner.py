@@ -104,6 +104,9 @@ def load_archs(named: Sequence[str] = (), files: Sequence[str | Path] = (), rand
     space = NASNetSpace(num_blocks)
     out: list[NASNetArch] = []
     for s in named:
+        if s.lstrip().startswith("["):
+            raise RunError(f"architecture {s[:60]!r}...: a JSON list; --arch takes one architecture (a name "
+                           f"or one appendix-C object): write the list to a file for --archs-file")
         try:
             out.append(from_json(s) if s.lstrip().startswith("{") else named_arch(s))
         except SpaceError as exc:

@@ -119,8 +119,13 @@ class PredictorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.universal_hidden = tuple(int(h) for h in self.universal_hidden)
-        self.residual_hidden = tuple(int(h) for h in self.residual_hidden)
+        for name in ("universal_hidden", "residual_hidden"):
+            v = getattr(self, name)
+            if (isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple))
+                    or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) for h in v)):
+                raise ValueError(f"PredictorConfig.{name} must be a list of layer sizes (integers), "
+                                 f"e.g. [128, 128] or [] for a linear head; got {v!r}")
+            setattr(self, name, tuple(int(h) for h in v))
         for name in ("emb_size", "hidden_size", "decoder_hidden_size", "epochs", "batch_size",
                      "augment_copies", "min_steps"):
             v = getattr(self, name)

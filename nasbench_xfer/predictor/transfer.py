@@ -610,8 +610,10 @@ class TransferPredictor:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise
-        except Exception as exc:  # unpickling errors of a file that is not ours
-            raise ValueError(f"cannot read a predictor from {path!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - unpickling errors of a file that is not ours
+            # torch's text advises weights_only=False (which runs code from the file): not relayed
+            raise ValueError(f"{path} is not a saved nasbench_xfer predictor (TransferPredictor.save): "
+                             f"torch cannot read it as one ({type(exc).__name__})") from None
         return cls.from_state(state, device=device)
 
 
