@@ -241,7 +241,16 @@ def test_csv_other_space_and_errors(tmp_path):
     bad.write_text(f"arch,c10\n{NB201_A},91\n|none~0|+|none~0|,50\n")
     with pytest.raises(ImporterError, match="line 3: nb201: expected 3 node groups"):
         import_csv(bad, tmp_path / "x.h5", arch_column="arch", task_columns={"t": "c10"})
+    with pytest.raises(ImporterError, match=r"dataset names \(--dataset\) given for task\(s\) \['c100'\] that have "
+                                            r"no metric column \(tasks: t\)"):
+        import_csv(csv, tmp_path / "x.h5", arch_column="arch", task_columns={"t": "c10"}, datasets={"c100": "x"})
+    bad.write_text(f"arch,c10,c10\n{NB201_A},91,12\n")  # which c10 is meant?
+    with pytest.raises(ImporterError, match=r"the header names column\(s\) \['c10'\] more than once"):
+        import_csv(bad, tmp_path / "x.h5", arch_column="arch", task_columns={"t": "c10"})
     assert not (tmp_path / "x.h5").exists()
+    with pytest.raises(StoreError, match="space must be a SearchSpace .* got str 'nb201'"):
+        Store.create(tmp_path / "y.h5", "nb201")
+    assert not list(tmp_path.glob("y.h5*"))  # no store, no lock file
 
 
 # --------------------------------------------------------------------- CLI

@@ -21,6 +21,7 @@ several evaluations of it (``seed`` = its occurrence number 0, 1, ...).
 """
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -71,7 +72,7 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
     """
     t0 = time.perf_counter()
     csv_path = Path(csv_path)
-    test_columns = _check_task_columns(task_columns, test_columns)
+    test_columns = _check_task_columns(task_columns, test_columns, datasets)
     try:
         sp = get_space(space, dict(space_config or {}))
     except (SpaceError, TypeError) as exc:
@@ -117,15 +118,20 @@ def import_csv(csv_path: str | os.PathLike, out: str | os.PathLike, *, arch_colu
     return result
 
 
-def _check_task_columns(task_columns: Mapping[str, str],
-                        test_columns: Mapping[str, str] | None) -> dict[str, str]:
-    """At least one task column, and test columns only for tasks that have one; the test columns."""
+def _check_task_columns(task_columns: Mapping[str, str], test_columns: Mapping[str, str] | None,
+                        datasets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """At least one task column, and test columns and dataset names only for tasks that have one;
+    the test columns."""
     if not task_columns:
         raise ImporterError("give at least one task column (TASK=COLUMN)")
     test_columns = dict(test_columns or {})
     stray = sorted(set(test_columns) - set(task_columns))
     if stray:
         raise ImporterError(f"test columns given for task(s) {stray} that have no metric column")
+    stray = sorted(set(datasets or {}) - set(task_columns))
+    if stray:
+        raise ImporterError(f"dataset names (--dataset) given for task(s) {stray} that have no metric column "
+                            f"(tasks: {', '.join(task_columns)})")
     return test_columns
 
 
@@ -141,6 +147,10 @@ def _read_table(csv_path: Path, sep: str, arch_column: str, needed: Sequence[str
         frame = pd.read_csv(csv_path, sep=sep, dtype={arch_column: str}, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise ImporterError(f"{csv_path}: cannot read CSV: {exc}") from None
+    twice = _repeated_header_names(csv_path, sep, needed)
+    if twice:
+        raise ImporterError(f"{csv_path}: the header names column(s) {twice} more than once: which one is "
+                            f"meant is ambiguous; rename the copies")
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
         raise ImporterError(f"{csv_path}: no column(s) {missing}; the CSV has: {', '.join(map(str, frame.columns))}")
@@ -149,6 +159,20 @@ def _read_table(csv_path: Path, sep: str, arch_column: str, needed: Sequence[str
     if frame.empty:
         raise ImporterError(f"{csv_path}: the CSV has no rows")
     return frame
+
+
+def _repeated_header_names(csv_path: Path, sep: str, needed: Sequence[str]) -> list[str]:
+    """Names of ``needed`` that the CSV's header holds more than once (pandas would silently read
+    the first and rename the others ``NAME.1``...); only for a one-character separator."""
+    if len(sep) != 1:
+        return []
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh, delimiter=sep), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    names = [h.strip() for h in header]
+    return sorted({c for c in needed if names.count(c) > 1})
 
 
 def _parse_archs(frame: pd.DataFrame, arch_column: str, sp, space: str, csv_path: Path) -> list:

@@ -107,6 +107,9 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
     def create(cls, path: str | os.PathLike, space: SearchSpace, *, overwrite: bool = False,
                provenance_info: Mapping[str, Any] | None = None) -> Store:
         """Create an empty store for ``space`` and return it open for appending."""
+        if not isinstance(space, SearchSpace):  # before the lock file: nothing is left behind
+            raise StoreError(f"space must be a SearchSpace (e.g. nasbench_xfer.space.get_space('nb201')), "
+                             f"got {type(space).__name__} {space!r}")
         given = Path(path)
         path = output_path(given, overwrite, error=StoreError)
         # take the writer lock first: never replace a store another process is writing
