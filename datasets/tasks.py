@@ -143,7 +143,9 @@ def _split_standard(raw: RawDataset, rng: np.random.Generator, val_size: int,
     """Standard train/test split: hold ``val_size`` seeded-random training images out for validation."""
     n = len(raw.train_y)
     if not 0 <= val_size < n:
-        raise ValueError(f"{raw.name}: val_size={val_size} must be in [0, {n})")
+        raise ValueError(f"{raw.name}: {n} training images, but the validation split holds {val_size} of them "
+                         f"(val_size, the paper's protocol: 5,000) and training needs at least one more; a "
+                         f"dataset with a standard train/test split needs more than {val_size} training images")
     perm = rng.permutation(n)
     val_idx = np.sort(perm[:val_size])
     train_idx = np.sort(perm[val_size:])
