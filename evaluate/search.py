@@ -232,22 +232,25 @@ def run_file_problem(path: Path, optimizer: str, seed: int, budget: int) -> str 
     Run files are written whole (a temporary file renamed), so a damaged one was cut or edited
     by hand; ``compare`` runs that search again."""
     try:
+        data = path.read_bytes()
+        if not data:
+            return "empty"
+        if not data.endswith(b"\n"):  # every row, the last too, ends with a newline
+            return "its last row is cut short"
         traj = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         return f"unreadable ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
     missing = {"optimizer", "seed", "step", "hash", "val_metric"} - set(traj.columns)
     if missing:
         return f"no column(s) {', '.join(sorted(missing))}"
-    if set(traj["optimizer"].astype(str)) != {optimizer} or set(traj["seed"].tolist()) != {seed}:
-        return f"holds another search than {optimizer} seed {seed}"
+    label = optimizer_label(optimizer)  # how the run file names it (a module:Class by its name)
+    if set(traj["optimizer"].astype(str)) != {label} or set(traj["seed"].tolist()) != {seed}:
+        return f"holds another search than {label} seed {seed}"
     steps = pd.to_numeric(traj["step"], errors="coerce")
     if steps.tolist() != list(range(1, budget + 1)):
         return f"{int(steps.notna().sum())} of its {budget} evaluations, or not in order"
     if traj[["hash", "val_metric"]].isna().any().any():
-        return "evaluations without a value (a row cut short)"
-    complete = traj.iloc[:-1].notna().all()
-    if len(traj) > 1 and traj.iloc[-1][complete[complete].index].isna().any():
-        return "its last row is cut short"
+        return "evaluations without an architecture or a value"
     return None
 
 

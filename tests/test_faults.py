@@ -864,6 +864,7 @@ def test_cli_bad_input_messages(tmp_path):
              "typo.json': no such file, and not a spec string of the nasnet space"),
             (["query", str(store), "-t", "cifar10", "--arch", str(tmp_path / "adir")], "adir: a folder; give a spec"),
             (["query", str(store), "-t", "cifar10", "--arch", "xfernasnet"], "has no evaluation on task 'cifar10'"),
+            (["query", str(store), "-t", "cifar10", "--arch", "x" * 300], "no such file, and not a spec string"),
             (["query", str(store), "-t", "cifar10/"], "task 'cifar10/' is not in"),
             (["validate", str(store), str(tmp_path / "adir")], "adir is a directory, not a store file"),
             (["import", "csv", "--csv", str(csv), "--arch-column", "arch", "--task-column", "t=c10", "--sep", "",

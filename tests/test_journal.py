@@ -231,6 +231,36 @@ def test_a_journal_of_another_version_is_kept_aside_not_deleted(tmp_path, caplog
     kept = list(tmp_path.glob("a.h5.journal.orphan-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == foreign
     assert "may be in no file, so it was kept aside as a.h5.journal.orphan-" in caplog.text
+    _journal(a).write_bytes(foreign)  # the same journal again: kept beside the first, not over it
+    Store.open(a, "a").close()
+    kept = sorted(tmp_path.glob("a.h5.journal.orphan-*"))
+    assert len(kept) == 2 and kept[1].name.endswith("-2") and kept[1].read_bytes() == foreign
+
+
+def test_a_leftover_journal_beside_a_file_from_before_parents_were_recorded(tmp_path):
+    """A file written before commits recorded their parent cannot tell a folded journal from a
+    foreign one: validate says so (not "may be in no file" as a fact), and the journal is kept
+    aside rather than deleted; no row is read twice."""
+    import h5py
+
+    path = tmp_path / "s.h5"
+    archs = _make(path)
+    with Store.open(path, "a") as st:
+        st.append("cifar10", _records(archs[6:9], seed=1))
+        old = _journal(path).read_bytes()
+        st.compact()
+        ref = _snapshot(st)
+    with h5py.File(path, "a") as f:  # as an older nasbench_xfer wrote it (digests of attributes aside)
+        del f.attrs["nbx_parent_generation"]
+    _journal(path).write_bytes(old)
+    with Store.open(path) as st:
+        notes: list[str] = []
+        st.validate(notes=notes)
+        assert _snapshot(st) == ref
+        note = next(n for n in notes if "journal" in n)
+        assert "a writer killed after folding it in, or a journal of another version" in note
+    Store.open(path, "a").close()
+    assert not _journal(path).exists() and len(list(tmp_path.glob("s.h5.journal.orphan-*"))) == 1
 
 
 def test_replacing_commands_drop_the_journal_and_merge_reads_it(tmp_path):

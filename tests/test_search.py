@@ -577,8 +577,9 @@ def test_compare_runs_a_damaged_run_file_again(store_path, tmp_path, caplog):
     lines = good.splitlines(keepends=True)
     damage = {"cut": ("".join(lines[:3]), "2 of its 5 evaluations"),
               "mid-row": (good[: good.rindex(",random,") + 8], "its last row is cut short"),
-              "mid-spec": (good[: len(good) - len(lines[-1]) // 2], "unreadable (ParserError"),
-              "empty": ("", "unreadable (EmptyDataError"),
+              "mid-spec": (good[: len(good) - len(lines[-1]) // 2], "its last row is cut short"),
+              "empty": ("", "empty"),
+              "blank line": ("\n", "unreadable (EmptyDataError"),
               "garbage": ("x,y\n1,2\n", "no column(s) hash, optimizer, seed, step, val_metric"),
               "other seed": (run1.read_text(), "holds another search than random seed 0")}
     for what, (text, problem) in damage.items():
@@ -593,6 +594,20 @@ def test_compare_runs_a_damaged_run_file_again(store_path, tmp_path, caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="nasbench_xfer"):
         compare(s, out, progress=False)  # intact: nothing run again
+    assert "damaged" not in caplog.text
+    # valid files that must not be taken for damaged ones: a last row with an empty field (no
+    # test metric), and the runs of an optimizer given as module:Class (labelled by its name)
+    from nasbench_xfer.evaluate.search import run_file_problem
+
+    frame = pd.read_csv(run0)
+    frame.loc[frame.index[-1], ["test_metric", "test_at_best"]] = np.nan
+    frame.to_csv(run0, index=False)
+    assert run_file_problem(run0, "random", 0, 5) is None
+    mc = spec(store_path, optimizers=["nasbench_xfer.baselines.random_search:RandomSearch"], seeds=[0], budget=5)
+    compare(mc, tmp_path / "mc", progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nasbench_xfer"):
+        compare(mc, tmp_path / "mc", progress=False)
     assert "damaged" not in caplog.text
 
 

@@ -248,7 +248,7 @@ def test_lock_message_names_the_holder_this_process_or_another(tmp_path):
     st, _ = _make(path, n=2)
     with pytest.raises(StoreLocked, match="another writer in this process") as exc:
         Store.open(path, "a")
-    assert exc.value.pid == os.getpid() and "another process" not in str(exc.value)
+    assert exc.value.here and exc.value.pid == os.getpid() and "another process" not in str(exc.value)
     other, _ = _make(tmp_path / "o.h5", n=3, seed=1)
     with pytest.raises(StoreLocked, match="another writer in this process"):
         Store.merge([path], tmp_path / "o.h5", overwrite=True)  # its output is open for writing here
@@ -271,6 +271,12 @@ def test_lock_message_names_the_holder_this_process_or_another(tmp_path):
         with pytest.raises(StoreLocked, match=rf"being written by another process \(PID {proc.pid} holds") as exc:
             Store.open(path, "a")
         assert exc.value.pid == proc.pid
+        # the holder is told by the lock file's identity, not by the PID written in it (another
+        # PID namespace may reuse ours): our PID in the file still reads as another process
+        (tmp_path / "s.h5.lock").write_text(f"{os.getpid()}\n")
+        with pytest.raises(StoreLocked, match="being written by another process") as exc:
+            Store.open(path, "a")
+        assert not exc.value.here
     finally:
         proc.kill()
         proc.wait()

@@ -251,10 +251,14 @@ def _arch_from_option(value: str, space: SearchSpace) -> Hashable:
     if value.lstrip().startswith(("{", "|", "(", "[")):
         return space.from_string(value)
     path = Path(value)
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError:  # e.g. a spec string longer than a file name may be
+        is_dir = is_file = False
+    if is_dir:
         raise SpaceError(f"--arch {value}: a folder; give a spec string of the {space.name} space or a "
                          f"file holding one")
-    if path.is_file():
+    if is_file:
         try:
             return space.from_string(path.read_text())
         except (OSError, UnicodeDecodeError) as exc:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -174,15 +173,15 @@ def _open_store(path: Path, mode: str, wait_s: float):
             return Store.open(path, mode)
         except StoreLocked as exc:
             pid = exc.pid
-            if pid is None:
-                who = "another process"
-            elif pid == os.getpid():
+            if exc.here:
                 who = f"PID {pid} (this process: a Store it has open for writing)"
+            elif pid is None:
+                who = "another process"
             else:
                 who = f"PID {pid}"
             if time.monotonic() - t0 > wait_s:
                 raise StoreLocked(f"gave up after {wait_s:g} s waiting for the lock on {path} held by "
-                                  f"{who} (--lock-timeout sets how long to wait)", pid) from None
+                                  f"{who} (--lock-timeout sets how long to wait)", pid, here=exc.here) from None
             if not told:
                 get_logger(__name__).warning(f"waiting for the lock on {path} held by {who} (up to {wait_s:g} s; "
                                              f"--lock-timeout sets how long)")

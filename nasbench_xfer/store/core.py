@@ -337,12 +337,14 @@ class Store(ReadingMixin, WritingMixin, MaintenanceMixin):
             journal.remove(self.path)
         else:
             where = journal.journal_path(self.path)
-            aside = where.with_name(f"{where.name}.orphan-{scan.base or 'unknown'}")
+            aside = journal.orphan_path(self.path, scan.base)
             os.replace(where, aside)
+            what = ("does not extend this version of" if self._parent_generation is None  # an older file
+                    else "extends another version of")
             get_logger(__name__).warning(
-                f"{where} extends another version of {self.path.name} (generation {scan.base}; this "
-                f"file is {self._generation}): its {len(scan.records)} append(s) may be in no file, so it "
-                f"was kept aside as {aside.name}")
+                f"{where} {what} {self.path.name} (generation {scan.base}; this file is "
+                f"{self._generation}): its {len(scan.records)} append(s) may be in no file, so it was "
+                f"kept aside as {aside.name}")
         self._jscan = journal.Scan()
 
     def _close_journal_writer(self) -> None:

@@ -129,6 +129,19 @@ def scan(path: Path) -> Scan:
     return out
 
 
+def orphan_path(path: Path, base: str | None) -> Path:
+    """Where a journal of the store file ``path`` that extends another version of the file
+    (generation ``base``) is kept aside: ``STORE.journal.orphan-<generation>`` (the generation
+    reduced to letters and digits), ``-2``, ``-3``... if that name is taken."""
+    tag = "".join(ch for ch in (base or "") if ch.isascii() and ch.isalnum())[:32] or "unknown"
+    jp = journal_path(path)
+    out, k = jp.with_name(f"{jp.name}.orphan-{tag}"), 1
+    while out.exists():
+        k += 1
+        out = jp.with_name(f"{jp.name}.orphan-{tag}-{k}")
+    return out
+
+
 def remove(path: Path) -> None:
     """Remove the journal of the store file ``path`` (durably), if there is one."""
     jp = journal_path(path)

@@ -60,6 +60,20 @@ def lock_holder(path: str | os.PathLike) -> int | None:
         return None
 
 
+#: the lock files this process holds, by open descriptor: (device, inode) of each.  Whether a
+#: refused lock is held here is decided by the file's identity, not by the PID written in it
+#: (another PID namespace can reuse ours, and the PID is not cleared on unlock)
+_HELD: dict[int, tuple[int, int]] = {}
+
+
+def _held_here(lock_path: Path) -> bool:
+    try:
+        st = os.stat(lock_path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in set(_HELD.values())
+
+
 def lock(path: Path) -> int:
     """Take ``path.lock`` (exclusive, non-blocking) and clear copies left by killed writers."""
     lock_path = path.with_name(path.name + ".lock")
@@ -71,11 +85,12 @@ def lock(path: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
+        if _held_here(lock_path):  # flock is per open file: a Store of this process left open
+            raise StoreLocked(f"{path} is being written by another writer in this process (PID "
+                              f"{os.getpid()}: a Store opened for writing and not yet closed holds the lock "
+                              f"{lock_path}; close it first, or use `with Store.open(...)`)",
+                              os.getpid(), here=True) from None
         pid = lock_holder(path)
-        if pid == os.getpid():  # flock is per open file: a Store of this process left open
-            raise StoreLocked(f"{path} is being written by another writer in this process (PID {pid}: "
-                              f"a Store opened for writing and not yet closed holds the lock {lock_path}; "
-                              f"close it first, or use `with Store.open(...)`)", pid) from None
         who = f"PID {pid}" if pid else "another process"
         raise StoreLocked(f"{path} is being written by another process "
                           f"({who} holds the lock {lock_path})", pid) from None
@@ -86,6 +101,8 @@ def lock(path: Path) -> int:
     if not same:
         unlock(fd)
         return lock(path)
+    st = os.fstat(fd)
+    _HELD[fd] = (st.st_dev, st.st_ino)
     with contextlib.suppress(OSError):  # for messages only: who holds the lock
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -98,6 +115,7 @@ def lock(path: Path) -> int:
 
 
 def unlock(fd: int) -> None:
+    _HELD.pop(fd, None)
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
 

@@ -71,13 +71,18 @@ class MaintenanceMixin(StoreState):
             if self._journal_folded():
                 notes.append(f"{where} was already folded into the store (a writer was killed before "
                              f"removing it); it is ignored and the next writer removes it")
+            elif self._parent_generation is None:  # a file written before parents were recorded
+                notes.append(f"{where} does not extend this version of the file (generation "
+                             f"{scan.base}, the file is {self._generation}): a writer killed after "
+                             f"folding it in, or a journal of another version; this file predates the "
+                             f"record that tells them apart. Its {len(scan.records)} append(s) are not "
+                             f"read; the next writer keeps it aside as "
+                             f"{journal.orphan_path(self.path, scan.base).name}")
             else:
                 notes.append(f"{where} extends another version of this file (generation {scan.base}, "
-                             f"the file is {self._generation}"
-                             + ("" if self._parent_generation is None else
-                                f", committed over {self._parent_generation}")
-                             + f"): its {len(scan.records)} append(s) are not read, and may be in no "
-                             f"file; the next writer keeps it aside as {where.name}.orphan-{scan.base}")
+                             f"the file is {self._generation}, committed over {self._parent_generation}): "
+                             f"its {len(scan.records)} append(s) are not read, and may be in no file; the "
+                             f"next writer keeps it aside as {journal.orphan_path(self.path, scan.base).name}")
             return
         if self._journal_problem is not None:
             problems.append(f"{where}: damaged journal: {self._journal_problem}")

@@ -60,12 +60,14 @@ class StoreError(Exception):
 
 
 class StoreLocked(StoreError):
-    """Another writer holds the store's lock: another process, or (``pid`` equal to this
-    process's) a Store of this process opened for writing and not yet closed."""
+    """Another writer holds the store's lock: another process (``pid``, as written in the lock
+    file, when known) or, with ``here`` true, a Store of this process opened for writing and
+    not yet closed."""
 
-    def __init__(self, message: str, pid: int | None = None):
+    def __init__(self, message: str, pid: int | None = None, *, here: bool = False):
         super().__init__(message)
         self.pid = pid
+        self.here = here
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
