@@ -67,8 +67,8 @@ class RawDataset:
             if len(y) and int(y.min()) < 0:
                 raise ValueError(f"{self.name} {which}: labels must be class indices 0..K-1, found "
                                  f"{int(y.min())} ({self.source})")
-            if which == "train" and len(np.unique(y)) < 2:
-                raise ValueError(f"{self.name} train: the labels hold {len(np.unique(y))} class; a "
+            if which == "train" and (n_classes := len(np.unique(y))) < 2:
+                raise ValueError(f"{self.name} train: the labels hold {n_classes} class; a "
                                  f"classification task needs at least 2 ({self.source})")
 
 

@@ -9,6 +9,7 @@ and writes ``trajectories.csv`` (and ``.parquet`` when pyarrow is installed),
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import textwrap
@@ -237,7 +238,7 @@ def run_file_problem(path: Path, optimizer: str, seed: int, budget: int) -> str 
             return "empty"
         if not data.endswith(b"\n"):  # every row, the last too, ends with a newline
             return "its last row is cut short"
-        traj = pd.read_csv(path)
+        traj = pd.read_csv(io.BytesIO(data))  # the bytes just read: the file is read once
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         return f"unreadable ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
     missing = {"optimizer", "seed", "step", "hash", "val_metric"} - set(traj.columns)

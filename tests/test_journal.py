@@ -187,16 +187,22 @@ def test_every_flipped_byte_in_the_journal_is_detected(tmp_path):
         assert _snapshot(st) == ref
 
 
-def test_a_journal_already_folded_is_never_applied_twice(tmp_path):
-    """A writer killed after its compaction's rename but before removing the journal leaves
-    the old journal beside the new file: it names the old generation, so it is ignored."""
-    path = tmp_path / "s.h5"
+def _journal_then_compacted(path: Path) -> tuple[bytes, tuple]:
+    """A store with one journal append, compacted: (the journal's bytes before the compaction
+    folded it in, the store's snapshot after)."""
     archs = _make(path)
     with Store.open(path, "a") as st:
         st.append("cifar10", _records(archs[6:9], seed=1))
         old = _journal(path).read_bytes()
         st.compact()
-        ref = _snapshot(st)
+        return old, _snapshot(st)
+
+
+def test_a_journal_already_folded_is_never_applied_twice(tmp_path):
+    """A writer killed after its compaction's rename but before removing the journal leaves
+    the old journal beside the new file: it names the old generation, so it is ignored."""
+    path = tmp_path / "s.h5"
+    old, ref = _journal_then_compacted(path)
     _journal(path).write_bytes(old)
     with Store.open(path) as st:
         notes: list[str] = []
@@ -244,12 +250,7 @@ def test_a_leftover_journal_beside_a_file_from_before_parents_were_recorded(tmp_
     import h5py
 
     path = tmp_path / "s.h5"
-    archs = _make(path)
-    with Store.open(path, "a") as st:
-        st.append("cifar10", _records(archs[6:9], seed=1))
-        old = _journal(path).read_bytes()
-        st.compact()
-        ref = _snapshot(st)
+    old, ref = _journal_then_compacted(path)
     with h5py.File(path, "a") as f:  # as an older nasbench_xfer wrote it (digests of attributes aside)
         del f.attrs["nbx_parent_generation"]
     _journal(path).write_bytes(old)
